@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:attribute", one-line help shown by `capsule --help`)
     "demo": ("modelcapsule.cli.demo:command", "Train, save, reload, verify and serve a small model."),
     "inspect": ("modelcapsule.cli.inspect:command", "Show a capsule's manifest without loading the model."),
+    "serve": ("modelcapsule.cli.serve:command", "Serve capsules over TF Serving, V2 (REST, gRPC), Seldon, MLflow."),
     "verify": ("modelcapsule.cli.verify:command", "Check hashes, signature, environment drift and golden sample."),
 }
 """One entry per subcommand; registered by :class:`LazyGroup` and imported only when invoked."""

@@ -1,0 +1,80 @@
+"""The ASGI application: every protocol's routes over one data plane, plus metrics, docs and a page.
+
+:func:`create_app` takes the data plane and a Prometheus registry from the caller (no global state), so
+several apps can live in one process (tests do) and each has its own metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from .dataplane import DataPlane
+from .openapi import openapi
+from .page import render_index
+from .protocols import PROTOCOLS
+from .protocols.common import json_response
+from .protocols.v2 import server_metadata
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("modelcapsule.serving")
+
+
+def create_app(dataplane: DataPlane, *, poll: bool = True) -> Starlette:
+    """The server's ASGI app. On start-up it loads the repository (unless already loaded) and, when
+    ``poll`` is true, re-scans it every ``options.poll_seconds``; on shutdown it drains queued calls."""
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(dataplane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(render_index(dataplane))
+
+    async def docs(request: Request) -> Response:
+        return json_response(openapi(str(server_metadata()["version"])))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not dataplane.models:
+            await dataplane.reconcile()
+        poller = asyncio.create_task(_poll(dataplane)) if poll else None
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            await dataplane.close()
+
+    routes = [
+        Route("/", index, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", docs, methods=["GET"]),
+    ]
+    for factory in PROTOCOLS.values():
+        routes.extend(factory(dataplane))
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _poll(dataplane: DataPlane) -> None:
+    """Keep the served versions in step with the repository until cancelled."""
+    while True:
+        await asyncio.sleep(dataplane.options.poll_seconds)
+        try:
+            await dataplane.reconcile()
+        except (OSError, ValueError) as exc:
+            log.error(
+                "scanning the repository failed (%s); trying again in %.1f s",
+                exc,
+                dataplane.options.poll_seconds,
+            )

@@ -1,0 +1,243 @@
+"""The one data plane every protocol adapter calls: models, versions, validation and model calls.
+
+It owns the registry of loaded versions (kept in step with the repository by :meth:`DataPlane.reconcile`,
+run at start and on every poll), the executor that runs model calls off the event loop (a small fixed
+number of threads, so requests never thrash a large pool), and per version the adaptive batcher.
+
+Swapping is done on the event loop: a new version is loaded and verified on a thread, and only then
+published; a request holds the :class:`LoadedVersion` it resolved, so in-flight requests finish on the
+version they started with even if it is dropped meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import gc
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from .batching import Batcher, Outputs
+from .config import ServerOptions
+from .errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
+from .loader import Loader, load_for_serving
+from .metrics import ServingMetrics
+from .models import LoadedVersion, ModelEntry, State, VersionStatus
+from .repository import FoundVersion, Repository
+from .validation import Inputs
+
+__all__ = ["DataPlane"]
+
+log = logging.getLogger("modelcapsule.serving")
+
+
+class DataPlane:
+    """Models, versions and model calls, shared by the REST and gRPC adapters of one process."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        *,
+        options: ServerOptions | None = None,
+        metrics: ServingMetrics | None = None,
+        loader: Loader | None = None,
+    ) -> None:
+        self.repository = repository
+        self.options = options or repository.options
+        self.metrics = metrics or ServingMetrics()
+        self.loader: Loader = loader or partial(
+            load_for_serving, trusted=self.options.trusted, verify=self.options.verify
+        )
+        self.models: dict[str, ModelEntry] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._reconcile_lock: asyncio.Lock | None = None
+
+    # -- model calls
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=max(1, self.options.predict_threads), thread_name_prefix="capsule-predict"
+            )
+        return self._executor
+
+    async def predict(self, version: LoadedVersion, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
+        """Run checked inputs through ``version`` (batched with other requests when batching is on)."""
+        if version.batcher is not None:
+            return await version.batcher.submit(inputs, outputs)
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self.executor, version.call, inputs, outputs)
+        self.metrics.batch_rows.labels(version.name, version.version_text).observe(
+            len(next(iter(result.values()))) if result else 0
+        )
+        return result
+
+    # -- lookup
+
+    def entry(self, name: str) -> ModelEntry:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise ModelNotFoundError(
+                f"no model named {name!r}; this server serves {sorted(self.models) or 'no models'}."
+            ) from None
+
+    def resolve(self, name: str, version: str | None = None, label: str | None = None) -> LoadedVersion:
+        """The loaded version a request addresses: a number, a label, or (neither) the newest available."""
+        entry = self.entry(name)
+        number: int | None = None
+        if version not in (None, ""):
+            if not str(version).isdigit() or int(str(version)) < 1:
+                raise ModelNotFoundError(
+                    f"model {name!r} has no version {version!r}; versions are positive integers: "
+                    f"{self.version_list(entry)}."
+                )
+            number = int(str(version))
+        loaded = entry.get(number, label)
+        if loaded is None:
+            if number is None and label is None:
+                raise ModelNotReadyError(f"model {name!r} has no available version yet; {self.why(entry)}")
+            what = (
+                f"version {number}"
+                if label is None
+                else f"label {label!r} (version {entry.config.labels[label]})"
+            )
+            raise ModelNotFoundError(
+                f"model {name!r} {what} is not available; available versions: {self.version_list(entry)}."
+            )
+        return loaded
+
+    def default_model(self, requested: str | None) -> str:
+        """The model a route without a model in its path serves: ``requested`` or the only one."""
+        if requested:
+            return requested
+        if len(self.models) == 1:
+            return next(iter(self.models))
+        raise InvalidRequestError(
+            f"this server serves several models {sorted(self.models)}; name one with ?model=NAME."
+        )
+
+    @staticmethod
+    def version_list(entry: ModelEntry) -> list[int]:
+        return sorted(v.version for v in entry.available())
+
+    @staticmethod
+    def why(entry: ModelEntry) -> str:
+        errors = [f"version {v}: {s.error}" for v, s in sorted(entry.versions.items()) if s.error]
+        return "; ".join(errors) if errors else "it is still loading."
+
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        """Every model has at least one available version."""
+        return bool(self.models) and all(entry.available() for entry in self.models.values())
+
+    # -- keeping in step with the repository
+
+    async def reconcile(self) -> None:
+        """Scan the repository; load, verify and publish new versions; drop removed or unwanted ones."""
+        if self._reconcile_lock is None:
+            self._reconcile_lock = asyncio.Lock()
+        async with self._reconcile_lock:
+            found, configs = await asyncio.to_thread(self.repository.scan)
+            for name in [n for n in self.models if n not in found]:
+                for status in self.models[name].versions.values():
+                    self._unload(self.models[name], status)
+                del self.models[name]
+            for name, versions in found.items():
+                entry = self.models.setdefault(name, ModelEntry(name, configs[name]))
+                entry.config = configs[name]
+                await self._reconcile_model(entry, versions)
+
+    async def _reconcile_model(self, entry: ModelEntry, versions: dict[int, FoundVersion]) -> None:
+        for number in [v for v in entry.versions if v not in versions]:
+            self._unload(entry, entry.versions.pop(number))
+        for number, found in versions.items():
+            status = entry.versions.get(number)
+            if status is None or (
+                status.fingerprint != found.fingerprint and status.state is not State.AVAILABLE
+            ):
+                entry.versions[number] = VersionStatus(number, found.path, found.fingerprint)
+        chosen: list[int] = []
+        config = entry.config
+        for number in config.select(list(versions)):
+            if config.version_policy == "latest" and len(chosen) >= config.latest:
+                break
+            status = entry.versions[number]
+            if status.state is State.END and status.error:
+                continue  # failed with these very files; looked at again when they change
+            if status.state is not State.AVAILABLE:
+                await self._load(entry, status)
+            if status.state is State.AVAILABLE:
+                chosen.append(number)
+        for number, status in entry.versions.items():
+            if number not in chosen and status.state is State.AVAILABLE:
+                self._unload(entry, status)
+        self.metrics.loaded.labels(entry.name).set(len(entry.available()))
+
+    async def _load(self, entry: ModelEntry, status: VersionStatus) -> None:
+        status.state, status.error = State.LOADING, ""
+        try:
+            manifest, predictor = await asyncio.to_thread(self.loader, status.path)
+            loaded = LoadedVersion(entry.name, status.version, status.path, manifest, predictor)
+        except Exception as exc:
+            status.state, status.error = State.END, f"{type(exc).__name__}: {exc}"
+            self.metrics.load_failures.labels(entry.name).inc()
+            log.error(
+                "model %s version %d failed to load or verify: %s", entry.name, status.version, status.error
+            )
+            return
+        config = entry.config
+        if config.batching:
+            labels = self.metrics.batch_rows.labels(entry.name, loaded.version_text)
+            loaded.batcher = Batcher(
+                loaded.call,
+                self.executor,
+                max_batch_size=config.batch_size,
+                max_wait=config.batch_wait_ms / 1000.0,
+                on_batch=labels.observe,
+            )
+        status.loaded, status.state = loaded, State.AVAILABLE
+        log.info("model %s version %d is available (%s)", entry.name, status.version, status.path)
+
+    def _unload(self, entry: ModelEntry, status: VersionStatus) -> None:
+        loaded, status.loaded = status.loaded, None
+        if status.state is State.AVAILABLE:
+            status.state = State.END
+        if loaded is not None:
+            log.info("model %s version %d unloaded", entry.name, status.version)
+            asyncio.get_running_loop().create_task(_release(loaded))
+
+    def reset_loop_state(self) -> None:
+        """Forget objects bound to an event loop (after the start-up load, before workers fork)."""
+        self._reconcile_lock = None
+
+    async def close(self) -> None:
+        """Finish queued calls and stop the executor (graceful shutdown)."""
+        for entry in self.models.values():
+            for loaded in entry.available():
+                if loaded.batcher is not None:
+                    await loaded.batcher.drain()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def statuses(self, name: str) -> Sequence[VersionStatus]:
+        return [s for _, s in sorted(self.entry(name).versions.items())]
+
+
+async def _release(loaded: LoadedVersion) -> None:
+    """Let in-flight calls on a dropped version finish, then give its memory back to the system."""
+    if loaded.batcher is not None:
+        await loaded.batcher.drain()
+    del loaded
+    await asyncio.sleep(0)
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

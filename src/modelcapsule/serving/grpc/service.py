@@ -1,0 +1,170 @@
+"""The V2 gRPC servicer over the data plane, and the ``grpc.aio`` server that runs it.
+
+Inputs come as ``raw_input_contents`` (one little-endian buffer per input, decoded as numpy views, no
+copy) or typed ``contents``; outputs always go back as ``raw_output_contents``, the form Triton's and
+KServe's clients read by default.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import grpc
+import numpy as np
+
+from ..dataplane import DataPlane
+from ..errors import InvalidRequestError, ModelFailedError, ModelNotReadyError, ServingError, Status
+from ..protocols.v2 import model_metadata, server_metadata
+from ..protocols.v2_codec import decode_binary, decode_data, encode_binary, output_datatype
+from . import grpc_service_pb2 as pb
+from . import grpc_service_pb2_grpc as pb_grpc
+
+__all__ = ["InferenceServicer", "start_grpc_server"]
+
+log = logging.getLogger("modelcapsule.serving")
+
+_CONTENTS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+
+
+def _typed_contents(tensor: Any, field: str) -> Any:
+    attr = _CONTENTS.get(tensor.datatype)
+    if attr is None:
+        raise InvalidRequestError(
+            f"{field} datatype {tensor.datatype!r} cannot be sent as typed contents; send raw_input_contents."
+        )
+    values = list(getattr(tensor.contents, attr))
+    if tensor.datatype == "BYTES":
+        return [v.decode("utf-8", "surrogateescape") for v in values]
+    return values
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """``inference.GRPCInferenceService`` answered from a :class:`DataPlane`."""
+
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
+
+    async def ServerLive(self, request: Any, context: Any) -> Any:
+        return pb.ServerLiveResponse(live=self.dataplane.live())
+
+    async def ServerReady(self, request: Any, context: Any) -> Any:
+        return pb.ServerReadyResponse(ready=self.dataplane.ready())
+
+    async def ModelReady(self, request: Any, context: Any) -> Any:
+        try:
+            self.dataplane.resolve(request.name, request.version or None)
+        except ModelNotReadyError:
+            return pb.ModelReadyResponse(ready=False)
+        except ServingError as exc:
+            await context.abort(grpc.StatusCode[exc.status.value], str(exc))
+        return pb.ModelReadyResponse(ready=True)
+
+    async def ServerMetadata(self, request: Any, context: Any) -> Any:
+        meta = server_metadata()
+        return pb.ServerMetadataResponse(
+            name=meta["name"], version=meta["version"], extensions=meta["extensions"]
+        )
+
+    async def ModelMetadata(self, request: Any, context: Any) -> Any:
+        try:
+            meta = model_metadata(
+                self.dataplane, self.dataplane.resolve(request.name, request.version or None)
+            )
+        except ServingError as exc:
+            await context.abort(grpc.StatusCode[exc.status.value], str(exc))
+        tensor = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=meta["name"],
+            versions=meta["versions"],
+            platform=meta["platform"],
+            inputs=[tensor(**t) for t in meta["inputs"]],
+            outputs=[tensor(**t) for t in meta["outputs"]],
+        )
+
+    async def ModelInfer(self, request: Any, context: Any) -> Any:
+        start = time.perf_counter()
+        request_id = request.id or uuid.uuid4().hex[:16]
+        model, version, code = request.model_name, "", "OK"
+        try:
+            loaded = self.dataplane.resolve(request.model_name, request.model_version or None)
+            version = loaded.version_text
+            raw = self._inputs(request)
+            inputs = loaded.validator.check_inputs(raw)
+            names = loaded.validator.check_outputs([o.name for o in request.outputs] or None)
+            result = await self.dataplane.predict(loaded, inputs, names)
+            response = pb.ModelInferResponse(model_name=loaded.name, model_version=version, id=request.id)
+            for name in names:
+                arr = result[name]
+                response.outputs.add(name=name, datatype=output_datatype(arr), shape=list(arr.shape))
+                response.raw_output_contents.append(encode_binary(arr))
+            return response
+        except ServingError as exc:
+            code = exc.status.value
+            await context.abort(grpc.StatusCode[code], str(exc))
+        except Exception:
+            code = Status.INTERNAL.value
+            log.exception("gRPC request %s failed", request_id)
+            await context.abort(grpc.StatusCode.INTERNAL, str(ModelFailedError(request_id)))
+        finally:
+            metrics = self.dataplane.metrics
+            if model in self.dataplane.models:
+                metrics.requests.labels(model, version, "grpc", code).inc()
+                metrics.latency.labels(model, version, "grpc").observe(time.perf_counter() - start)
+        raise AssertionError("unreachable")  # context.abort raises
+
+    @staticmethod
+    def _inputs(request: Any) -> dict[str, np.ndarray[Any, Any]]:
+        raw_contents = request.raw_input_contents
+        if raw_contents and len(raw_contents) != len(request.inputs):
+            raise InvalidRequestError(
+                f"raw_input_contents has {len(raw_contents)} buffer(s) for {len(request.inputs)} input(s); "
+                "send one per input, in order."
+            )
+        raw: dict[str, np.ndarray[Any, Any]] = {}
+        for i, tensor in enumerate(request.inputs):
+            field = f"input {tensor.name!r}"
+            shape = tuple(int(d) for d in tensor.shape)
+            if any(d < 0 for d in shape):
+                raise InvalidRequestError(f"{field} shape {list(shape)} has a negative dimension.")
+            if tensor.name in raw:
+                raise InvalidRequestError(f"{field} is given twice.")
+            if raw_contents:
+                raw[tensor.name] = decode_binary(raw_contents[i], tensor.datatype, shape, field)
+            else:
+                raw[tensor.name] = decode_data(_typed_contents(tensor, field), tensor.datatype, shape, field)
+        return raw
+
+
+async def start_grpc_server(dataplane: DataPlane, host: str, port: int) -> grpc.aio.Server:
+    """Start serving V2 gRPC on ``host:port`` (in the running event loop); returns the server."""
+    limit = dataplane.options.max_body_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", max(limit, 64 << 20)),
+            ("grpc.so_reuseport", 1),
+        ]
+    )
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot listen for gRPC on {host}:{port}")
+    await server.start()
+    log.info("V2 gRPC listening on %s:%d", host, bound)
+    return server

@@ -1,0 +1,35 @@
+"""Loading one capsule for serving: the safe loader, the golden-sample check, and the predictor.
+
+The loader is a plain callable so that the data plane does not care how a capsule becomes a
+predictor; the default one goes through :func:`modelcapsule.api.load_capsule` with ``verify=True``, so
+a version is only ever served after it reproduced its golden sample.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+from ..manifest import Manifest
+from ..types import Predictor
+
+__all__ = ["Loader", "load_for_serving"]
+
+Loader = Callable[[Path], tuple[Manifest, Predictor]]
+log = logging.getLogger("modelcapsule.serving")
+
+
+def load_for_serving(
+    path: Path, *, trusted: tuple[str, ...] = (), verify: bool = True
+) -> tuple[Manifest, Predictor]:
+    """Load, check and verify ``path``; environment drift is logged, not raised (the sample decides)."""
+    from ..api import load_capsule
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = load_capsule(path, trusted=trusted, verify=verify, on_mismatch="warn")
+    for warning in caught:
+        log.warning("%s: %s", path, warning.message)
+    return loaded.manifest, loaded.predictor

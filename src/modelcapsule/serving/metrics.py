@@ -1,0 +1,49 @@
+"""Prometheus metrics of one server, registered on a registry the caller passes in (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["ServingMetrics"]
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class ServingMetrics:
+    """Requests, latencies, batch sizes, loaded versions and load failures."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.requests = Counter(
+            "modelcapsule_requests",
+            "Requests answered, by model, version, protocol and HTTP status.",
+            ["model", "version", "protocol", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "modelcapsule_request_seconds",
+            "Time from request to response, by model, version and protocol.",
+            ["model", "version", "protocol"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_rows = Histogram(
+            "modelcapsule_batch_rows",
+            "Rows per model call (adaptive batching merges requests).",
+            ["model", "version"],
+            buckets=_BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.loaded = Gauge(
+            "modelcapsule_loaded_versions",
+            "Model versions loaded and available.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.load_failures = Counter(
+            "modelcapsule_load_failures",
+            "Versions that failed to load or verify.",
+            ["model"],
+            registry=self.registry,
+        )

@@ -1,0 +1,119 @@
+"""What the data plane holds per model: its versions, their states, and the loaded predictors.
+
+State names follow TF Serving's ``ModelVersionStatus.State`` (START, LOADING, AVAILABLE, UNLOADING,
+END); a version that failed to load or verify is END with its error kept for the status APIs.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..manifest import Manifest
+from ..types import Predictor
+from .batching import Batcher, Outputs
+from .config import ModelConfig
+from .errors import InvalidRequestError
+from .validation import Inputs, RequestValidator, Table, rows_of
+
+__all__ = ["LoadedVersion", "ModelEntry", "State", "VersionStatus"]
+
+
+class State(enum.Enum):
+    START = "START"
+    LOADING = "LOADING"
+    AVAILABLE = "AVAILABLE"
+    UNLOADING = "UNLOADING"
+    END = "END"
+
+
+class LoadedVersion:
+    """One loaded, verified model version: predictor, compiled request checks and its batcher."""
+
+    def __init__(self, name: str, version: int, path: Path, manifest: Manifest, predictor: Predictor) -> None:
+        self.name = name
+        self.version = version
+        self.version_text = str(version)
+        self.path = path
+        self.manifest = manifest
+        self.predictor = predictor
+        self.signature = predictor.signature if manifest.signature is None else manifest.signature
+        self.validator = RequestValidator(self.signature)
+        self.batcher: Batcher | None = None
+        self._tabular = (
+            {s.name for s in self.signature.inputs if s.columns is not None} if self.signature else set()
+        )
+
+    @property
+    def task(self) -> str:
+        return str(self.manifest.model.get("task", ""))
+
+    @property
+    def classes(self) -> tuple[Any, ...] | None:
+        return None if self.signature is None else self.signature.classes
+
+    def call(self, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
+        """Run the predictor (on an executor thread) and check it answered one row per input row."""
+        args: dict[str, Any] = {}
+        for name, value in inputs.items():
+            if isinstance(value, Table):
+                args[name] = value.to_frame() if name in self._tabular else value.as_array()
+            else:
+                args[name] = value
+        result = self.predictor.predict(args, list(outputs) if outputs else None)
+        rows = rows_of(inputs)
+        out: Outputs = {}
+        for name, value in result.items():
+            arr = np.asarray(value)
+            if arr.ndim == 0 or arr.shape[0] != rows:
+                raise RuntimeError(f"output {name!r} has shape {arr.shape} for {rows} input rows")
+            out[name] = arr
+        return out
+
+
+@dataclass
+class VersionStatus:
+    """A version seen in the repository: where it is, its state, and its error if it failed."""
+
+    version: int
+    path: Path
+    fingerprint: tuple[Any, ...]
+    state: State = State.START
+    error: str = ""
+    loaded: LoadedVersion | None = None
+
+
+@dataclass
+class ModelEntry:
+    """A served model: its configuration and every version the repository shows."""
+
+    name: str
+    config: ModelConfig
+    versions: dict[int, VersionStatus] = field(default_factory=dict)
+
+    def available(self) -> list[LoadedVersion]:
+        """Loaded versions, newest first."""
+        return [
+            s.loaded
+            for _, s in sorted(self.versions.items(), reverse=True)
+            if s.state is State.AVAILABLE and s.loaded is not None
+        ]
+
+    def get(self, version: int | None = None, label: str | None = None) -> LoadedVersion | None:
+        if label is not None:
+            if label not in self.config.labels:
+                raise InvalidRequestError(
+                    f"model {self.name!r} has no label {label!r}; its labels are {sorted(self.config.labels)}."
+                )
+            version = self.config.labels[label]
+        if version is None:
+            available = self.available()
+            return available[0] if available else None
+        status = self.versions.get(version)
+        if status is None or status.state is not State.AVAILABLE:
+            return None
+        return status.loaded

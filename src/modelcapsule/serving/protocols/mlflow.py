@@ -1,0 +1,138 @@
+"""MLflow's scoring server protocol: ``POST /invocations``, ``/ping``, ``/health``, ``/version``.
+
+Shapes follow MLflow's "Deploy MLflow models" documentation (MLflow 2.x): a JSON body holds exactly
+one of ``dataframe_split`` ({columns, data}), ``dataframe_records``, ``instances`` or ``inputs``; a
+``text/csv`` body is a table with a header row; the answer is ``{"predictions": [...]}``; errors are
+``{"error_code": "BAD_REQUEST", "message": "..."}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..dataplane import DataPlane
+from ..errors import InvalidRequestError, Status
+from .common import Call, endpoint, json_response, parse_json, read_body, to_list
+from .tabular import from_records, from_rows
+
+__all__ = ["routes"]
+
+_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+_CODES = {
+    400: "BAD_REQUEST",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    413: "BAD_REQUEST",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+def _error(message: str, status: Status) -> Response:
+    return json_response(
+        {"error_code": _CODES.get(status.http_status, "INTERNAL_ERROR"), "message": message},
+        status.http_status,
+    )
+
+
+def _csv_rows(body: bytes) -> tuple[list[str], list[list[str]]]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequestError("the CSV body is not UTF-8 text.") from None
+    reader = csv.reader(io.StringIO(text))
+    try:
+        table = [row for row in reader if row]
+    except csv.Error as exc:
+        raise InvalidRequestError(f"the CSV body is malformed: {exc}.") from None
+    if len(table) < 2:
+        raise InvalidRequestError("the CSV body needs a header row and at least one row of values.")
+    header, rows = table[0], table[1:]
+    for i, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise InvalidRequestError(
+                f"CSV line {i} has {len(row)} values; the header names {len(header)} columns."
+            )
+    return header, rows
+
+
+def _numbers(rows: list[list[str]]) -> list[list[Any]]:
+    """CSV cells as numbers where they parse as numbers (strings otherwise)."""
+
+    def cell(text: str) -> Any:
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+
+    return [[cell(c) for c in row] for row in rows]
+
+
+def routes(dataplane: DataPlane) -> list[BaseRoute]:
+    limit = dataplane.options.max_body_bytes
+
+    async def invocations(request: Request, call: Call) -> Response:
+        call.model = dataplane.default_model(request.query_params.get("model"))
+        loaded = dataplane.resolve(call.model)
+        call.version = loaded.version_text
+        body = await read_body(request, limit)
+        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if content_type == "text/csv":
+            header, rows = _csv_rows(body)
+            inputs = from_rows(loaded, _numbers(rows), header, "CSV")
+        elif content_type in ("application/json", ""):
+            doc = parse_json(body)
+            if not isinstance(doc, dict):
+                raise InvalidRequestError(
+                    f"the JSON body must be an object with one of the keys {list(_KEYS)}."
+                )
+            keys = [k for k in _KEYS if k in doc]
+            if len(keys) != 1:
+                raise InvalidRequestError(
+                    f"the JSON body must hold exactly one of {list(_KEYS)}; it has {keys or sorted(doc)}."
+                )
+            key, value = keys[0], doc[keys[0]]
+            if key == "dataframe_split":
+                if not isinstance(value, dict) or "data" not in value:
+                    raise InvalidRequestError(
+                        "dataframe_split must be an object {'columns': [...], 'data': [[...]]}."
+                    )
+                inputs = from_rows(loaded, value["data"], value.get("columns"), "dataframe_split.data")
+            elif key == "dataframe_records":
+                inputs = from_records(loaded, value, "dataframe_records")
+            elif isinstance(value, list) and value and isinstance(value[0], dict):
+                inputs = from_records(loaded, value, key)
+            else:
+                inputs = from_rows(loaded, value, None, key)
+        else:
+            raise InvalidRequestError(
+                f"content type {content_type!r} is not supported; send application/json or text/csv."
+            )
+        output = loaded.validator.output_names[0]
+        result = (await dataplane.predict(loaded, inputs, (output,)))[output]
+        return json_response({"predictions": to_list(result)})
+
+    async def ping(request: Request, call: Call) -> Response:
+        return PlainTextResponse("\n", 200 if dataplane.ready() else 503)
+
+    async def version(request: Request, call: Call) -> Response:
+        from .v2 import server_metadata
+
+        return PlainTextResponse(str(server_metadata()["version"]))
+
+    def route(path: str, handler: Any, methods: list[str]) -> Route:
+        return Route(path, endpoint(dataplane, "mlflow", _error, handler), methods=methods)
+
+    return [
+        route("/invocations", invocations, ["POST"]),
+        route("/ping", ping, ["GET"]),
+        route("/health", ping, ["GET"]),
+        route("/version", version, ["GET"]),
+    ]

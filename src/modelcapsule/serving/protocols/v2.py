@@ -1,0 +1,229 @@
+"""Open Inference Protocol V2 over REST (KServe, Triton, MLServer clients), with the binary extension.
+
+Routes and shapes follow the KServe Open Inference Protocol REST specification; the binary tensor data
+extension follows Triton's ``binary_tensor_data`` extension: the header ``Inference-Header-Content-Length``
+gives the size of the leading JSON, input parameters ``binary_data_size`` the size of each binary
+tensor that follows it, and output parameters ``binary_data`` (or the request parameter
+``binary_data_output``) ask for binary outputs, which are answered the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ..dataplane import DataPlane
+from ..errors import InvalidRequestError, ModelNotReadyError, Status
+from ..models import LoadedVersion
+from .common import Call, endpoint, json_response, parse_json, read_body
+from .v2_codec import (
+    decode_binary,
+    decode_data,
+    encode_binary,
+    flat_list,
+    output_datatype,
+    requested,
+    v2_shape,
+)
+
+__all__ = ["model_metadata", "routes", "server_metadata"]
+
+HEADER_LENGTH = "inference-header-content-length"
+EXTENSIONS = ["binary_tensor_data"]
+
+
+def _error(message: str, status: Status) -> Response:
+    return json_response({"error": message}, status.http_status)
+
+
+def server_metadata() -> dict[str, Any]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("modelcapsule")
+    except PackageNotFoundError:
+        ver = "0"
+    return {"name": "modelcapsule", "version": ver, "extensions": EXTENSIONS}
+
+
+def tensor_metadata(specs: Any) -> list[dict[str, Any]]:
+    from ..dtypes import numpy_to_v2
+
+    return [{"name": s.name, "datatype": numpy_to_v2(s.dtype), "shape": list(s.shape)} for s in specs]
+
+
+def model_metadata(dataplane: DataPlane, loaded: LoadedVersion) -> dict[str, Any]:
+    sig = loaded.signature
+    return {
+        "name": loaded.name,
+        "versions": [str(v) for v in dataplane.version_list(dataplane.entry(loaded.name))],
+        "platform": f"modelcapsule_{loaded.manifest.framework}",
+        "inputs": tensor_metadata(sig.inputs if sig else ()),
+        "outputs": tensor_metadata(sig.outputs if sig else ()),
+    }
+
+
+def decode_inputs(doc: dict[str, Any], binary: memoryview) -> tuple[dict[str, np.ndarray[Any, Any]], int]:
+    """The request's input tensors by name, and how many binary bytes they used."""
+    inputs = doc.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidRequestError(
+            "'inputs' must be a non-empty list of tensors {name, shape, datatype, data}."
+        )
+    raw: dict[str, np.ndarray[Any, Any]] = {}
+    offset = 0
+    for i, tensor in enumerate(inputs):
+        field = f"inputs[{i}]"
+        if not isinstance(tensor, dict):
+            raise InvalidRequestError(f"{field} must be an object {{name, shape, datatype, data}}.")
+        name = tensor.get("name")
+        if not isinstance(name, str):
+            raise InvalidRequestError(f"{field}.name must be a string.")
+        field = f"input {name!r}"
+        if name in raw:
+            raise InvalidRequestError(f"{field} is given twice.")
+        shape = v2_shape(tensor.get("shape"), f"{field} shape")
+        datatype = tensor.get("datatype")
+        if not isinstance(datatype, str):
+            raise InvalidRequestError(f"{field} needs a 'datatype' string such as FP64 or INT64.")
+        params = tensor.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise InvalidRequestError(f"{field} parameters must be an object.")
+        size = params.get("binary_data_size")
+        if size is not None:
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
+                raise InvalidRequestError(
+                    f"{field} binary_data_size {size!r} does not fit the {len(binary) - offset} binary bytes left."
+                )
+            raw[name] = decode_binary(binary[offset : offset + size], datatype, shape, field)
+            offset += size
+        elif "data" in tensor:
+            raw[name] = decode_data(tensor["data"], datatype, shape, field)
+        else:
+            raise InvalidRequestError(f"{field} has neither 'data' nor a binary_data_size parameter.")
+    return raw, offset
+
+
+def encode_outputs(
+    result: dict[str, np.ndarray[Any, Any]], wanted: dict[str, bool]
+) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """Output tensors (JSON or binary as asked) and the binary chunks to append after the JSON."""
+    tensors: list[dict[str, Any]] = []
+    chunks: list[bytes] = []
+    for name, binary in wanted.items():
+        arr = result[name]
+        tensor: dict[str, Any] = {"name": name, "datatype": output_datatype(arr), "shape": list(arr.shape)}
+        if binary:
+            raw = encode_binary(arr)
+            tensor["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            tensor["data"] = flat_list(arr)
+        tensors.append(tensor)
+    return tensors, chunks
+
+
+def routes(dataplane: DataPlane) -> list[BaseRoute]:
+    """The V2 REST routes, bound to ``dataplane``."""
+    limit = dataplane.options.max_body_bytes
+
+    def route(path: str, handler: Any, methods: list[str]) -> Route:
+        return Route(path, endpoint(dataplane, "v2", _error, handler), methods=methods)
+
+    async def server(request: Request, call: Call) -> Response:
+        return json_response(server_metadata())
+
+    async def live(request: Request, call: Call) -> Response:
+        return json_response({"live": dataplane.live()}, 200 if dataplane.live() else 503)
+
+    async def ready(request: Request, call: Call) -> Response:
+        ok = dataplane.ready()
+        return json_response({"ready": ok}, 200 if ok else 503)
+
+    def resolve(request: Request, call: Call) -> LoadedVersion:
+        name = request.path_params["model"]
+        call.model = name
+        loaded = dataplane.resolve(name, request.path_params.get("version"))
+        call.version = loaded.version_text
+        return loaded
+
+    async def metadata(request: Request, call: Call) -> Response:
+        return json_response(model_metadata(dataplane, resolve(request, call)))
+
+    async def model_ready(request: Request, call: Call) -> Response:
+        try:
+            resolve(request, call)
+        except ModelNotReadyError:
+            return json_response({"name": request.path_params["model"], "ready": False}, 400)
+        return json_response({"name": request.path_params["model"], "ready": True})
+
+    async def infer(request: Request, call: Call) -> Response:
+        loaded = resolve(request, call)
+        body = await read_body(request, limit)
+        header = request.headers.get(HEADER_LENGTH)
+        if header is not None:
+            if not header.isdigit() or int(header) > len(body):
+                raise InvalidRequestError(
+                    f"{HEADER_LENGTH} {header!r} must be the byte length of the JSON part (body is {len(body)} bytes)."
+                )
+            split = int(header)
+        else:
+            split = len(body)
+        view = memoryview(body)
+        doc = parse_json(view[:split])
+        if not isinstance(doc, dict):
+            raise InvalidRequestError("the inference request must be a JSON object with 'inputs'.")
+        raw, used = decode_inputs(doc, view[split:])
+        if used != len(body) - split:
+            raise InvalidRequestError(
+                f"the body has {len(body) - split} binary bytes but the inputs' binary_data_size add up to {used}."
+            )
+        params = doc.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise InvalidRequestError("'parameters' must be an object.")
+        asked = requested(doc.get("outputs"))
+        binary_default = bool(params.get("binary_data_output", False))
+        names = loaded.validator.check_outputs([o["name"] for o in asked] or None)
+        wanted = {name: binary_default for name in names}
+        for o in asked:
+            p = o.get("parameters") or {}
+            wanted[o["name"]] = (
+                bool(p.get("binary_data", binary_default)) if isinstance(p, dict) else binary_default
+            )
+        inputs = loaded.validator.check_inputs(raw)
+        result = await dataplane.predict(loaded, inputs, names)
+        tensors, chunks = encode_outputs(result, wanted)
+        answer: dict[str, Any] = {
+            "model_name": loaded.name,
+            "model_version": loaded.version_text,
+            "outputs": tensors,
+        }
+        if "id" in doc:
+            answer["id"] = doc["id"]
+        if not chunks:
+            return json_response(answer)
+        head = orjson.dumps(answer)
+        return Response(
+            b"".join([head, *chunks]),
+            media_type="application/octet-stream",
+            headers={"Inference-Header-Content-Length": str(len(head))},
+        )
+
+    paths = []
+    for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+        paths += [
+            route(prefix, metadata, ["GET"]),
+            route(prefix + "/ready", model_ready, ["GET"]),
+            route(prefix + "/infer", infer, ["POST"]),
+        ]
+    return [
+        route("/v2", server, ["GET"]),
+        route("/v2/health/live", live, ["GET"]),
+        route("/v2/health/ready", ready, ["GET"]),
+        *paths,
+    ]
