@@ -29,7 +29,7 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
         query = "" if len(dataplane.models) == 1 else f"?model={name}"
         url_host = f"[{host}]" if ":" in host else host
         return (
-            f"curl -s -X POST http://{url_host}:{port}/predict{query} -H 'Content-Type: application/json' "
+            f"curl -s -X POST 'http://{url_host}:{port}/predict{query}' -H 'Content-Type: application/json' "
             f"-d '{json.dumps(body)}'"
         )
     return ""

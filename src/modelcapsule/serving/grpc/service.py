@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 
 from ..dataplane import DataPlane
-from ..errors import InvalidRequestError, ModelFailedError, ModelNotReadyError, ServingError, Status
+from ..errors import InvalidRequestError, ModelFailedError, ServingError, Status
 from ..protocols.v2 import model_metadata, server_metadata
 from ..protocols.v2_codec import decode_binary, decode_data, encode_binary, output_datatype
 from . import grpc_service_pb2 as pb
@@ -69,10 +69,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelReady(self, request: Any, context: Any) -> Any:
         try:
             self.dataplane.resolve(request.name, request.version or None)
-        except ModelNotReadyError:
+        except ServingError:  # unknown, not loaded or failed: not ready, as Triton answers
             return pb.ModelReadyResponse(ready=False)
-        except ServingError as exc:
-            await context.abort(grpc.StatusCode[exc.status.value], str(exc))
         return pb.ModelReadyResponse(ready=True)
 
     async def ServerMetadata(self, request: Any, context: Any) -> Any:

@@ -87,7 +87,7 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         if content_type == "text/csv":
             header, rows = _csv_rows(body)
             inputs = from_rows(loaded, _numbers(rows), header, "CSV")
-        elif content_type in ("application/json", ""):
+        elif content_type in ("application/json", "", "application/x-www-form-urlencoded"):  # curl -d sends the latter
             doc = parse_json(body)
             if not isinstance(doc, dict):
                 raise InvalidRequestError(

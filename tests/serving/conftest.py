@@ -1,0 +1,128 @@
+"""Fixtures for the serving tests: small real capsules, and the real server started on a free port.
+
+Servers run as child processes (``capsule serve`` from this checkout) on 127.0.0.1; every wait is
+bounded, and every server is stopped with SIGTERM (graceful shutdown) when its fixture ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LinearRegression, LogisticRegression
+
+import modelcapsule as mc
+
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A running ``capsule serve``: its URLs, its process, and what it printed."""
+
+    url: str
+    grpc_address: str
+    process: subprocess.Popen[str]
+    http_port: int
+    grpc_port: int
+
+    def stop(self, timeout: float = 30.0) -> tuple[int, str, str]:
+        """SIGTERM (graceful shutdown), then the exit code and everything the server printed."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            out, err = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate(timeout=10)
+        return self.process.returncode, out, err
+
+
+def start_server(capsule_cmd: list[str], env: dict[str, str], *args: str) -> Server:
+    """Start ``capsule serve ARGS`` on free ports; return once /v2/health/live answers."""
+    http_port, grpc_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [*capsule_cmd, "serve", *args, "--port", str(http_port), "--grpc-port", str(grpc_port)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    server = Server(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            out, err = process.communicate()
+            raise RuntimeError(f"capsule serve exited with {process.returncode}:\n{out}\n{err}")
+        with contextlib.suppress(requests.ConnectionError):
+            if requests.get(server.url + "/v2/health/live", timeout=2).status_code == 200:
+                return server
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError("capsule serve did not answer within the start timeout")
+
+
+@dataclass(frozen=True)
+class Models:
+    """The fitted models behind the test capsules, to compare the server's answers with."""
+
+    X: np.ndarray
+    frame: pd.DataFrame
+    iris: LogisticRegression
+    iris_df: LogisticRegression
+    half: LinearRegression
+    iris_path: Path
+    iris_df_path: Path
+    half_path: Path
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
+    root = tmp_path_factory.mktemp("capsules")
+    X, y = load_iris(return_X_y=True)
+    frame = pd.DataFrame(X, columns=["sepal_length", "sepal_width", "petal_length", "petal_width"])
+    iris = LogisticRegression(max_iter=1000).fit(X, y)
+    iris_df = LogisticRegression(max_iter=1000).fit(frame, y)
+    x = np.array([[0.0], [1.0], [2.0], [4.0]])
+    half = LinearRegression().fit(x, 0.5 * x[:, 0] + 3.0)  # TF Serving's half_plus_three example model
+    mc.save(iris, root / "iris.capsule", sample=X[:10], name="iris")
+    mc.save(iris_df, root / "iris_df.capsule", sample=frame[:10], name="iris_df")
+    mc.save(half, root / "half.capsule", sample=x, name="half_plus_three")
+    return Models(X, frame, iris, iris_df, half, root / "iris.capsule", root / "iris_df.capsule", root / "half.capsule")
+
+
+@pytest.fixture(scope="session")
+def server(models: Models, capsule_cmd: list[str], subprocess_env: dict[str, str]) -> Iterator[Server]:
+    """One server for the protocol tests: three models, batching on."""
+    srv = start_server(
+        capsule_cmd, subprocess_env, str(models.iris_path), str(models.iris_df_path), str(models.half_path),
+        "--batch-size", "32", "--batch-wait-ms", "2", "--max-body-bytes", "1000000",
+    )
+    yield srv
+    srv.stop()
+
+
+def add_version(repo: Path, model: str, version: int, capsule: Path) -> Path:
+    """Drop a capsule into ``repo/model/version/`` atomically (copied under a dot name, then renamed)."""
+    tmp = repo / model / f".tmp-{version}"
+    tmp.mkdir(parents=True)
+    shutil.copyfile(capsule, tmp / "model.capsule")
+    final = repo / model / str(version)
+    os.rename(tmp, final)
+    return final
