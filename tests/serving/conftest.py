@@ -41,35 +41,43 @@ class Server:
 
     url: str
     grpc_address: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     http_port: int
     grpc_port: int
+    log_dir: Path
 
-    def stop(self, timeout: float = 30.0) -> tuple[int, str, str]:
-        """SIGTERM (graceful shutdown), then the exit code and everything the server printed."""
+    def stdout(self) -> str:
+        return (self.log_dir / "stdout.txt").read_text()
+
+    def stderr(self) -> str:
+        return (self.log_dir / "stderr.txt").read_text()
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM (graceful shutdown); the exit code."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            out, err = self.process.communicate(timeout=timeout)
+            return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            out, err = self.process.communicate(timeout=10)
-        return self.process.returncode, out, err
+            return self.process.wait(10)
 
 
-def start_server(capsule_cmd: list[str], env: dict[str, str], *args: str) -> Server:
-    """Start ``capsule serve ARGS`` on free ports; return once /v2/health/live answers."""
+def start_server(capsule_cmd: list[str], env: dict[str, str], log_dir: Path, *args: str) -> Server:
+    """Start ``capsule serve ARGS`` on free ports, its output in ``log_dir``; return once it answers."""
     http_port, grpc_port = free_port(), free_port()
-    process = subprocess.Popen(
-        [*capsule_cmd, "serve", *args, "--port", str(http_port), "--grpc-port", str(grpc_port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    server = Server(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "stdout.txt", "wb") as out, open(log_dir / "stderr.txt", "wb") as err:
+        process = subprocess.Popen(
+            [*capsule_cmd, "serve", *args, "--port", str(http_port), "--grpc-port", str(grpc_port)],
+            env=env, stdout=out, stderr=err,
+        )
+    server = Server(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port,
+                    log_dir)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            out, err = process.communicate()
-            raise RuntimeError(f"capsule serve exited with {process.returncode}:\n{out}\n{err}")
+            raise RuntimeError(f"capsule serve exited with {process.returncode}:\n{server.stdout()}\n{server.stderr()}")
         with contextlib.suppress(requests.ConnectionError):
             if requests.get(server.url + "/v2/health/live", timeout=2).status_code == 200:
                 return server
@@ -108,10 +116,12 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
 
 
 @pytest.fixture(scope="session")
-def server(models: Models, capsule_cmd: list[str], subprocess_env: dict[str, str]) -> Iterator[Server]:
+def server(
+    models: Models, capsule_cmd: list[str], subprocess_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """One server for the protocol tests: three models, batching on."""
     srv = start_server(
-        capsule_cmd, subprocess_env, str(models.iris_path), str(models.iris_df_path), str(models.half_path),
+        capsule_cmd, subprocess_env, tmp_path_factory.mktemp("server"), str(models.iris_path), str(models.iris_df_path), str(models.half_path),
         "--batch-size", "32", "--batch-wait-ms", "2", "--max-body-bytes", "1000000",
     )
     yield srv

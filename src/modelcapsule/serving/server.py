@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,8 +115,18 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
             await grpc_server.stop(GRACE_SECONDS)
 
 
+def _stopped_by_signal(signum: int, _frame: Any) -> None:
+    """What a stop signal does once the server has drained: nothing more, so the worker exits with 0.
+
+    uvicorn catches SIGTERM/SIGINT while serving, shuts down gracefully, then re-raises the signal
+    into the handler that was there before; this is that handler."""
+
+
 def _run(dataplane: DataPlane, sock: socket.socket, settings: ServeSettings) -> None:
     limit_numeric_threads(dataplane.options.numeric_threads)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped_by_signal)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run_worker(dataplane, sock, settings))
 
@@ -149,20 +161,47 @@ def serve(
             code = 0
             try:
                 _run(dataplane, sock, settings)
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - a worker reports and exits, never returns into the parent's code
                 log.exception("worker %d failed", os.getpid())
                 code = 1
             finally:
+                log.info("worker %d stopped", os.getpid())
                 os._exit(code)
         children.append(pid)
+    _supervise(children)
+
+
+def _supervise(children: list[int]) -> None:
+    """Wait for the workers; a stop signal is passed on to them, and any worker still running
+    ``GRACE_SECONDS + 10`` s later is killed (its in-flight requests had their grace period)."""
+    stopping: list[float] = []
 
     def forward(signum: int, _frame: Any) -> None:
+        if not stopping:
+            stopping.append(time.monotonic())
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for pid in children:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+    running = set(children)
+    failed = 0
+    while running:
+        for pid in list(running):
+            with contextlib.suppress(ChildProcessError):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done == 0:
+                    continue
+                failed += int(os.waitstatus_to_exitcode(status) != 0)
+            running.discard(pid)
+        if running and stopping and time.monotonic() - stopping[0] > GRACE_SECONDS + 10:
+            for pid in running:
+                log.error("worker %d did not stop in time; its stacks follow, then it is killed", pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGUSR1)
+                    time.sleep(0.5)
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    if failed:
+        raise SystemExit(1)
