@@ -70,14 +70,19 @@ def start_server(capsule_cmd: list[str], env: dict[str, str], log_dir: Path, *ar
     with open(log_dir / "stdout.txt", "wb") as out, open(log_dir / "stderr.txt", "wb") as err:
         process = subprocess.Popen(
             [*capsule_cmd, "serve", *args, "--port", str(http_port), "--grpc-port", str(grpc_port)],
-            env=env, stdout=out, stderr=err,
+            env=env,
+            stdout=out,
+            stderr=err,
         )
-    server = Server(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port,
-                    log_dir)
+    server = Server(
+        f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port, log_dir
+    )
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"capsule serve exited with {process.returncode}:\n{server.stdout()}\n{server.stderr()}")
+            raise RuntimeError(
+                f"capsule serve exited with {process.returncode}:\n{server.stdout()}\n{server.stderr()}"
+            )
         with contextlib.suppress(requests.ConnectionError):
             if requests.get(server.url + "/v2/health/live", timeout=2).status_code == 200:
                 return server
@@ -112,17 +117,32 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     mc.save(iris, root / "iris.capsule", sample=X[:10], name="iris")
     mc.save(iris_df, root / "iris_df.capsule", sample=frame[:10], name="iris_df")
     mc.save(half, root / "half.capsule", sample=x, name="half_plus_three")
-    return Models(X, frame, iris, iris_df, half, root / "iris.capsule", root / "iris_df.capsule", root / "half.capsule")
+    return Models(
+        X, frame, iris, iris_df, half, root / "iris.capsule", root / "iris_df.capsule", root / "half.capsule"
+    )
 
 
 @pytest.fixture(scope="session")
 def server(
-    models: Models, capsule_cmd: list[str], subprocess_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    models: Models,
+    capsule_cmd: list[str],
+    subprocess_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Server]:
     """One server for the protocol tests: three models, batching on."""
     srv = start_server(
-        capsule_cmd, subprocess_env, tmp_path_factory.mktemp("server"), str(models.iris_path), str(models.iris_df_path), str(models.half_path),
-        "--batch-size", "32", "--batch-wait-ms", "2", "--max-body-bytes", "1000000",
+        capsule_cmd,
+        subprocess_env,
+        tmp_path_factory.mktemp("server"),
+        str(models.iris_path),
+        str(models.iris_df_path),
+        str(models.half_path),
+        "--batch-size",
+        "32",
+        "--batch-wait-ms",
+        "2",
+        "--max-body-bytes",
+        "1000000",
     )
     yield srv
     srv.stop()

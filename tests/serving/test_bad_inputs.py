@@ -37,7 +37,13 @@ CASES: list[tuple[str, Any, dict[str, str], int, str]] = [
     (V2, v2_body(datatype="FLOAT"), {}, 400, "not a V2 datatype"),
     (V2, v2_body(data=["a", "b", "c", "d"]), {}, 400, "non-numeric"),
     (V2, v2_body(shape="1x4"), {}, 400, "shape must be a list"),
-    (V2, v2_body(datatype="INT64", data=[1, 2, 3, 4]) | {"outputs": [{"name": "nope"}]}, {}, 400, "unknown output"),
+    (
+        V2,
+        v2_body(datatype="INT64", data=[1, 2, 3, 4]) | {"outputs": [{"name": "nope"}]},
+        {},
+        400,
+        "unknown output",
+    ),
     (V2, {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64"}]}, {}, 400, "neither 'data'"),
     (V2, v2_body(parameters={"binary_data_size": 64}), {}, 400, "binary_data_size"),
     ("/v2/models/nope/infer", v2_body(), {}, 404, "no model named 'nope'"),
@@ -57,18 +63,33 @@ CASES: list[tuple[str, Any, dict[str, str], int, str]] = [
     ("/v1/models/iris:classify", {"examples": [{"a": 1}]}, {}, 400, "takes 4"),
     ("/v1/models/half_plus_three:predict", {"instances": [["one"]]}, {}, 400, "expected numbers"),
     # Seldon and the plain recipe
-    ("/predict?model=iris", {"features": ROW}, {}, 400, "{\"inputs\""),
+    ("/predict?model=iris", {"features": ROW}, {}, 400, '{"inputs"'),
     ("/predict?model=iris", {"inputs": ROW}, {}, 400, "Wrap a single row"),
     ("/predict", {"inputs": [ROW]}, {}, 400, "?model=NAME"),
     ("/api/v1.0/predictions?model=iris", {"data": {"ndarray": [[1, 2]]}}, {}, 400, "expected [-1, 4]"),
-    ("/api/v1.0/predictions?model=iris", {"data": {"tensor": {"shape": [2, 4], "values": [1]}}}, {}, 400,
-     "do not fit"),
-    ("/api/v1.0/predictions?model=iris_df", {"data": {"names": ["a", "b", "c", "d"], "ndarray": [ROW]}}, {}, 400,
-     "do not match the model's columns"),
+    (
+        "/api/v1.0/predictions?model=iris",
+        {"data": {"tensor": {"shape": [2, 4], "values": [1]}}},
+        {},
+        400,
+        "do not fit",
+    ),
+    (
+        "/api/v1.0/predictions?model=iris_df",
+        {"data": {"names": ["a", "b", "c", "d"], "ndarray": [ROW]}},
+        {},
+        400,
+        "do not match the model's columns",
+    ),
     ("/predict?model=iris", {"data": []}, {}, 400, "'data' must be an object"),
     # MLflow
-    ("/invocations?model=iris_df", {"dataframe_split": {"columns": ["sepal_length"], "data": [[1]]}}, {}, 400,
-     "do not match"),
+    (
+        "/invocations?model=iris_df",
+        {"dataframe_split": {"columns": ["sepal_length"], "data": [[1]]}},
+        {},
+        400,
+        "do not match",
+    ),
     ("/invocations?model=iris_df", {"dataframe_records": [{"sepal_length": 1}]}, {}, 400, "missing column"),
     ("/invocations?model=iris_df", {"instances": [ROW], "inputs": [ROW]}, {}, 400, "exactly one of"),
     ("/invocations?model=iris_df", b"a,b\n1", {"Content-Type": "text/csv"}, 400, "line 2"),
@@ -79,8 +100,9 @@ CASES: list[tuple[str, Any, dict[str, str], int, str]] = [
 
 def send(server: Server, path: str, body: Any, headers: dict[str, str]) -> requests.Response:
     data = body if isinstance(body, bytes) else orjson.dumps(body)
-    return requests.post(server.url + path, data=data, headers={"Content-Type": "application/json", **headers},
-                         timeout=10)
+    return requests.post(
+        server.url + path, data=data, headers={"Content-Type": "application/json", **headers}, timeout=10
+    )
 
 
 def message(response: requests.Response) -> str:
@@ -94,8 +116,11 @@ def test_there_are_at_least_thirty_cases() -> None:
     assert len(CASES) >= 30
 
 
-@pytest.mark.parametrize(("path", "body", "headers", "status", "words"), CASES,
-                         ids=[f"{i}-{c[0].split('?')[0]}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("path", "body", "headers", "status", "words"),
+    CASES,
+    ids=[f"{i}-{c[0].split('?')[0]}" for i, c in enumerate(CASES)],
+)
 def test_bad_request_gets_a_useful_4xx(
     server: Server, path: str, body: Any, headers: dict[str, str], status: int, words: str
 ) -> None:
@@ -116,11 +141,20 @@ def test_error_shapes_follow_each_protocol(server: Server) -> None:
 
 
 def test_model_failure_is_a_500_with_a_request_id_in_the_log(server: Server) -> None:
-    header = orjson.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64",
-                                       "parameters": {"binary_data_size": 32}}]})
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {"name": "input", "shape": [1, 4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}
+            ]
+        }
+    )
     nan_row = np.full((1, 4), np.nan).tobytes()  # valid per the signature; the model refuses NaN
-    r = requests.post(server.url + V2, data=header + nan_row, timeout=10,
-                      headers={"Inference-Header-Content-Length": str(len(header))})
+    r = requests.post(
+        server.url + V2,
+        data=header + nan_row,
+        timeout=10,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
     assert r.status_code == 500
     request_id = r.headers["x-request-id"]
     assert request_id in r.json()["error"] and "Traceback" not in r.text

@@ -41,7 +41,8 @@ class Recorder:
 
 async def submit_all(batcher: Batcher, requests: list[np.ndarray[Any, Any]]) -> list[Any]:
     return await asyncio.gather(
-        *(batcher.submit({"input": r}, ("predict", "predict_proba")) for r in requests), return_exceptions=True
+        *(batcher.submit({"input": r}, ("predict", "predict_proba")) for r in requests),
+        return_exceptions=True,
     )
 
 

@@ -20,28 +20,51 @@ from .conftest import Models, start_server
 
 
 def test_help_lists_the_options(capsule_cmd: list[str], subprocess_env: dict[str, str]) -> None:
-    out = subprocess.run([*capsule_cmd, "serve", "--help"], env=subprocess_env, capture_output=True, text=True,
-                         timeout=60, check=True).stdout
-    for option in ("--port", "--grpc-port", "--workers", "--batch-size", "--batch-wait-ms", "--poll-seconds",
-                   "--name", "--max-body-bytes"):
+    out = subprocess.run(
+        [*capsule_cmd, "serve", "--help"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    for option in (
+        "--port",
+        "--grpc-port",
+        "--workers",
+        "--batch-size",
+        "--batch-wait-ms",
+        "--poll-seconds",
+        "--name",
+        "--max-body-bytes",
+    ):
         assert option in out
 
 
 def test_missing_source_is_a_usage_error(capsule_cmd: list[str], subprocess_env: dict[str, str]) -> None:
-    done = subprocess.run([*capsule_cmd, "serve", "no/such.capsule"], env=subprocess_env, capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [*capsule_cmd, "serve", "no/such.capsule"],
+        check=False,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "does not exist" in done.stderr
 
 
 def test_banner_prints_a_working_curl_line(
     models: Models, tmp_path: Path, capsule_cmd: list[str], subprocess_env: dict[str, str]
 ) -> None:
-    server = start_server(capsule_cmd, subprocess_env, tmp_path, str(models.iris_path), "--name", "flowers",
-                          "--no-access-log")
+    server = start_server(
+        capsule_cmd, subprocess_env, tmp_path, str(models.iris_path), "--name", "flowers", "--no-access-log"
+    )
     try:
         assert "serving flowers (versions: 1)" in server.stdout()
         line = next(x for x in server.stdout().splitlines() if x.startswith("try: ")).removeprefix("try: ")
-        answer = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=30, check=True).stdout
+        answer = subprocess.run(
+            ["bash", "-c", line], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
         assert json.loads(answer) == {"prediction": models.iris.predict(np.zeros((1, 4))).tolist()}
     finally:
         assert server.stop() == 0
@@ -75,19 +98,38 @@ def slow_capsule(models: Models, tmp_path: Path) -> tuple[Path, KNeighborsClassi
 
 
 def test_shutdown_drains_in_flight_requests(
-    models: Models, slow_capsule: tuple[Path, KNeighborsClassifier], tmp_path: Path,
-    capsule_cmd: list[str], subprocess_env: dict[str, str],
+    models: Models,
+    slow_capsule: tuple[Path, KNeighborsClassifier],
+    tmp_path: Path,
+    capsule_cmd: list[str],
+    subprocess_env: dict[str, str],
 ) -> None:
     server = start_server(capsule_cmd, subprocess_env, tmp_path / "logs", str(slow_capsule[0]))
     rows = np.tile(models.X, (1000, 1))
-    header = orjson.dumps({"inputs": [{"name": "input", "shape": list(rows.shape), "datatype": "FP64",
-                                       "parameters": {"binary_data_size": rows.nbytes}}],
-                           "outputs": [{"name": "predict", "parameters": {"binary_data": True}}]})
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": list(rows.shape),
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": rows.nbytes},
+                }
+            ],
+            "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
+        }
+    )
     answers: list[requests.Response] = []
 
     def call() -> None:
-        answers.append(requests.post(f"{server.url}/v2/models/knn/infer", data=header + rows.tobytes(), timeout=60,
-                                     headers={"Inference-Header-Content-Length": str(len(header))}))
+        answers.append(
+            requests.post(
+                f"{server.url}/v2/models/knn/infer",
+                data=header + rows.tobytes(),
+                timeout=60,
+                headers={"Inference-Header-Content-Length": str(len(header))},
+            )
+        )
 
     client = threading.Thread(target=call)
     client.start()
@@ -96,8 +138,10 @@ def test_shutdown_drains_in_flight_requests(
         if "model_rows" in server.stderr():
             break
         time.sleep(0.02)
-        if requests.get(f"{server.url}/metrics", timeout=5).text.count("modelcapsule_batch_rows_count") and \
-                "modelcapsule_requests_total{" not in requests.get(f"{server.url}/metrics", timeout=5).text:
+        if (
+            requests.get(f"{server.url}/metrics", timeout=5).text.count("modelcapsule_batch_rows_count")
+            and "modelcapsule_requests_total{" not in requests.get(f"{server.url}/metrics", timeout=5).text
+        ):
             break
     exit_code = server.stop()
     client.join(60)

@@ -27,8 +27,12 @@ def test_every_json_form(server: Server, models: Models) -> None:
 
 def test_csv(server: Server, models: Models) -> None:
     frame = models.frame[60:63]
-    r = requests.post(f"{server.url}/invocations?model=iris_df", data=frame.to_csv(index=False), timeout=10,
-                      headers={"Content-Type": "text/csv"})
+    r = requests.post(
+        f"{server.url}/invocations?model=iris_df",
+        data=frame.to_csv(index=False),
+        timeout=10,
+        headers={"Content-Type": "text/csv"},
+    )
     assert r.json() == {"predictions": models.iris_df.predict(frame).tolist()}
 
 

@@ -41,27 +41,46 @@ def test_json_inputs_and_selected_json_output(server: Server, models: Models) ->
     result = client(server).infer("iris", [tensor], outputs=[out], request_id="req-7")
     assert result.get_response()["id"] == "req-7"
     assert [o["name"] for o in result.get_response()["outputs"]] == ["predict_proba"]
-    np.testing.assert_allclose(result.as_numpy("predict_proba"), models.iris.predict_proba(rows.astype(np.float64)))
+    np.testing.assert_allclose(
+        result.as_numpy("predict_proba"), models.iris.predict_proba(rows.astype(np.float64))
+    )
 
 
 def test_plain_json_request_and_version_route(server: Server, models: Models) -> None:
-    body = {"inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP64", "data": models.X[:2].tolist()}],
-            "outputs": [{"name": "predict"}]}
+    body = {
+        "inputs": [{"name": "input", "shape": [2, 4], "datatype": "FP64", "data": models.X[:2].tolist()}],
+        "outputs": [{"name": "predict"}],
+    }
     r = requests.post(f"{server.url}/v2/models/iris/versions/1/infer", json=body, timeout=10)
     assert r.status_code == 200
     doc = r.json()
     assert doc["model_name"] == "iris" and doc["model_version"] == "1"
-    assert doc["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [2],
-                               "data": models.iris.predict(models.X[:2]).tolist()}]
+    assert doc["outputs"] == [
+        {
+            "name": "predict",
+            "datatype": "INT64",
+            "shape": [2],
+            "data": models.iris.predict(models.X[:2]).tolist(),
+        }
+    ]
 
 
 def test_binary_response_layout(server: Server, models: Models) -> None:
-    header = orjson.dumps({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64",
-                                       "parameters": {"binary_data_size": 32}}],
-                           "outputs": [{"name": "predict_proba", "parameters": {"binary_data": True}}]})
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {"name": "input", "shape": [1, 4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}
+            ],
+            "outputs": [{"name": "predict_proba", "parameters": {"binary_data": True}}],
+        }
+    )
     body = header + models.X[:1].astype("<f8").tobytes()
-    r = requests.post(f"{server.url}/v2/models/iris/infer", data=body, timeout=10,
-                      headers={"Inference-Header-Content-Length": str(len(header))})
+    r = requests.post(
+        f"{server.url}/v2/models/iris/infer",
+        data=body,
+        timeout=10,
+        headers={"Inference-Header-Content-Length": str(len(header))},
+    )
     assert r.status_code == 200
     split = int(r.headers["Inference-Header-Content-Length"])
     doc = orjson.loads(r.content[:split])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,12 +16,14 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
     """A ``curl`` line that gets a prediction from the first served model (printed at start-up)."""
     from ..serving.dataplane import DataPlane
 
-    assert isinstance(dataplane, DataPlane)
+    if not isinstance(dataplane, DataPlane):
+        raise TypeError("curl_example needs the server's DataPlane")
     for name, entry in sorted(dataplane.models.items()):
         available = entry.available()
         if not available or available[0].signature is None or not available[0].signature.inputs:
             continue
         spec = available[0].signature.inputs[0]
+        body: dict[str, Any]
         if spec.columns:
             body = {"inputs": [{c.name: 0 for c in spec.columns}]}
         else:
@@ -94,7 +97,7 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
     help="An extra module.qualname the loader may import (repeatable).",
 )
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
-def command(
+def command(  # noqa: PLR0917 - click passes every option as an argument
     sources: tuple[Path, ...],
     name: str | None,
     host: str,

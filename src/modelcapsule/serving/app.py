@@ -15,7 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from .dataplane import DataPlane
 from .openapi import openapi
@@ -56,7 +56,7 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> Starlette:
                     await poller
             await dataplane.close()
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/", index, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", docs, methods=["GET"]),

@@ -12,6 +12,7 @@ version they started with even if it is dropped meanwhile.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gc
 import logging
@@ -237,7 +238,5 @@ async def _release(loaded: LoadedVersion) -> None:
     del loaded
     await asyncio.sleep(0)
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # glibc only
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

@@ -107,7 +107,8 @@ class ModelEntry:
         if label is not None:
             if label not in self.config.labels:
                 raise InvalidRequestError(
-                    f"model {self.name!r} has no label {label!r}; its labels are {sorted(self.config.labels)}."
+                    f"model {self.name!r} has no label {label!r}; its labels are "
+                    f"{sorted(self.config.labels)}."
                 )
             version = self.config.labels[label]
         if version is None:

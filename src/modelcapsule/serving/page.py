@@ -26,9 +26,10 @@ async function tryModel(form) {
   let data;
   try { data = JSON.parse(form.rows.value); } catch (e) { out.textContent = 'not JSON: ' + e; return false; }
   const shape = [data.length].concat(Array.isArray(data[0]) ? [data[0].length] : []);
-  const body = {inputs: [{name: form.input.value, datatype: form.datatype.value, shape: shape, data: data.flat()}]};
-  const r = await fetch('/v2/models/' + encodeURIComponent(form.model.value) + '/infer',
-                        {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+  const tensor = {name: form.input.value, datatype: form.datatype.value, shape: shape, data: data.flat()};
+  const body = {inputs: [tensor]};
+  const init = {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)};
+  const r = await fetch('/v2/models/' + encodeURIComponent(form.model.value) + '/infer', init);
   out.textContent = JSON.stringify(await r.json(), null, 2);
   return false;
 }
@@ -39,7 +40,8 @@ def render_index(dataplane: DataPlane) -> str:
     """The whole page as a string."""
     e = html.escape
     parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>modelcapsule</title><style>{_STYLE}</style>",
+        "<!doctype html><html><head><meta charset='utf-8'><title>modelcapsule</title>",
+        f"<style>{_STYLE}</style>",
         f"<script>{_SCRIPT}</script></head><body><h1>modelcapsule</h1>",
     ]
     if not dataplane.models:
@@ -71,12 +73,14 @@ def render_index(dataplane: DataPlane) -> str:
             + "</p>"
         )
         first = sig.inputs[0]
+        datatype = "FP64" if first.columns else numpy_to_v2(first.dtype)
         width = first.shape[1] if len(first.shape) == 2 and first.shape[1] > 0 else 1
         example = json.dumps([[0] * width])
         parts.append(
             "<form onsubmit='return tryModel(this)'>"
-            f"<input type='hidden' name='model' value='{e(name)}'><input type='hidden' name='input' value='{e(first.name)}'>"
-            f"<input type='hidden' name='datatype' value='{e(numpy_to_v2(first.dtype) if not first.columns else 'FP64')}'>"
+            f"<input type='hidden' name='model' value='{e(name)}'>"
+            f"<input type='hidden' name='input' value='{e(first.name)}'>"
+            f"<input type='hidden' name='datatype' value='{e(datatype)}'>"
             f"<label>Rows (JSON list of lists)<textarea name='rows'>{e(example)}</textarea></label>"
             "<button>Predict</button><pre></pre></form>"
         )

@@ -161,7 +161,7 @@ def serve(
             code = 0
             try:
                 _run(dataplane, sock, settings)
-            except BaseException:  # noqa: BLE001 - a worker reports and exits, never returns into the parent's code
+            except BaseException:  # a worker reports and exits; it never returns into the parent's code
                 log.exception("worker %d failed", os.getpid())
                 code = 1
             finally:

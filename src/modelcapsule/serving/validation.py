@@ -82,13 +82,15 @@ def _to_array(value: Any, dtype: np.dtype[Any], field: str) -> np.ndarray[Any, A
         return np.asarray(value, dtype=dtype)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidRequestError(
-            f"{field} is not a rectangular array of {dtype.name} values ({exc}); send nested lists whose rows "
+            f"{field} is not a rectangular array of {dtype.name} values ({exc}); send nested lists whose "
+            "rows "
             "all have the same length."
         ) from None
 
 
 def _kind_name(arr: np.ndarray[Any, Any]) -> str:
-    return {"U": "string", "S": "bytes", "O": "mixed or null"}.get(arr.dtype.kind, arr.dtype.name)
+    names = {"U": "string", "S": "bytes", "O": "mixed or null"}
+    return names.get(arr.dtype.kind, str(arr.dtype.name))
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,7 @@ class InputCheck:
         return arr
 
     def check_table(self, value: Any, field: str) -> Table:
-        assert self.spec.columns is not None
-        specs = self.spec.columns
+        specs = self.spec.columns or ()
         if isinstance(value, Table):
             value = value.columns
         if isinstance(value, Mapping):
@@ -165,7 +166,8 @@ class InputCheck:
                 arr = arr.reshape(-1, 1)
             if arr.ndim != 2 or arr.shape[1] != len(specs):
                 raise InvalidRequestError(
-                    f"{field} has shape {shape_text(arr.shape)}; expected rows of {len(specs)} values for the "
+                    f"{field} has shape {shape_text(arr.shape)}; expected rows of {len(specs)} values for "
+                    "the "
                     f"columns {[c.name for c in specs]}."
                 )
             table = Table(

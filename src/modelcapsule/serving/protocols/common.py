@@ -86,7 +86,8 @@ async def read_body(request: Request, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLargeError(
-                f"the request body is over the server's limit of {limit:,} bytes (raise it with --max-body-bytes)."
+                f"the request body is over the server's limit of {limit:,} bytes (raise it with "
+                "--max-body-bytes)."
             )
         chunks.append(chunk)
     return b"".join(chunks)

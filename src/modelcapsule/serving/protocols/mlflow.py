@@ -23,6 +23,7 @@ from .tabular import from_records, from_rows
 
 __all__ = ["routes"]
 
+_JSON_TYPES = ("application/json", "", "application/x-www-form-urlencoded")  # curl -d sends the last one
 _KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _CODES = {
     400: "BAD_REQUEST",
@@ -87,7 +88,7 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         if content_type == "text/csv":
             header, rows = _csv_rows(body)
             inputs = from_rows(loaded, _numbers(rows), header, "CSV")
-        elif content_type in ("application/json", "", "application/x-www-form-urlencoded"):  # curl -d sends the latter
+        elif content_type in _JSON_TYPES:
             doc = parse_json(body)
             if not isinstance(doc, dict):
                 raise InvalidRequestError(

@@ -191,7 +191,8 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
             statuses = [s for s in statuses if str(s.version) == match["version"]]
             if not statuses:
                 raise ModelNotFoundError(
-                    f"model {entry.name!r} has no version {match['version']}; it has {sorted(entry.versions)}."
+                    f"model {entry.name!r} has no version {match['version']}; it has "
+                    f"{sorted(entry.versions)}."
                 )
         return json_response(
             {

@@ -98,7 +98,8 @@ def decode_inputs(doc: dict[str, Any], binary: memoryview) -> tuple[dict[str, np
         if size is not None:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
                 raise InvalidRequestError(
-                    f"{field} binary_data_size {size!r} does not fit the {len(binary) - offset} binary bytes left."
+                    f"{field} binary_data_size {size!r} does not fit the {len(binary) - offset} binary "
+                    "bytes left."
                 )
             raw[name] = decode_binary(binary[offset : offset + size], datatype, shape, field)
             offset += size
@@ -169,7 +170,8 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         if header is not None:
             if not header.isdigit() or int(header) > len(body):
                 raise InvalidRequestError(
-                    f"{HEADER_LENGTH} {header!r} must be the byte length of the JSON part (body is {len(body)} bytes)."
+                    f"{HEADER_LENGTH} {header!r} must be the byte length of the JSON part (body is "
+                    f"{len(body)} bytes)."
                 )
             split = int(header)
         else:
@@ -181,7 +183,8 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         raw, used = decode_inputs(doc, view[split:])
         if used != len(body) - split:
             raise InvalidRequestError(
-                f"the body has {len(body) - split} binary bytes but the inputs' binary_data_size add up to {used}."
+                f"the body has {len(body) - split} binary bytes but the inputs' binary_data_size add up "
+                f"to {used}."
             )
         params = doc.get("parameters") or {}
         if not isinstance(params, dict):
