@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -23,12 +22,11 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
         if not available or available[0].signature is None or not available[0].signature.inputs:
             continue
         spec = available[0].signature.inputs[0]
-        body: dict[str, Any]
         if spec.columns:
-            body = {"inputs": [{c.name: 0 for c in spec.columns}]}
+            width = len(spec.columns)
         else:
             width = spec.shape[1] if len(spec.shape) == 2 and spec.shape[1] > 0 else 1
-            body = {"inputs": [[0] * width]}
+        body = {"inputs": [[0] * width]}
         query = "" if len(dataplane.models) == 1 else f"?model={name}"
         url_host = f"[{host}]" if ":" in host else host
         return (
@@ -39,7 +37,7 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
 
 
 @click.command("serve")
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--name", help="Serve a single capsule under this name instead of its manifest name.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="HTTP port.")
@@ -98,7 +96,7 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
 )
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
 def command(  # noqa: PLR0917 - click passes every option as an argument
-    sources: tuple[Path, ...],
+    paths: tuple[Path, ...],
     name: str | None,
     host: str,
     port: int,
@@ -150,7 +148,7 @@ def command(  # noqa: PLR0917 - click passes every option as an argument
         sys.stdout.flush()
 
     try:
-        serve(list(sources), name=name, settings=settings, options=options, on_ready=ready)
+        serve([Path(p) for p in paths], name=name, settings=settings, options=options, on_ready=ready)
     except (ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
     except OSError as exc:
