@@ -74,15 +74,11 @@ def start_server(capsule_cmd: list[str], env: dict[str, str], log_dir: Path, *ar
             stdout=out,
             stderr=err,
         )
-    server = Server(
-        f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port, log_dir
-    )
+    server = Server(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port, log_dir)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"capsule serve exited with {process.returncode}:\n{server.stdout()}\n{server.stderr()}"
-            )
+            raise RuntimeError(f"capsule serve exited with {process.returncode}:\n{server.stdout()}\n{server.stderr()}")
         with contextlib.suppress(requests.ConnectionError):
             if requests.get(server.url + "/v2/health/live", timeout=2).status_code == 200:
                 return server
@@ -117,9 +113,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     mc.save(iris, root / "iris.capsule", sample=X[:10], name="iris")
     mc.save(iris_df, root / "iris_df.capsule", sample=frame[:10], name="iris_df")
     mc.save(half, root / "half.capsule", sample=x, name="half_plus_three")
-    return Models(
-        X, frame, iris, iris_df, half, root / "iris.capsule", root / "iris_df.capsule", root / "half.capsule"
-    )
+    return Models(X, frame, iris, iris_df, half, root / "iris.capsule", root / "iris_df.capsule", root / "half.capsule")
 
 
 @pytest.fixture(scope="session")

@@ -142,11 +142,7 @@ def test_error_shapes_follow_each_protocol(server: Server) -> None:
 
 def test_model_failure_is_a_500_with_a_request_id_in_the_log(server: Server) -> None:
     header = orjson.dumps(
-        {
-            "inputs": [
-                {"name": "input", "shape": [1, 4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}
-            ]
-        }
+        {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}]}
     )
     nan_row = np.full((1, 4), np.nan).tobytes()  # valid per the signature; the model refuses NaN
     r = requests.post(

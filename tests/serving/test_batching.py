@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from modelcapsule.serving.batching import Batcher, merge_inputs, split_outputs
+from modelcapsule.serving.executor import ModelExecutor
 from modelcapsule.serving.validation import Inputs, Table
 
 X, Y = load_iris(return_X_y=True)
@@ -39,6 +40,13 @@ class Recorder:
         return {name: getattr(MODEL, name)(x) for name in outputs}
 
 
+@pytest.fixture
+def pool() -> Iterator[ModelExecutor]:
+    executor = ModelExecutor(1)
+    yield executor
+    executor.shutdown()
+
+
 async def submit_all(batcher: Batcher, requests: list[np.ndarray[Any, Any]]) -> list[Any]:
     return await asyncio.gather(
         *(batcher.submit({"input": r}, ("predict", "predict_proba")) for r in requests),
@@ -46,12 +54,11 @@ async def submit_all(batcher: Batcher, requests: list[np.ndarray[Any, Any]]) -> 
     )
 
 
-def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
+def test_concurrent_requests_share_calls_and_get_their_own_rows(pool: ModelExecutor) -> None:
     call = Recorder(delay=0.01)
     requests = [X[i : i + 1 + i % 3] for i in range(40)]
-    with ThreadPoolExecutor(1) as pool:
-        batcher = Batcher(call, pool, max_batch_size=32, max_wait=0.005)
-        results = asyncio.run(submit_all(batcher, requests))
+    batcher = Batcher(call, pool, max_batch_size=32, max_wait=0.005)
+    results = asyncio.run(submit_all(batcher, requests))
     for rows, result in zip(requests, results, strict=True):
         np.testing.assert_array_equal(result["predict"], MODEL.predict(rows))
         np.testing.assert_allclose(result["predict_proba"], MODEL.predict_proba(rows))
@@ -60,45 +67,42 @@ def test_concurrent_requests_share_calls_and_get_their_own_rows() -> None:
     assert max(call.calls) <= 32
 
 
-def test_a_bad_request_fails_alone() -> None:
+def test_a_bad_request_fails_alone(pool: ModelExecutor) -> None:
     call = Recorder()
     requests = [X[:2], -X[2:3], X[3:5]]
-    with ThreadPoolExecutor(1) as pool:
-        batcher = Batcher(call, pool, max_batch_size=16, max_wait=0.01)
-        results = asyncio.run(submit_all(batcher, requests))
+    batcher = Batcher(call, pool, max_batch_size=16, max_wait=0.01)
+    results = asyncio.run(submit_all(batcher, requests))
     assert isinstance(results[1], ValueError)
     np.testing.assert_array_equal(results[0]["predict"], MODEL.predict(X[:2]))
     np.testing.assert_array_equal(results[2]["predict"], MODEL.predict(X[3:5]))
 
 
-def test_a_lone_request_does_not_wait_and_no_request_waits_past_max_wait() -> None:
+def test_a_lone_request_does_not_wait_and_no_request_waits_past_max_wait(pool: ModelExecutor) -> None:
     async def run() -> tuple[float, float]:
-        with ThreadPoolExecutor(1) as pool:
-            batcher = Batcher(Recorder(), pool, max_batch_size=64, max_wait=0.2)
-            start = time.perf_counter()
-            await batcher.submit({"input": X[:1]}, ("predict",))
-            lone = time.perf_counter() - start
-            batcher._expected = 64.0  # as after a burst of concurrent load: it would like to wait for more
-            start = time.perf_counter()
-            await batcher.submit({"input": X[:1]}, ("predict",))
-            return lone, time.perf_counter() - start
+        batcher = Batcher(Recorder(), pool, max_batch_size=64, max_wait=0.2)
+        start = time.perf_counter()
+        await batcher.submit({"input": X[:1]}, ("predict",))
+        lone = time.perf_counter() - start
+        batcher._expected = 64.0  # as after a burst of concurrent load: it would like to wait for more
+        start = time.perf_counter()
+        await batcher.submit({"input": X[:1]}, ("predict",))
+        return lone, time.perf_counter() - start
 
     lone, waited = asyncio.run(run())
     assert lone < 0.1
     assert waited < 0.2 + 0.1
 
 
-def test_different_outputs_are_not_merged() -> None:
+def test_different_outputs_are_not_merged(pool: ModelExecutor) -> None:
     call = Recorder(delay=0.01)
 
     async def run() -> list[Any]:
-        with ThreadPoolExecutor(1) as pool:
-            batcher = Batcher(call, pool, max_batch_size=32, max_wait=0.005)
-            return await asyncio.gather(
-                batcher.submit({"input": X[:1]}, ("predict",)),
-                batcher.submit({"input": X[1:2]}, ("predict_proba",)),
-                batcher.submit({"input": X[2:3]}, ("predict",)),
-            )
+        batcher = Batcher(call, pool, max_batch_size=32, max_wait=0.005)
+        return await asyncio.gather(
+            batcher.submit({"input": X[:1]}, ("predict",)),
+            batcher.submit({"input": X[1:2]}, ("predict_proba",)),
+            batcher.submit({"input": X[2:3]}, ("predict",)),
+        )
 
     first, second, third = asyncio.run(run())
     assert set(first) == {"predict"} and set(second) == {"predict_proba"} and set(third) == {"predict"}
@@ -113,6 +117,6 @@ def test_merge_and_split_tables_and_arrays() -> None:
     assert [p["out"].tolist() for p in parts] == [[0, 1], [2]]
 
 
-def test_invalid_settings_are_refused() -> None:
-    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="max_batch_size"):
+def test_invalid_settings_are_refused(pool: ModelExecutor) -> None:
+    with pytest.raises(ValueError, match="max_batch_size"):
         Batcher(Recorder(), pool, max_batch_size=0, max_wait=0.0)

@@ -62,9 +62,7 @@ def test_banner_prints_a_working_curl_line(
     try:
         assert "serving flowers (versions: 1)" in server.stdout()
         line = next(x for x in server.stdout().splitlines() if x.startswith("try: ")).removeprefix("try: ")
-        answer = subprocess.run(
-            ["bash", "-c", line], capture_output=True, text=True, timeout=30, check=True
-        ).stdout
+        answer = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=30, check=True).stdout
         assert json.loads(answer) == {"prediction": models.iris.predict(np.zeros((1, 4))).tolist()}
     finally:
         assert server.stop() == 0

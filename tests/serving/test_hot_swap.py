@@ -35,9 +35,7 @@ def status(url: str, model: str) -> dict[str, tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def second_capsule(
-    models: Models, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, LogisticRegression]:
+def second_capsule(models: Models, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LogisticRegression]:
     """A different model of the same signature (strong regularisation changes its probabilities)."""
     model = LogisticRegression(C=0.01, max_iter=1000).fit(models.X, models.iris.predict(models.X))
     path = tmp_path_factory.mktemp("v2") / "iris.capsule"
@@ -95,9 +93,7 @@ def test_new_version_swapped_in_without_a_failed_request(
         dropped = time.monotonic()
         add_version(repo, "iris", 2, second_capsule[0])
         wait_for(lambda: status(server.url, "iris").get("2", ("",))[0] == "AVAILABLE")
-        assert (
-            time.monotonic() - dropped < POLL + 5
-        )  # the poll interval plus the load and golden-sample check
+        assert time.monotonic() - dropped < POLL + 5  # the poll interval plus the load and golden-sample check
         v2 = requests.post(
             f"{server.url}/v2/models/iris/infer",
             timeout=10,
@@ -110,9 +106,7 @@ def test_new_version_swapped_in_without_a_failed_request(
         np.testing.assert_allclose(
             np.reshape(v2.json()["outputs"][0]["data"], (5, 3)), second_capsule[1].predict_proba(models.X[:5])
         )
-        wait_for(
-            lambda: status(server.url, "iris").get("1", ("",))[0] == "END"
-        )  # latest 1: version 1 unloaded
+        wait_for(lambda: status(server.url, "iris").get("1", ("",))[0] == "END")  # latest 1: version 1 unloaded
 
         version3 = repo / "iris" / ".tmp-3"
         version3.mkdir()
@@ -149,18 +143,12 @@ def test_labels_and_policy_from_serving_toml(
         '[models.iris]\nversion_policy = "specific"\nversions = [1, 2]\nlabels = { stable = 1, canary = 2 }\n'
         "batch_size = 8\n"
     )
-    server = start_server(
-        capsule_cmd, subprocess_env, tmp_path / "logs", str(repo), "--poll-seconds", str(POLL)
-    )
+    server = start_server(capsule_cmd, subprocess_env, tmp_path / "logs", str(repo), "--poll-seconds", str(POLL))
     try:
         assert requests.get(f"{server.url}/v2/models/iris", timeout=10).json()["versions"] == ["1", "2"]
         body = {"signature_name": "predict_proba", "instances": models.X[:3].tolist()}
-        stable = requests.post(
-            f"{server.url}/v1/models/iris/labels/stable:predict", json=body, timeout=10
-        ).json()
-        canary = requests.post(
-            f"{server.url}/v1/models/iris/labels/canary:predict", json=body, timeout=10
-        ).json()
+        stable = requests.post(f"{server.url}/v1/models/iris/labels/stable:predict", json=body, timeout=10).json()
+        canary = requests.post(f"{server.url}/v1/models/iris/labels/canary:predict", json=body, timeout=10).json()
         np.testing.assert_allclose(stable["predictions"], models.iris.predict_proba(models.X[:3]))
         np.testing.assert_allclose(canary["predictions"], second_capsule[1].predict_proba(models.X[:3]))
         assert status(server.url, "iris")["3"][0] == "START"  # found, not selected by the policy

@@ -22,18 +22,14 @@ def samples(server: Server) -> dict[str, float]:
 
 def test_metrics_count_requests_batches_and_loaded_versions(server: Server, models: Models) -> None:
     for _ in range(3):
-        requests.post(
-            f"{server.url}/v1/models/iris:predict", json={"instances": models.X[:2].tolist()}, timeout=10
-        )
+        requests.post(f"{server.url}/v1/models/iris:predict", json={"instances": models.X[:2].tolist()}, timeout=10)
     got = samples(server)
     key = "modelcapsule_requests_total" + str(
         sorted({"model": "iris", "version": "1", "protocol": "tfserving", "status": "200"}.items())
     )
     assert got[key] >= 3
     assert any(k.startswith("modelcapsule_request_seconds_bucket") and "'tfserving'" in k for k in got)
-    assert any(
-        k.startswith("modelcapsule_batch_rows_count") and "'iris'" in k and v >= 3 for k, v in got.items()
-    )
+    assert any(k.startswith("modelcapsule_batch_rows_count") and "'iris'" in k and v >= 3 for k, v in got.items())
     assert got["modelcapsule_loaded_versions" + str([("model", "iris")])] == 1
 
 

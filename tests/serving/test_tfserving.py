@@ -57,9 +57,7 @@ def test_documented_regress_and_classify(server: Server, models: Models) -> None
     )
     assert regress.json() == {"result": [3.5, 4.0]}
     examples = [dict(zip(models.frame.columns, row, strict=True)) for row in models.X[:2].tolist()]
-    classify = requests.post(
-        f"{server.url}/v1/models/iris_df:classify", json={"examples": examples}, timeout=10
-    )
+    classify = requests.post(f"{server.url}/v1/models/iris_df:classify", json={"examples": examples}, timeout=10)
     result = classify.json()["result"]
     proba = models.iris_df.predict_proba(models.frame[:2])
     assert [[label for label, _ in row] for row in result] == [["0", "1", "2"]] * 2

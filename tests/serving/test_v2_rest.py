@@ -41,9 +41,7 @@ def test_json_inputs_and_selected_json_output(server: Server, models: Models) ->
     result = client(server).infer("iris", [tensor], outputs=[out], request_id="req-7")
     assert result.get_response()["id"] == "req-7"
     assert [o["name"] for o in result.get_response()["outputs"]] == ["predict_proba"]
-    np.testing.assert_allclose(
-        result.as_numpy("predict_proba"), models.iris.predict_proba(rows.astype(np.float64))
-    )
+    np.testing.assert_allclose(result.as_numpy("predict_proba"), models.iris.predict_proba(rows.astype(np.float64)))
 
 
 def test_plain_json_request_and_version_route(server: Server, models: Models) -> None:
@@ -68,9 +66,7 @@ def test_plain_json_request_and_version_route(server: Server, models: Models) ->
 def test_binary_response_layout(server: Server, models: Models) -> None:
     header = orjson.dumps(
         {
-            "inputs": [
-                {"name": "input", "shape": [1, 4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}
-            ],
+            "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "parameters": {"binary_data_size": 32}}],
             "outputs": [{"name": "predict_proba", "parameters": {"binary_data": True}}],
         }
     )

@@ -9,13 +9,9 @@ from modelcapsule.serving.errors import InvalidRequestError
 from modelcapsule.serving.validation import RequestValidator, Table
 from modelcapsule.types import ColumnSpec, Signature, TensorSpec
 
-ARRAY = Signature(
-    inputs=(TensorSpec("input", "float64", (-1, 3)),), outputs=(TensorSpec("predict", "int64", (-1,)),)
-)
+ARRAY = Signature(inputs=(TensorSpec("input", "float64", (-1, 3)),), outputs=(TensorSpec("predict", "int64", (-1,)),))
 TABLE = Signature(
-    inputs=(
-        TensorSpec("input", "object", (-1, 2), (ColumnSpec("age", "int64"), ColumnSpec("city", "object"))),
-    ),
+    inputs=(TensorSpec("input", "object", (-1, 2), (ColumnSpec("age", "int64"), ColumnSpec("city", "object"))),),
     outputs=(TensorSpec("predict", "float64", (-1,)),),
 )
 
@@ -51,9 +47,7 @@ def test_shape_and_type_errors_say_what_was_expected(value: object, words: str) 
 
 def test_names_are_checked() -> None:
     v = RequestValidator(ARRAY)
-    with pytest.raises(
-        InvalidRequestError, match=r"unknown input name\(s\) \['x'\]; this model takes \['input'\]"
-    ):
+    with pytest.raises(InvalidRequestError, match=r"unknown input name\(s\) \['x'\]; this model takes \['input'\]"):
         v.check_inputs({"x": [[1, 2, 3]]})
     with pytest.raises(InvalidRequestError, match="unknown output 'proba'"):
         v.check_outputs(["proba"])

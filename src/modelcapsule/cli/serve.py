@@ -41,9 +41,7 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
 @click.option("--name", help="Serve a single capsule under this name instead of its manifest name.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="HTTP port.")
-@click.option(
-    "--grpc-port", default=8081, show_default=True, type=click.IntRange(0, 65535), help="V2 gRPC port."
-)
+@click.option("--grpc-port", default=8081, show_default=True, type=click.IntRange(0, 65535), help="V2 gRPC port.")
 @click.option("--no-grpc", is_flag=True, help="Do not start the gRPC server.")
 @click.option(
     "--workers",
@@ -95,7 +93,7 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
     help="An extra module.qualname the loader may import (repeatable).",
 )
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
-def command(  # noqa: PLR0917 - click passes every option as an argument
+def command(
     paths: tuple[Path, ...],
     name: str | None,
     host: str,

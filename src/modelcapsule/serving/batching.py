@@ -23,12 +23,12 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable, Hashable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .executor import ModelExecutor
 from .validation import Inputs, Table, rows_of
 
 __all__ = ["Batcher", "ModelCall", "merge_inputs", "split_outputs"]
@@ -57,10 +57,7 @@ def merge_inputs(requests: list[Inputs]) -> Inputs:
         if isinstance(first, Table):
             tables = [r[name] for r in requests]
             merged[name] = Table(
-                {
-                    c: np.concatenate([t.columns[c] for t in tables if isinstance(t, Table)])
-                    for c in first.columns
-                }
+                {c: np.concatenate([t.columns[c] for t in tables if isinstance(t, Table)]) for c in first.columns}
             )
         else:
             merged[name] = np.concatenate([r[name] for r in requests])  # type: ignore[misc]
@@ -95,7 +92,7 @@ class Batcher:
     def __init__(
         self,
         call: ModelCall,
-        executor: Executor,
+        executor: ModelExecutor,
         *,
         max_batch_size: int,
         max_wait: float,
@@ -124,9 +121,7 @@ class Batcher:
         """Run the model on one request's inputs, merged with whatever else is queued."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outputs] = loop.create_future()
-        self._queue.append(
-            _Item(inputs, outputs, rows_of(inputs), _key(inputs, outputs), time.monotonic(), future)
-        )
+        self._queue.append(_Item(inputs, outputs, rows_of(inputs), _key(inputs, outputs), time.monotonic(), future))
         self._kick()
         return await future
 
@@ -187,9 +182,8 @@ class Batcher:
         return batch
 
     async def _run(self, batch: list[_Item]) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self._executor, self._compute, batch)
+            results = await self._executor.run(self._compute, batch)
             for item, result in zip(batch, results, strict=True):
                 if item.future.done():
                     continue

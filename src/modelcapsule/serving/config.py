@@ -93,9 +93,7 @@ def _model_config(raw: Mapping[str, Any], base: ModelConfig, where: str) -> Mode
     if "batch_wait_ms" in raw:
         wait = raw["batch_wait_ms"]
         if not isinstance(wait, int | float) or isinstance(wait, bool) or wait < 0:
-            raise CapsuleFormatError(
-                f"{where}.batch_wait_ms must be a number of milliseconds >= 0, not {wait!r}."
-            )
+            raise CapsuleFormatError(f"{where}.batch_wait_ms must be a number of milliseconds >= 0, not {wait!r}.")
         changes["batch_wait_ms"] = float(wait)
     if "version_policy" in raw:
         if raw["version_policy"] not in POLICIES:
@@ -106,18 +104,14 @@ def _model_config(raw: Mapping[str, Any], base: ModelConfig, where: str) -> Mode
     if "versions" in raw:
         versions = raw["versions"]
         if not isinstance(versions, list) or not all(isinstance(v, int) and v > 0 for v in versions):
-            raise CapsuleFormatError(
-                f"{where}.versions must be a list of positive integers, not {versions!r}."
-            )
+            raise CapsuleFormatError(f"{where}.versions must be a list of positive integers, not {versions!r}.")
         changes["versions"] = tuple(versions)
     if "labels" in raw:
         labels = raw["labels"]
         if not isinstance(labels, dict) or not all(
             isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in labels.values()
         ):
-            raise CapsuleFormatError(
-                f"{where}.labels must map label names to version numbers, not {labels!r}."
-            )
+            raise CapsuleFormatError(f"{where}.labels must map label names to version numbers, not {labels!r}.")
         changes["labels"] = dict(labels)
     config = replace(base, **changes)
     if config.version_policy == "specific" and not config.versions:
@@ -153,7 +147,5 @@ def load_repository_config(root: Path, options: ServerOptions) -> RepositoryConf
     models_raw = data.get("models", {})
     if not isinstance(models_raw, dict):
         raise CapsuleFormatError(f"{path}: 'models' must be a table of [models.NAME] tables.")
-    models = {
-        name: _model_config(raw, defaults, f"{path.name} [models.{name}]") for name, raw in models_raw.items()
-    }
+    models = {name: _model_config(raw, defaults, f"{path.name} [models.{name}]") for name, raw in models_raw.items()}
     return RepositoryConfig(defaults, models)

@@ -17,12 +17,12 @@ import ctypes
 import gc
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from .batching import Batcher, Outputs
 from .config import ServerOptions
 from .errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
+from .executor import ModelExecutor
 from .loader import Loader, load_for_serving
 from .metrics import ServingMetrics
 from .models import LoadedVersion, ModelEntry, State, VersionStatus
@@ -52,25 +52,23 @@ class DataPlane:
             load_for_serving, trusted=self.options.trusted, verify=self.options.verify
         )
         self.models: dict[str, ModelEntry] = {}
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: ModelExecutor | None = None
         self._reconcile_lock: asyncio.Lock | None = None
 
     # -- model calls
 
     @property
-    def executor(self) -> ThreadPoolExecutor:
+    def executor(self) -> ModelExecutor:
+        """The threads that run model calls (started on the first call, so after any fork)."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=max(1, self.options.predict_threads), thread_name_prefix="capsule-predict"
-            )
+            self._executor = ModelExecutor(max(1, self.options.predict_threads))
         return self._executor
 
     async def predict(self, version: LoadedVersion, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
         """Run checked inputs through ``version`` (batched with other requests when batching is on)."""
         if version.batcher is not None:
             return await version.batcher.submit(inputs, outputs)
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self.executor, version.call, inputs, outputs)
+        result = await self.executor.run(version.call, inputs, outputs)
         self.metrics.batch_rows.labels(version.name, version.version_text).observe(
             len(next(iter(result.values()))) if result else 0
         )
@@ -101,11 +99,7 @@ class DataPlane:
         if loaded is None:
             if number is None and label is None:
                 raise ModelNotReadyError(f"model {name!r} has no available version yet; {self.why(entry)}")
-            what = (
-                f"version {number}"
-                if label is None
-                else f"label {label!r} (version {entry.config.labels[label]})"
-            )
+            what = f"version {number}" if label is None else f"label {label!r} (version {entry.config.labels[label]})"
             raise ModelNotFoundError(
                 f"model {name!r} {what} is not available; available versions: {self.version_list(entry)}."
             )
@@ -159,9 +153,7 @@ class DataPlane:
             self._unload(entry, entry.versions.pop(number))
         for number, found in versions.items():
             status = entry.versions.get(number)
-            if status is None or (
-                status.fingerprint != found.fingerprint and status.state is not State.AVAILABLE
-            ):
+            if status is None or (status.fingerprint != found.fingerprint and status.state is not State.AVAILABLE):
                 entry.versions[number] = VersionStatus(number, found.path, found.fingerprint)
         chosen: list[int] = []
         config = entry.config
@@ -188,9 +180,7 @@ class DataPlane:
         except Exception as exc:
             status.state, status.error = State.END, f"{type(exc).__name__}: {exc}"
             self.metrics.load_failures.labels(entry.name).inc()
-            log.error(
-                "model %s version %d failed to load or verify: %s", entry.name, status.version, status.error
-            )
+            log.error("model %s version %d failed to load or verify: %s", entry.name, status.version, status.error)
             return
         config = entry.config
         if config.batching:

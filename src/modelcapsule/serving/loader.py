@@ -21,9 +21,7 @@ Loader = Callable[[Path], tuple[Manifest, Predictor]]
 log = logging.getLogger("modelcapsule.serving")
 
 
-def load_for_serving(
-    path: Path, *, trusted: tuple[str, ...] = (), verify: bool = True
-) -> tuple[Manifest, Predictor]:
+def load_for_serving(path: Path, *, trusted: tuple[str, ...] = (), verify: bool = True) -> tuple[Manifest, Predictor]:
     """Load, check and verify ``path``; environment drift is logged, not raised (the sample decides)."""
     from ..api import load_capsule
 

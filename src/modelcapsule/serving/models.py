@@ -44,9 +44,7 @@ class LoadedVersion:
         self.signature = predictor.signature if manifest.signature is None else manifest.signature
         self.validator = RequestValidator(self.signature)
         self.batcher: Batcher | None = None
-        self._tabular = (
-            {s.name for s in self.signature.inputs if s.columns is not None} if self.signature else set()
-        )
+        self._tabular = {s.name for s in self.signature.inputs if s.columns is not None} if self.signature else set()
 
     @property
     def task(self) -> str:
@@ -107,8 +105,7 @@ class ModelEntry:
         if label is not None:
             if label not in self.config.labels:
                 raise InvalidRequestError(
-                    f"model {self.name!r} has no label {label!r}; its labels are "
-                    f"{sorted(self.config.labels)}."
+                    f"model {self.name!r} has no label {label!r}; its labels are {sorted(self.config.labels)}."
                 )
             version = self.config.labels[label]
         if version is None:

@@ -47,9 +47,7 @@ def render_index(dataplane: DataPlane) -> str:
     if not dataplane.models:
         parts.append("<p>No models are served.</p>")
     for name, entry in sorted(dataplane.models.items()):
-        parts.append(
-            f"<h2>{e(name)}</h2><table><tr><th>version</th><th>state</th><th>labels</th><th>error</th></tr>"
-        )
+        parts.append(f"<h2>{e(name)}</h2><table><tr><th>version</th><th>state</th><th>labels</th><th>error</th></tr>")
         labels = {v: [lab for lab, n in entry.config.labels.items() if n == v] for v in entry.versions}
         for number, status in sorted(entry.versions.items()):
             parts.append(

@@ -152,10 +152,7 @@ class InputCheck:
                 raise InvalidRequestError(
                     f"{field} has unknown column(s) {extra}; expected columns {[c.name for c in specs]}."
                 )
-            cols = {
-                c.name: _to_array(value[c.name], np.dtype(c.dtype), f"{field} column {c.name!r}")
-                for c in specs
-            }
+            cols = {c.name: _to_array(value[c.name], np.dtype(c.dtype), f"{field} column {c.name!r}") for c in specs}
             lengths = {len(a) if a.ndim == 1 else -1 for a in cols.values()}
             if len(lengths) != 1 or -1 in lengths:
                 raise InvalidRequestError(f"{field}: every column must be a flat list of the same length.")
@@ -206,20 +203,14 @@ class RequestValidator:
             return {name: np.asarray(v) for name, v in raw.items()}
         unknown = [n for n in raw if n not in self.inputs]
         if unknown:
-            raise InvalidRequestError(
-                f"unknown {where} name(s) {unknown}; this model takes {list(self.input_names)}."
-            )
+            raise InvalidRequestError(f"unknown {where} name(s) {unknown}; this model takes {list(self.input_names)}.")
         missing = [n for n in self.input_names if n not in raw]
         if missing:
-            raise InvalidRequestError(
-                f"missing {where}(s) {missing}; this model takes {list(self.input_names)}."
-            )
+            raise InvalidRequestError(f"missing {where}(s) {missing}; this model takes {list(self.input_names)}.")
         checked: Inputs = {n: self.inputs[n].check(raw[n], f"{where} {n!r}") for n in self.input_names}
         rows = {_rows(v) for v in checked.values()}
         if len(rows) > 1:
-            raise InvalidRequestError(
-                f"inputs have different numbers of rows {sorted(rows)}; they must match."
-            )
+            raise InvalidRequestError(f"inputs have different numbers of rows {sorted(rows)}; they must match.")
         return checked
 
     def check_outputs(self, names: Sequence[str] | None) -> tuple[str, ...]:
@@ -228,9 +219,7 @@ class RequestValidator:
             return self.output_names
         for name in names:
             if self._outputs and name not in self._outputs:
-                raise InvalidRequestError(
-                    f"unknown output {name!r}; this model gives {list(self.output_names)}."
-                )
+                raise InvalidRequestError(f"unknown output {name!r}; this model gives {list(self.output_names)}.")
         return tuple(names)
 
 

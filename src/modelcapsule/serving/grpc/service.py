@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
 import grpc
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..dataplane import DataPlane
 from ..errors import InvalidRequestError, ModelFailedError, ServingError, Status
+from ..protocols.common import new_request_id
 from ..protocols.v2 import model_metadata, server_metadata
 from ..protocols.v2_codec import decode_binary, decode_data, encode_binary, output_datatype
 from . import grpc_service_pb2 as pb
@@ -75,15 +75,11 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ServerMetadata(self, request: Any, context: Any) -> Any:
         meta = server_metadata()
-        return pb.ServerMetadataResponse(
-            name=meta["name"], version=meta["version"], extensions=meta["extensions"]
-        )
+        return pb.ServerMetadataResponse(name=meta["name"], version=meta["version"], extensions=meta["extensions"])
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
         try:
-            meta = model_metadata(
-                self.dataplane, self.dataplane.resolve(request.name, request.version or None)
-            )
+            meta = model_metadata(self.dataplane, self.dataplane.resolve(request.name, request.version or None))
         except ServingError as exc:
             await context.abort(grpc.StatusCode[exc.status.value], str(exc))
         tensor = pb.ModelMetadataResponse.TensorMetadata
@@ -97,7 +93,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         start = time.perf_counter()
-        request_id = request.id or uuid.uuid4().hex[:16]
+        request_id = request.id or new_request_id()
         model, version, code = request.model_name, "", "OK"
         try:
             loaded = self.dataplane.resolve(request.model_name, request.model_version or None)

@@ -55,9 +55,7 @@ def _csv_rows(body: bytes) -> tuple[list[str], list[list[str]]]:
     header, rows = table[0], table[1:]
     for i, row in enumerate(rows, start=2):
         if len(row) != len(header):
-            raise InvalidRequestError(
-                f"CSV line {i} has {len(row)} values; the header names {len(header)} columns."
-            )
+            raise InvalidRequestError(f"CSV line {i} has {len(row)} values; the header names {len(header)} columns.")
     return header, rows
 
 
@@ -91,9 +89,7 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         elif content_type in _JSON_TYPES:
             doc = parse_json(body)
             if not isinstance(doc, dict):
-                raise InvalidRequestError(
-                    f"the JSON body must be an object with one of the keys {list(_KEYS)}."
-                )
+                raise InvalidRequestError(f"the JSON body must be an object with one of the keys {list(_KEYS)}.")
             keys = [k for k in _KEYS if k in doc]
             if len(keys) != 1:
                 raise InvalidRequestError(
@@ -102,9 +98,7 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
             key, value = keys[0], doc[keys[0]]
             if key == "dataframe_split":
                 if not isinstance(value, dict) or "data" not in value:
-                    raise InvalidRequestError(
-                        "dataframe_split must be an object {'columns': [...], 'data': [[...]]}."
-                    )
+                    raise InvalidRequestError("dataframe_split must be an object {'columns': [...], 'data': [[...]]}.")
                 inputs = from_rows(loaded, value["data"], value.get("columns"), "dataframe_split.data")
             elif key == "dataframe_records":
                 inputs = from_records(loaded, value, "dataframe_records")

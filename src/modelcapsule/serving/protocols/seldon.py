@@ -29,9 +29,7 @@ def error(message: str, status: Status) -> Response:
             "status": {
                 "code": status.http_status,
                 "info": message,
-                "reason": "MICROSERVICE_BAD_DATA"
-                if status.http_status < 500
-                else "MICROSERVICE_INTERNAL_ERROR",
+                "reason": "MICROSERVICE_BAD_DATA" if status.http_status < 500 else "MICROSERVICE_INTERNAL_ERROR",
                 "status": "FAILURE",
             }
         },
@@ -46,9 +44,7 @@ async def handle(dataplane: DataPlane, request: Request, call: Call, doc: dict[s
     call.version = loaded.version_text
     data = doc.get("data")
     if not isinstance(data, dict):
-        raise InvalidRequestError(
-            "'data' must be an object with 'ndarray' or 'tensor' (and optional 'names')."
-        )
+        raise InvalidRequestError("'data' must be an object with 'ndarray' or 'tensor' (and optional 'names').")
     names = data.get("names")
     if names is not None and not isinstance(names, list):
         raise InvalidRequestError("data.names must be a list of column names.")
@@ -89,6 +85,4 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
     async def predictions(request: Request, call: Call) -> Response:
         return await handle(dataplane, request, call, await read_json(request, limit))
 
-    return [
-        Route("/api/v1.0/predictions", endpoint(dataplane, "seldon", error, predictions), methods=["POST"])
-    ]
+    return [Route("/api/v1.0/predictions", endpoint(dataplane, "seldon", error, predictions), methods=["POST"])]

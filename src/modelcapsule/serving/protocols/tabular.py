@@ -31,14 +31,10 @@ def from_rows(loaded: LoadedVersion, rows: Any, names: list[str] | None, field: 
     columns = check.columns if check is not None else None
     if names is not None and columns is not None:
         if not isinstance(names, list) or sorted(map(str, names)) != sorted(columns):
-            raise InvalidRequestError(
-                f"{field} names {names!r} do not match the model's columns {list(columns)}."
-            )
+            raise InvalidRequestError(f"{field} names {names!r} do not match the model's columns {list(columns)}.")
         if not isinstance(rows, list) or not all(isinstance(r, list) and len(r) == len(names) for r in rows):
             raise InvalidRequestError(f"{field} must be a list of rows of {len(names)} values each.")
-        return loaded.validator.check_inputs(
-            {name: {c: [r[names.index(c)] for r in rows] for c in columns}}, field
-        )
+        return loaded.validator.check_inputs({name: {c: [r[names.index(c)] for r in rows] for c in columns}}, field)
     return loaded.validator.check_inputs({name: rows}, field)
 
 
@@ -58,9 +54,7 @@ def from_records(loaded: LoadedVersion, records: Any, field: str) -> Inputs:
     for i, record in enumerate(records):
         missing = [c for c in columns if c not in record]
         if missing:
-            raise InvalidRequestError(
-                f"{field}[{i}] is missing column(s) {missing}; expected {list(columns)}."
-            )
+            raise InvalidRequestError(f"{field}[{i}] is missing column(s) {missing}; expected {list(columns)}.")
         for c in columns:
             table[c].append(record[c])
     return loaded.validator.check_inputs({name: table}, field)

@@ -87,9 +87,7 @@ def _rows_to_inputs(loaded: LoadedVersion, instances: Any) -> dict[str, Any]:
         for i, row in enumerate(instances):
             if not isinstance(row, dict) or set(row) != set(names):
                 got = sorted(row) if isinstance(row, dict) else type(row).__name__
-                raise InvalidRequestError(
-                    f"instances[{i}] must be an object with the inputs {list(names)}; got {got}."
-                )
+                raise InvalidRequestError(f"instances[{i}] must be an object with the inputs {list(names)}; got {got}.")
         return {n: [row[n] for row in instances] for n in names}
     if single is None:
         raise InvalidRequestError(
@@ -105,9 +103,7 @@ def _records(rows: list[Any], columns: tuple[str, ...], field: str) -> dict[str,
             raise InvalidRequestError(f"{field}[{i}] must be an object of column values.")
         missing = [c for c in columns if c not in row]
         if missing:
-            raise InvalidRequestError(
-                f"{field}[{i}] is missing column(s) {missing}; expected {list(columns)}."
-            )
+            raise InvalidRequestError(f"{field}[{i}] is missing column(s) {missing}; expected {list(columns)}.")
         for c in columns:
             out[c].append(row[c])
     return out
@@ -121,9 +117,7 @@ def _columnar_to_inputs(loaded: LoadedVersion, inputs: Any) -> dict[str, Any]:
             return {names[0]: inputs}  # one list per column
         return inputs
     if single is None:
-        raise InvalidRequestError(
-            f"this model takes several inputs {list(names)}: send 'inputs' as an object."
-        )
+        raise InvalidRequestError(f"this model takes several inputs {list(names)}: send 'inputs' as an object.")
     return {names[0]: inputs}
 
 
@@ -191,8 +185,7 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
             statuses = [s for s in statuses if str(s.version) == match["version"]]
             if not statuses:
                 raise ModelNotFoundError(
-                    f"model {entry.name!r} has no version {match['version']}; it has "
-                    f"{sorted(entry.versions)}."
+                    f"model {entry.name!r} has no version {match['version']}; it has {sorted(entry.versions)}."
                 )
         return json_response(
             {
@@ -223,35 +216,23 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         names = loaded.validator.output_names
         if tail == ":classify":
             if "predict_proba" not in names or not loaded.classes:
-                raise UnsupportedMethodError(
-                    f"model {loaded.name!r} has no class probabilities; it cannot :classify."
-                )
+                raise UnsupportedMethodError(f"model {loaded.name!r} has no class probabilities; it cannot :classify.")
             proba = (await dataplane.predict(loaded, inputs, ("predict_proba",)))["predict_proba"]
             labels = [str(c) for c in loaded.classes]
             return json_response(
                 {"result": [[[lab, float(p)] for lab, p in zip(labels, row, strict=True)] for row in proba]}
             )
         if loaded.classes:
-            raise UnsupportedMethodError(
-                f"model {loaded.name!r} is a classifier; use :classify, not :regress."
-            )
+            raise UnsupportedMethodError(f"model {loaded.name!r} is a classifier; use :classify, not :regress.")
         out = (await dataplane.predict(loaded, inputs, names[:1]))[names[0]]
-        return json_response(
-            {"result": [float(v) for v in np.asarray(out, dtype=float).reshape(len(out), -1)[:, 0]]}
-        )
+        return json_response({"result": [float(v) for v in np.asarray(out, dtype=float).reshape(len(out), -1)[:, 0]]})
 
     async def predict(loaded: LoadedVersion, doc: dict[str, Any]) -> Response:
         outputs = _output_for(loaded, doc.get("signature_name"))
         if ("instances" in doc) == ("inputs" in doc):
-            raise InvalidRequestError(
-                "send exactly one of 'instances' (row format) or 'inputs' (columnar format)."
-            )
+            raise InvalidRequestError("send exactly one of 'instances' (row format) or 'inputs' (columnar format).")
         row_format = "instances" in doc
-        raw = (
-            _rows_to_inputs(loaded, doc["instances"])
-            if row_format
-            else _columnar_to_inputs(loaded, doc["inputs"])
-        )
+        raw = _rows_to_inputs(loaded, doc["instances"]) if row_format else _columnar_to_inputs(loaded, doc["inputs"])
         inputs = loaded.validator.check_inputs(raw)
         result = await dataplane.predict(loaded, inputs, outputs)
         value = to_list(result[outputs[0]])

@@ -72,9 +72,7 @@ def decode_inputs(doc: dict[str, Any], binary: memoryview) -> tuple[dict[str, np
     """The request's input tensors by name, and how many binary bytes they used."""
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise InvalidRequestError(
-            "'inputs' must be a non-empty list of tensors {name, shape, datatype, data}."
-        )
+        raise InvalidRequestError("'inputs' must be a non-empty list of tensors {name, shape, datatype, data}.")
     raw: dict[str, np.ndarray[Any, Any]] = {}
     offset = 0
     for i, tensor in enumerate(inputs):
@@ -98,8 +96,7 @@ def decode_inputs(doc: dict[str, Any], binary: memoryview) -> tuple[dict[str, np
         if size is not None:
             if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
                 raise InvalidRequestError(
-                    f"{field} binary_data_size {size!r} does not fit the {len(binary) - offset} binary "
-                    "bytes left."
+                    f"{field} binary_data_size {size!r} does not fit the {len(binary) - offset} binary bytes left."
                 )
             raw[name] = decode_binary(binary[offset : offset + size], datatype, shape, field)
             offset += size
@@ -170,8 +167,7 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         if header is not None:
             if not header.isdigit() or int(header) > len(body):
                 raise InvalidRequestError(
-                    f"{HEADER_LENGTH} {header!r} must be the byte length of the JSON part (body is "
-                    f"{len(body)} bytes)."
+                    f"{HEADER_LENGTH} {header!r} must be the byte length of the JSON part (body is {len(body)} bytes)."
                 )
             split = int(header)
         else:
@@ -183,8 +179,7 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         raw, used = decode_inputs(doc, view[split:])
         if used != len(body) - split:
             raise InvalidRequestError(
-                f"the body has {len(body) - split} binary bytes but the inputs' binary_data_size add up "
-                f"to {used}."
+                f"the body has {len(body) - split} binary bytes but the inputs' binary_data_size add up to {used}."
             )
         params = doc.get("parameters") or {}
         if not isinstance(params, dict):
@@ -195,9 +190,7 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         wanted = {name: binary_default for name in names}
         for o in asked:
             p = o.get("parameters") or {}
-            wanted[o["name"]] = (
-                bool(p.get("binary_data", binary_default)) if isinstance(p, dict) else binary_default
-            )
+            wanted[o["name"]] = bool(p.get("binary_data", binary_default)) if isinstance(p, dict) else binary_default
         inputs = loaded.validator.check_inputs(raw)
         result = await dataplane.predict(loaded, inputs, names)
         tensors, chunks = encode_outputs(result, wanted)

@@ -52,28 +52,20 @@ def decode_data(data: Any, datatype: str, shape: tuple[int, ...], field: str) ->
         else:
             arr = np.asarray(data)
             if arr.dtype.kind not in "biuf":
-                raise InvalidRequestError(
-                    f"{field} data holds non-numeric values; datatype {datatype} needs numbers."
-                )
+                raise InvalidRequestError(f"{field} data holds non-numeric values; datatype {datatype} needs numbers.")
             arr = arr.astype(dtype, copy=False)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidRequestError(
-            f"{field} data is not a rectangular array of {datatype} values ({exc})."
-        ) from None
+        raise InvalidRequestError(f"{field} data is not a rectangular array of {datatype} values ({exc}).") from None
     _check_count(arr.size, shape, field)
     return arr.reshape(shape)
 
 
-def decode_binary(
-    buf: memoryview | bytes, datatype: str, shape: tuple[int, ...], field: str
-) -> np.ndarray[Any, Any]:
+def decode_binary(buf: memoryview | bytes, datatype: str, shape: tuple[int, ...], field: str) -> np.ndarray[Any, Any]:
     """A binary tensor as an array of ``shape`` (a zero-copy view for numeric types)."""
     dtype = v2_to_numpy(datatype, f"{field} datatype")
     if dtype.kind != "O":
         if len(buf) % dtype.itemsize:
-            raise InvalidRequestError(
-                f"{field} has {len(buf)} bytes, not a multiple of {datatype}'s {dtype.itemsize}."
-            )
+            raise InvalidRequestError(f"{field} has {len(buf)} bytes, not a multiple of {datatype}'s {dtype.itemsize}.")
         arr = np.frombuffer(buf, dtype=dtype.newbyteorder("<"))
         _check_count(arr.size, shape, field)
         return arr.reshape(shape)
@@ -116,9 +108,7 @@ def flat_list(arr: np.ndarray[Any, Any]) -> list[Any]:
     flat = arr.ravel()
     if flat.dtype.kind in "OSU":
         return [
-            x.decode("utf-8", "replace")
-            if isinstance(x, bytes)
-            else (x.item() if isinstance(x, np.generic) else x)
+            x.decode("utf-8", "replace") if isinstance(x, bytes) else (x.item() if isinstance(x, np.generic) else x)
             for x in flat.tolist()
         ]
     return list(flat.tolist())
