@@ -21,8 +21,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import modelcapsule as mc
 
@@ -99,6 +102,9 @@ class Models:
     iris_path: Path
     iris_df_path: Path
     half_path: Path
+    people: pd.DataFrame
+    mixed: Pipeline
+    mixed_path: Path
 
 
 @pytest.fixture(scope="session")
@@ -113,7 +119,39 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Models:
     mc.save(iris, root / "iris.capsule", sample=X[:10], name="iris")
     mc.save(iris_df, root / "iris_df.capsule", sample=frame[:10], name="iris_df")
     mc.save(half, root / "half.capsule", sample=x, name="half_plus_three")
-    return Models(X, frame, iris, iris_df, half, root / "iris.capsule", root / "iris_df.capsule", root / "half.capsule")
+    people, mixed = _mixed_pipeline()
+    mc.save(mixed, root / "mixed.capsule", sample=people[:10], name="mixed")
+    return Models(
+        X,
+        frame,
+        iris,
+        iris_df,
+        half,
+        root / "iris.capsule",
+        root / "iris_df.capsule",
+        root / "half.capsule",
+        people,
+        mixed,
+        root / "mixed.capsule",
+    )
+
+
+def _mixed_pipeline() -> tuple[pd.DataFrame, Pipeline]:
+    """A DataFrame of mixed column types (int, string, float) and a pipeline with string class labels."""
+    rng = np.random.default_rng(0)
+    people = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, 300),
+            "city": rng.choice(["Oslo", "Lima", "Pune"], 300),
+            "income": rng.normal(50, 10, 300).round(2),
+        }
+    )
+    label = np.where(people["income"] + (people["city"] == "Oslo") * 5 > 52, "yes", "no")
+    pipeline = make_pipeline(
+        ColumnTransformer([("num", StandardScaler(), ["age", "income"]), ("cat", OneHotEncoder(), ["city"])]),
+        LogisticRegression(),
+    )
+    return people, pipeline.fit(people, label)
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +169,7 @@ def server(
         str(models.iris_path),
         str(models.iris_df_path),
         str(models.half_path),
+        str(models.mixed_path),
         "--batch-size",
         "32",
         "--batch-wait-ms",

@@ -152,30 +152,62 @@ class InputCheck:
                 raise InvalidRequestError(
                     f"{field} has unknown column(s) {extra}; expected columns {[c.name for c in specs]}."
                 )
-            cols = {c.name: _to_array(value[c.name], np.dtype(c.dtype), f"{field} column {c.name!r}") for c in specs}
+            cols = {c.name: _to_column(value[c.name], c.dtype, f"{field} column {c.name!r}") for c in specs}
             lengths = {len(a) if a.ndim == 1 else -1 for a in cols.values()}
             if len(lengths) != 1 or -1 in lengths:
                 raise InvalidRequestError(f"{field}: every column must be a flat list of the same length.")
             table = Table(cols)
         else:
-            arr = np.asarray(value, dtype=object) if not isinstance(value, np.ndarray) else value
+            try:
+                arr = value if isinstance(value, np.ndarray) else np.asarray(value, dtype=object)
+            except ValueError:
+                raise InvalidRequestError(
+                    f"{field} is not a table: send rows of {len(specs)} values for the columns "
+                    f"{[c.name for c in specs]}, all of the same length."
+                ) from None
             if arr.ndim == 1 and len(specs) == 1:
                 arr = arr.reshape(-1, 1)
             if arr.ndim != 2 or arr.shape[1] != len(specs):
                 raise InvalidRequestError(
                     f"{field} has shape {shape_text(arr.shape)}; expected rows of {len(specs)} values for "
-                    "the "
-                    f"columns {[c.name for c in specs]}."
+                    f"the columns {[c.name for c in specs]}."
                 )
             table = Table(
                 {
-                    c.name: _to_array(_column(arr, i), np.dtype(c.dtype), f"{field} column {c.name!r}")
+                    c.name: _to_column(_column(arr, i), c.dtype, f"{field} column {c.name!r}")
                     for i, c in enumerate(specs)
                 }
             )
         if table.n_rows == 0:
             raise InvalidRequestError(f"{field} has no rows; send at least one.")
         return table
+
+
+_STRING_DTYPES = frozenset({"str", "string", "unicode"})
+
+
+def _to_column(values: Any, dtype_name: str, field: str) -> np.ndarray[Any, Any]:
+    """One column of a table, by its saved dtype: numbers may arrive as numeric strings (CSV, V2 BYTES),
+    string columns must hold strings, and dtypes numpy does not know (``category``...) pass as objects."""
+    if dtype_name in _STRING_DTYPES:
+        arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+        flat = arr.ravel().tolist() if arr.dtype.kind == "O" else None
+        if flat is not None and not all(isinstance(v, str) for v in flat):
+            bad = next(v for v in flat if not isinstance(v, str))
+            raise InvalidRequestError(f"{field} holds {bad!r}; expected strings.")
+        return arr.astype(object)
+    try:
+        dtype = np.dtype(dtype_name)
+    except TypeError:
+        return np.asarray(values, dtype=object)
+    if dtype.kind in "biuf":
+        arr = values if isinstance(values, np.ndarray) else np.asarray(values)
+        if arr.dtype.kind in "US" or (arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr.ravel())):
+            try:
+                return arr.astype(str).astype(dtype)
+            except (ValueError, OverflowError):
+                raise InvalidRequestError(f"{field} holds values that are not {dtype.name} numbers.") from None
+    return _to_array(values, dtype, field)
 
 
 def _column(arr: np.ndarray[Any, Any], i: int) -> Any:
