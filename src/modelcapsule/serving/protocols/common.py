@@ -160,7 +160,7 @@ def endpoint(
             response = error(str(ModelFailedError(call.request_id)), Status.INTERNAL)
         elapsed = time.perf_counter() - start
         response.headers["x-request-id"] = call.request_id
-        if call.model:
+        if call.model in dataplane.models:  # never a label value taken from an unknown name in a URL
             metrics.requests.labels(call.model, call.version, call.protocol, str(response.status_code)).inc()
             metrics.latency.labels(call.model, call.version, call.protocol).observe(elapsed)
         if access_log.isEnabledFor(logging.INFO):
