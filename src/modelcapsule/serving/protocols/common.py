@@ -147,10 +147,12 @@ def endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``handler`` with error mapping, request ids, metrics and the access log."""
     metrics = dataplane.metrics
+    in_flight = metrics.in_flight.labels(protocol)
 
     async def wrapped(request: Request) -> Response:
         start = time.perf_counter()
         call = Call(protocol, request.headers.get("x-request-id") or new_request_id())
+        in_flight.inc()
         try:
             response = await handler(request, call)
         except ServingError as exc:
@@ -158,6 +160,8 @@ def endpoint(
         except Exception:
             log.exception("request %s (%s %s) failed", call.request_id, request.method, request.url.path)
             response = error(str(ModelFailedError(call.request_id)), Status.INTERNAL)
+        finally:
+            in_flight.dec()
         elapsed = time.perf_counter() - start
         response.headers["x-request-id"] = call.request_id
         if call.model in dataplane.models:  # never a label value taken from an unknown name in a URL
