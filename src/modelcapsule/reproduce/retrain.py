@@ -174,7 +174,7 @@ def _agreement(old: Path, new: Path, then: Manifest, trusted: tuple[str, ...],
         notes.append("the original capsule has no golden sample, so predictions were not compared.")
         return []
     inputs, outputs = sample
-    produced = predict_with(new, inputs, trusted)
+    produced = predict_with(new, inputs, outputs, trusted)
     result = []
     for method, saved in outputs.items():
         if method not in produced:

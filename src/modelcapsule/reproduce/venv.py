@@ -255,7 +255,7 @@ def _install_pins(venv_dir: Path, pip: list[str], pins: list[Pin], timeout: floa
     req_file = venv_dir / "capsule-requirements.txt"
     req_file.write_text("".join(f"{p}\n" for p in pins), encoding="utf-8")
     say(f"installing {len(pins)} pinned packages")
-    done = _run([*pip, "install", "--no-input", "-r", str(req_file)], timeout)
+    done = _run([*pip, "install", "--no-input", "--no-compile", "-r", str(req_file)], timeout)
     if done.returncode == 0:
         return
     output = done.stdout + done.stderr
@@ -277,8 +277,9 @@ def _install_tool(venv_dir: Path, pip: list[str], pins: list[Pin], spec: str, *,
     constraints = venv_dir / "modelcapsule-constraints.txt"
     constraints.write_text("".join(f"{c}\n" for c in tool_constraints(p.key for p in pins)), encoding="utf-8")
     say(f"installing modelcapsule ({spec})")
-    done = _run([*pip, "install", "--no-input", spec, "-c", str(venv_dir / "capsule-requirements.txt"),
-                 "-c", str(constraints)], timeout)
+    pinned = venv_dir / "capsule-requirements.txt"
+    done = _run([*pip, "install", "--no-input", "--no-compile", spec, "-c", str(pinned), "-c", str(constraints)],
+                timeout)
     if done.returncode != 0:
         raise EnvironmentBuildError(
             f"modelcapsule ({spec}) could not be installed beside the capsule's pins:\n"
