@@ -278,8 +278,8 @@ def _install_tool(venv_dir: Path, pip: list[str], pins: list[Pin], spec: str, *,
     constraints.write_text("".join(f"{c}\n" for c in tool_constraints(p.key for p in pins)), encoding="utf-8")
     say(f"installing modelcapsule ({spec})")
     pinned = venv_dir / "capsule-requirements.txt"
-    done = _run([*pip, "install", "--no-input", "--no-compile", spec, "-c", str(pinned), "-c", str(constraints)],
-                timeout)
+    done = _run([*pip, "install", "--no-input", "--no-compile", spec, "-c", str(pinned),
+                 "-c", str(constraints)], timeout)
     if done.returncode != 0:
         raise EnvironmentBuildError(
             f"modelcapsule ({spec}) could not be installed beside the capsule's pins:\n"
