@@ -1,7 +1,9 @@
 """Re-create a capsule's environment as a virtual environment, and prove it by loading the capsule in it.
 
-Three steps, each in a child process so nothing leaks from the running interpreter:
+Four steps, each in a child process so nothing leaks from the running interpreter:
 
+0. ``pip install --dry-run`` of the pins with the chosen interpreter, so a pin that cannot be had fails
+   in seconds, before anything is built;
 1. ``python -m venv DIR``;
 2. ``pip install`` the capsule's exact pins, then modelcapsule itself with those pins as constraints (so
    installing the tool can never move a pinned version); when pip cannot have a pin, every unavailable
@@ -19,12 +21,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -202,6 +205,7 @@ def build_venv(
     if venv_dir.exists() and (not venv_dir.is_dir() or any(venv_dir.iterdir())):
         raise FileExistsError(f"{venv_dir} already exists and is not empty; choose a new directory.")
     warnings: list[str] = []
+    _preflight(python, pins, timeout, say)
     made = not venv_dir.exists()
     try:
         venv_python = _create(venv_dir, python, timeout, say)
@@ -251,14 +255,33 @@ def _python_minor(exe: Path, timeout: float) -> str:
     return done.stdout.strip()
 
 
+def _preflight(python: str, pins: list[Pin], timeout: float, say: Progress) -> None:
+    """Resolve the pins without installing anything (``pip install --dry-run``), before building a venv,
+    so a pin that cannot be had fails in seconds. Skipped when ``python`` has no pip of its own."""
+    pip = [python, "-m", "pip"]
+    if _run([*pip, "--version"], timeout).returncode != 0:
+        return
+    say(f"checking that the {len(pins)} pinned packages can be had")
+    with tempfile.TemporaryDirectory(prefix="capsule-env-") as tmp:
+        req_file = Path(tmp) / "capsule-requirements.txt"
+        req_file.write_text("".join(f"{p}\n" for p in pins), encoding="utf-8")
+        done = _run([*pip, "install", "--dry-run", "--ignore-installed", "--no-input", "--quiet",
+                     "-r", str(req_file)], timeout)
+    if done.returncode != 0:
+        _fail_pins(pip, pins, done.stdout + done.stderr, timeout, say)
+
+
 def _install_pins(venv_dir: Path, pip: list[str], pins: list[Pin], timeout: float, say: Progress) -> None:
     req_file = venv_dir / "capsule-requirements.txt"
     req_file.write_text("".join(f"{p}\n" for p in pins), encoding="utf-8")
     say(f"installing {len(pins)} pinned packages")
     done = _run([*pip, "install", "--no-input", "--no-compile", "-r", str(req_file)], timeout)
-    if done.returncode == 0:
-        return
-    output = done.stdout + done.stderr
+    if done.returncode != 0:
+        _fail_pins(pip, pins, done.stdout + done.stderr, timeout, say)
+
+
+def _fail_pins(pip: list[str], pins: list[Pin], output: str, timeout: float, say: Progress) -> NoReturn:
+    """Raise the error for a failed install of the pins, naming every pin that cannot be had."""
     say("pip failed; finding every pin that cannot be had")
     unavailable = _find_unavailable(pip, pins, output, timeout)
     if unavailable:
