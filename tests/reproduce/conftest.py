@@ -41,8 +41,15 @@ def run_training(workdir: Path, script_text: str, env: dict[str, str], name: str
     workdir.mkdir(parents=True, exist_ok=True)
     script = workdir / name
     script.write_text(script_text, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return script
 
@@ -67,8 +74,12 @@ class BuiltVenv:
 
 
 @pytest.fixture(scope="session")
-def built_venv(trained: Trained, tmp_path_factory: pytest.TempPathFactory, subprocess_env: dict[str, str],
-               capsule_cmd: list[str]) -> BuiltVenv:
+def built_venv(
+    trained: Trained,
+    tmp_path_factory: pytest.TempPathFactory,
+    subprocess_env: dict[str, str],
+    capsule_cmd: list[str],
+) -> BuiltVenv:
     """A venv re-created from the trained capsule's pins (modelcapsule installed from this checkout).
 
     Shared by the env and dockerfile tests: building it is the slow part (pip installs from the local
@@ -79,8 +90,20 @@ def built_venv(trained: Trained, tmp_path_factory: pytest.TempPathFactory, subpr
     target = tmp_path_factory.mktemp("venvs") / "iris-env"
     start = time.monotonic()
     done = subprocess.run(
-        [*capsule_cmd, "env", str(trained.capsule), "--venv", str(target), "--modelcapsule", str(REPO_ROOT),
-         "--json"],
-        env=subprocess_env, capture_output=True, text=True, timeout=600, check=False,
+        [
+            *capsule_cmd,
+            "env",
+            str(trained.capsule),
+            "--venv",
+            str(target),
+            "--modelcapsule",
+            str(REPO_ROOT),
+            "--json",
+        ],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     return BuiltVenv(target, done.returncode, done.stdout, done.stderr, time.monotonic() - start)

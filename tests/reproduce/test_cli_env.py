@@ -22,8 +22,9 @@ def _capsule(cmd: list[str], env: dict[str, str], *args: str) -> subprocess.Comp
     return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
-def test_prints_the_pinned_requirements_of_the_capsule(trained: Trained, capsule_cmd: list[str],
-                                                        subprocess_env: dict[str, str]) -> None:
+def test_prints_the_pinned_requirements_of_the_capsule(
+    trained: Trained, capsule_cmd: list[str], subprocess_env: dict[str, str]
+) -> None:
     done = _capsule(capsule_cmd, subprocess_env, "env", str(trained.capsule))
     assert done.returncode == 0, done.stderr
     pins = [line for line in done.stdout.splitlines() if not line.startswith("#")]
@@ -32,24 +33,29 @@ def test_prints_the_pinned_requirements_of_the_capsule(trained: Trained, capsule
     assert any(p.startswith("scikit-learn==") for p in pins)
 
 
-def test_writes_a_pylock_file(trained: Trained, capsule_cmd: list[str], subprocess_env: dict[str, str],
-                              tmp_path: Path) -> None:
+def test_writes_a_pylock_file(
+    trained: Trained, capsule_cmd: list[str], subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
     out = tmp_path / "pylock.toml"
-    done = _capsule(capsule_cmd, subprocess_env, "env", str(trained.capsule), "--format", "pylock", "-o", str(out))
+    done = _capsule(
+        capsule_cmd, subprocess_env, "env", str(trained.capsule), "--format", "pylock", "-o", str(out)
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     packages = {p["name"]: p["version"] for p in tomllib.loads(out.read_text())["packages"]}
     assert packages["scikit-learn"] == mc.inspect(trained.capsule).environment["packages"]["scikit-learn"]
 
 
-def test_a_missing_capsule_is_a_usage_error(capsule_cmd: list[str], subprocess_env: dict[str, str],
-                                            tmp_path: Path) -> None:
+def test_a_missing_capsule_is_a_usage_error(
+    capsule_cmd: list[str], subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
     done = _capsule(capsule_cmd, subprocess_env, "env", str(tmp_path / "nope.capsule"))
     assert done.returncode == 2
 
 
-def test_venv_holds_exactly_the_pins_and_the_capsule_loads_and_verifies_there(built_venv: BuiltVenv,
-                                                                             trained: Trained) -> None:
+def test_venv_holds_exactly_the_pins_and_the_capsule_loads_and_verifies_there(
+    built_venv: BuiltVenv, trained: Trained
+) -> None:
     assert built_venv.returncode == 0, built_venv.stderr
     result = json.loads(built_venv.stdout)
     assert result["verified"] is True
@@ -57,14 +63,21 @@ def test_venv_holds_exactly_the_pins_and_the_capsule_loads_and_verifies_there(bu
     # modelcapsule was imported from inside the venv, not from this checkout
     assert Path(result["modelcapsule"]).is_relative_to(built_venv.path.resolve())
     saved = dict(line.split("==") for line in mc.inspect(trained.capsule).environment["requirements"])
-    assert {k: v for k, v in result["versions"].items()} == {k: v for k, v in saved.items() if k != "modelcapsule"}
+    assert {k: v for k, v in result["versions"].items()} == {
+        k: v for k, v in saved.items() if k != "modelcapsule"
+    }
     assert built_venv.seconds < 300, f"building the venv took {built_venv.seconds:.0f} s"
 
 
 def test_venv_interpreter_sees_its_own_packages_only(built_venv: BuiltVenv) -> None:
     python = built_venv.path / "bin" / "python"
-    done = subprocess.run([str(python), "-I", "-c", "import sklearn, sys; print(sklearn.__file__, sys.prefix)"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [str(python), "-I", "-c", "import sklearn, sys; print(sklearn.__file__, sys.prefix)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0].startswith(str(built_venv.path.resolve()))
 
@@ -83,15 +96,25 @@ def _with_impossible_pins(real: Any) -> Any:
 
 
 def test_an_impossible_pin_fails_naming_every_version_that_cannot_be_had(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsule_cmd: list[str],
-        subprocess_env: dict[str, str]) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsule_cmd: list[str], subprocess_env: dict[str, str]
+) -> None:
     X, y = load_iris(return_X_y=True)
-    monkeypatch.setattr(environment, "capture_environment", _with_impossible_pins(environment.capture_environment))
+    monkeypatch.setattr(
+        environment, "capture_environment", _with_impossible_pins(environment.capture_environment)
+    )
     capsule = tmp_path / "impossible.capsule"
     mc.save(DecisionTreeClassifier(max_depth=2).fit(X, y), capsule, sample=X[:5], source=False)
     venv = tmp_path / "venv"
-    done = _capsule(capsule_cmd, subprocess_env, "env", str(capsule), "--venv", str(venv),
-                    "--modelcapsule", str(REPO_ROOT))
+    done = _capsule(
+        capsule_cmd,
+        subprocess_env,
+        "env",
+        str(capsule),
+        "--venv",
+        str(venv),
+        "--modelcapsule",
+        str(REPO_ROOT),
+    )
     assert done.returncode == 1
     assert "scikit-learn==0.0.1" in done.stderr
     assert "numpy==0.0.2" in done.stderr
@@ -99,9 +122,9 @@ def test_an_impossible_pin_fails_naming_every_version_that_cannot_be_had(
     assert not venv.exists(), "a half-built environment is removed"
 
 
-def test_an_existing_non_empty_venv_directory_is_a_usage_error(trained: Trained, tmp_path: Path,
-                                                                capsule_cmd: list[str],
-                                                                subprocess_env: dict[str, str]) -> None:
+def test_an_existing_non_empty_venv_directory_is_a_usage_error(
+    trained: Trained, tmp_path: Path, capsule_cmd: list[str], subprocess_env: dict[str, str]
+) -> None:
     (tmp_path / "keep.txt").write_text("mine")
     done = _capsule(capsule_cmd, subprocess_env, "env", str(trained.capsule), "--venv", str(tmp_path))
     assert done.returncode == 2

@@ -54,8 +54,9 @@ def test_missing_new_and_non_numeric_metrics() -> None:
 
 def test_the_report_is_within_range_only_when_every_judged_metric_is() -> None:
     def report(metrics: list) -> RetrainReport:  # type: ignore[type-arg]
-        return RetrainReport("m", "a", "b", "s", 1.0, 2.0, ("3.11.7", "3.11.7"), [],
-                             compare_data(None, None), metrics)
+        return RetrainReport(
+            "m", "a", "b", "s", 1.0, 2.0, ("3.11.7", "3.11.7"), [], compare_data(None, None), metrics
+        )
 
     assert report(compare_metrics({"acc": FOLDS}, {"acc": FOLDS})).within_range
     assert not report(compare_metrics({"acc": FOLDS}, {"acc": [0.5]})).within_range
@@ -70,11 +71,15 @@ def test_a_negative_tolerance_is_refused() -> None:
 
 
 def test_packages_then_and_now() -> None:
-    rows = compare_packages({"numpy": "2.4.6", "scikit-learn": "1.8.0"}, {"numpy": "2.4.6", "scikit-learn": "1.9.1",
-                                                                          "scipy": "1.17.1"})
+    rows = compare_packages(
+        {"numpy": "2.4.6", "scikit-learn": "1.8.0"},
+        {"numpy": "2.4.6", "scikit-learn": "1.9.1", "scipy": "1.17.1"},
+    )
     assert [(r.name, r.then, r.now, r.changed) for r in rows] == [
-        ("numpy", "2.4.6", "2.4.6", False), ("scikit-learn", "1.8.0", "1.9.1", True),
-        ("scipy", None, "1.17.1", True)]
+        ("numpy", "2.4.6", "2.4.6", False),
+        ("scikit-learn", "1.8.0", "1.9.1", True),
+        ("scipy", None, "1.17.1", True),
+    ]
 
 
 def test_training_data_is_the_same_only_when_both_fingerprints_match() -> None:

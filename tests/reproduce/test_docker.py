@@ -10,12 +10,17 @@ import pytest
 
 from modelcapsule.reproduce.docker import render_dockerfile, write_docker_context
 
-ENV = {"python": "3.12.4", "implementation": "CPython", "platform": "Linux", "machine": "aarch64",
-       "requirements": ["scikit-learn==1.9.1", "numpy==2.4.6", "modelcapsule==0.1.0"]}
+ENV = {
+    "python": "3.12.4",
+    "implementation": "CPython",
+    "platform": "Linux",
+    "machine": "aarch64",
+    "requirements": ["scikit-learn==1.9.1", "numpy==2.4.6", "modelcapsule==0.1.0"],
+}
 
 
 def _instruction(dockerfile: str, keyword: str) -> list[str]:
-    return [line[len(keyword) + 1:] for line in dockerfile.splitlines() if line.startswith(keyword + " ")]
+    return [line[len(keyword) + 1 :] for line in dockerfile.splitlines() if line.startswith(keyword + " ")]
 
 
 def test_the_base_image_matches_the_saved_python_minor_version() -> None:
@@ -35,12 +40,12 @@ def test_the_image_serves_as_a_non_root_user_with_a_readiness_healthcheck() -> N
     lines = dockerfile.splitlines()
     user_at = lines.index("USER capsule")
     assert any("useradd" in line for line in lines[:user_at])
-    assert lines.index("ENTRYPOINT [\"capsule\", \"serve\"]") > user_at
+    assert lines.index('ENTRYPOINT ["capsule", "serve"]') > user_at
     cmd = json.loads(_instruction(dockerfile, "CMD")[0])
     assert cmd[0] == "/srv/capsule/model/fraud.capsule"
     assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
     assert _instruction(dockerfile, "EXPOSE") == ["8080 8081"]
-    health = dockerfile[dockerfile.index("HEALTHCHECK"):]
+    health = dockerfile[dockerfile.index("HEALTHCHECK") :]
     assert "http://127.0.0.1:8080/v2/health/ready" in health
 
 
@@ -48,12 +53,18 @@ def test_the_dockerignore_admits_only_what_the_image_needs() -> None:
     ignore = render_dockerfile("fraud", ENV, "model/fraud.capsule").dockerignore
     rules = [line for line in ignore.splitlines() if not line.startswith("#")]
     assert rules[0] == "*"
-    assert set(rules[1:]) == {"!Dockerfile", "!requirements.txt", "!model/fraud.capsule", "!model/fraud.capsule/**"}
+    assert set(rules[1:]) == {
+        "!Dockerfile",
+        "!requirements.txt",
+        "!model/fraud.capsule",
+        "!model/fraud.capsule/**",
+    }
 
 
 def test_a_wheel_replaces_the_requirement_and_is_copied_in() -> None:
-    context = render_dockerfile("fraud", ENV, "model/fraud.capsule",
-                                wheel_in_context="wheels/modelcapsule-0.1.0-py3-none-any.whl")
+    context = render_dockerfile(
+        "fraud", ENV, "model/fraud.capsule", wheel_in_context="wheels/modelcapsule-0.1.0-py3-none-any.whl"
+    )
     assert "COPY wheels/modelcapsule-0.1.0-py3-none-any.whl" in context.dockerfile
     assert "'/srv/capsule/wheels/modelcapsule-0.1.0-py3-none-any.whl[serve,grpc]'" in context.dockerfile
     assert "!wheels/modelcapsule-0.1.0-py3-none-any.whl" in context.dockerignore

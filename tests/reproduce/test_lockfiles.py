@@ -36,7 +36,10 @@ def test_pylock_is_valid_toml_in_the_pep_751_shape() -> None:
     assert data["requires-python"] == "==3.11.*"
     assert data["environments"] == ["sys_platform == 'linux' and platform_machine == 'x86_64'"]
     assert [(p["name"], p["version"]) for p in data["packages"]] == [
-        ("numpy", "2.4.6"), ("scikit-learn", "1.9.1"), ("scipy", "1.17.1")]
+        ("numpy", "2.4.6"),
+        ("scikit-learn", "1.9.1"),
+        ("scipy", "1.17.1"),
+    ]
 
 
 def test_pylock_leaves_out_what_the_manifest_does_not_know() -> None:
@@ -51,7 +54,11 @@ def test_conda_pins_python_and_installs_every_package_through_pip() -> None:
     assert 'name: "iris \\"v2\\""' in lines
     assert "  - python=3.11.7" in lines
     pip_at = lines.index("  - pip:")
-    assert lines[pip_at + 1:] == ['      - "numpy==2.4.6"', '      - "scikit-learn==1.9.1"', '      - "scipy==1.17.1"']
+    assert lines[pip_at + 1 :] == [
+        '      - "numpy==2.4.6"',
+        '      - "scikit-learn==1.9.1"',
+        '      - "scipy==1.17.1"',
+    ]
 
 
 def test_every_renderer_is_registered_and_unknown_formats_are_named() -> None:

@@ -18,7 +18,9 @@ def test_without_the_variable_the_target_is_unchanged() -> None:
 
 def test_with_the_variable_every_save_goes_there_and_may_replace_it() -> None:
     assert redirected_target("a.capsule", False, {SAVE_REDIRECT_ENV: "/tmp/new.capsule"}) == (
-        Path("/tmp/new.capsule"), True)
+        Path("/tmp/new.capsule"),
+        True,
+    )
 
 
 def test_save_honours_the_redirect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

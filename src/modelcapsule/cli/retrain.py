@@ -45,7 +45,8 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def _render(report: RetrainReport, console: Console) -> None:
+def render_report(report: RetrainReport, console: Console) -> None:
+    """Print ``report`` as tables: versions, training data, metrics with verdicts, agreement, conclusion."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -73,7 +74,7 @@ def _render(report: RetrainReport, console: Console) -> None:
         then = "—" if not m.then else f"{_fmt(m.then_mean)} ± {_fmt(m.then_std)} ({len(m.then)})"
         rng = "—" if m.low is None else f"[{_fmt(m.low)}, {_fmt(m.high)}]"
         now = "—" if not m.now else f"{_fmt(m.now_mean)} ({len(m.now)})"
-        verdict = {"within": "[green]within the saved range[/]", "outside": "[red]outside the saved range[/]",
+        verdict = {"within": "[green]within[/]", "outside": "[red]outside[/]",
                    "missing": "[red]not recorded now[/]"}.get(m.verdict, f"[dim]{m.verdict}, not judged[/]")
         metrics.add_row(escape(m.name), then, rng, now, verdict)
     console.print(metrics)
@@ -131,5 +132,5 @@ def command(*, path: Path, script: Path | None, new: Path | None, tolerance: flo
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
-        _render(report, Console(soft_wrap=False))
+        render_report(report, Console(width=None if sys.stdout.isatty() else 120))
     raise SystemExit(0 if report.within_range else 1)

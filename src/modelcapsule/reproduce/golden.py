@@ -52,11 +52,22 @@ def saved_sample(path: Path, manifest: Manifest) -> tuple[dict[str, Any], Output
 
 
 def predict_with(path: Path, inputs: Mapping[str, Any], methods: Iterable[str],
-                 trusted: Iterable[str] = ()) -> Outputs:
+                 trusted: Iterable[str] = ()) -> tuple[Outputs, dict[str, str]]:
     """Load the capsule at ``path`` (checked, its own golden sample verified) and call each of ``methods``
-    that its model has on ``inputs``."""
+    that its model has on ``inputs``. Returns the outputs, and why each method that failed did (a
+    re-trained model may not accept the old inputs at all, e.g. after a change of features)."""
     loaded = load_capsule(path, trusted=tuple(trusted), on_mismatch="ignore", verify=True)
     framework = get_framework(loaded.manifest.framework)
     available = set(framework.methods(loaded.model))
     args = model_inputs(inputs)
-    return {m: to_numpy(framework.call(loaded.model, m, args)) for m in methods if m in available}
+    outputs: Outputs = {}
+    failures: dict[str, str] = {}
+    for method in methods:
+        if method not in available:
+            failures[method] = "the re-trained model has no such method"
+            continue
+        try:
+            outputs[method] = to_numpy(framework.call(loaded.model, method, args))
+        except Exception as exc:
+            failures[method] = f"{type(exc).__name__}: {exc}"
+    return outputs, failures

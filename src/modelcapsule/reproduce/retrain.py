@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..container import open_capsule
 from ..errors import CapsuleFormatError
 from ..manifest import Manifest
@@ -174,12 +176,13 @@ def _agreement(old: Path, new: Path, then: Manifest, trusted: tuple[str, ...],
         notes.append("the original capsule has no golden sample, so predictions were not compared.")
         return []
     inputs, outputs = sample
-    produced = predict_with(new, inputs, outputs, trusted)
+    produced, failures = predict_with(new, inputs, outputs, trusted)
     result = []
     for method, saved in outputs.items():
-        if method not in produced:
-            notes.append(f"the re-trained model has no {method}(); those golden-sample outputs were not "
-                         "compared.")
+        if method in failures:
+            notes.append(f"{method}() of the re-trained model fails on the saved golden-sample inputs "
+                         f"({failures[method]}); no row agrees.")
+            result.append(Agreement(method, int(np.asarray(saved).shape[0]) if np.ndim(saved) else 1, 0))
             continue
         result.append(compare_outputs(method, saved, produced[method]))
     return result
