@@ -36,7 +36,7 @@ def _progress(enabled: bool, label: str) -> Iterator[Callable[[str], None] | Non
     with console.status(f"Re-training: running {escape(label)}") as status:
         def show(line: str) -> None:
             if line.strip():
-                status.update(f"Re-training: running {escape(label)}  [dim]{escape(line.strip()[:100])}[/]")
+                status.update(f"Re-training: running {escape(label)}  [dim]{escape(line.strip()[:60])}[/]")
 
         yield show
 
