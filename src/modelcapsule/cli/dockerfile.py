@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
+
+from ._common import emit_json, json_option, reported_errors
 
 __all__ = ["command"]
 
@@ -18,7 +19,7 @@ __all__ = ["command"]
               help="How the image installs modelcapsule: a requirement (default: the version that saved the "
                    "capsule) or a wheel file, copied into the context.")
 @click.option("--force", is_flag=True, help="Replace files already in the output directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print the written files as JSON.")
+@json_option
 def command(*, path: Path, out_dir: Path, tool_spec: str | None, force: bool, as_json: bool) -> None:
     """Write Dockerfile, requirements.txt and .dockerignore (and copy the capsule) into a build context.
 
@@ -27,26 +28,21 @@ def command(*, path: Path, out_dir: Path, tool_spec: str | None, force: bool, as
     /v2/health/ready.
     """
     from ..container import open_capsule
-    from ..errors import CapsuleError
     from ..reproduce.docker import write_docker_context
 
     wheel = Path(tool_spec) if tool_spec and tool_spec.endswith(".whl") else None
-    try:
+    with reported_errors():
         with open_capsule(path) as reader:
             manifest = reader.manifest
         context = write_docker_context(
             path, manifest.name, manifest.environment, out_dir,
             tool_requirement=None if wheel else tool_spec, tool_wheel=wheel, overwrite=force,
         )
-    except (FileExistsError, FileNotFoundError) as exc:
-        raise click.UsageError(str(exc)) from None
-    except CapsuleError as exc:
-        raise click.ClickException(str(exc)) from None
     files = ["Dockerfile", "requirements.txt", ".dockerignore", context.capsule_in_context]
     if context.wheel_in_context:
         files.append(context.wheel_in_context)
     if as_json:
-        click.echo(json.dumps({"directory": str(out_dir), "files": files}, indent=2))
+        emit_json({"directory": str(out_dir), "files": files})
         return
     click.echo(f"Wrote a build context in {out_dir}: {', '.join(files)}")
     click.echo(f"Build and run it with: docker build -t {manifest.name.lower()} {out_dir}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
+
+from ._common import emit_json, json_option, reported_errors
 
 __all__ = ["command"]
 
@@ -42,21 +43,18 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None]]:
 @click.option("--modelcapsule", "tool_spec", metavar="SPEC",
               help="How to install modelcapsule into the --venv: a requirement, a wheel or a source "
                    "directory (default: this checkout, or this released version).")
-@click.option("--json", "as_json", is_flag=True, help="Print the --venv result as JSON.")
+@json_option
 def command(*, path: Path, fmt: str, output: Path | None, venv_dir: Path | None, python: str,
             tool_spec: str | None, as_json: bool) -> None:
     """Print the pinned environment of the capsule at PATH, or re-create it with --venv."""
     from ..container import open_capsule
-    from ..errors import CapsuleError
     from ..reproduce.lockfiles import lock_input, render
-    from ..reproduce.venv import EnvironmentBuildError, build_venv
+    from ..reproduce.venv import build_venv
 
-    try:
+    with reported_errors():
         with open_capsule(path) as reader:
             manifest = reader.manifest
         lock = lock_input(manifest.name, manifest.environment)
-    except CapsuleError as exc:
-        raise click.ClickException(str(exc)) from None
     text = render(lock, fmt)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -66,22 +64,17 @@ def command(*, path: Path, fmt: str, output: Path | None, venv_dir: Path | None,
         click.echo(text, nl=False)
     if venv_dir is None:
         return
-    try:
-        with _progress(sys.stderr.isatty() and not as_json) as progress:
-            report = build_venv(path, venv_dir, lock.pins, python=python, tool_spec=tool_spec,
-                                saved_python=lock.info.python, progress=progress)
-    except FileExistsError as exc:
-        raise click.UsageError(str(exc)) from None
-    except EnvironmentBuildError as exc:
-        raise click.ClickException(str(exc)) from None
+    with reported_errors(), _progress(sys.stderr.isatty() and not as_json) as progress:
+        report = build_venv(path, venv_dir, lock.pins, python=python, tool_spec=tool_spec,
+                            saved_python=lock.info.python, progress=progress)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     if as_json:
-        click.echo(json.dumps({
+        emit_json({
             "venv": str(report.path), "python": str(report.python), "seconds": round(report.seconds, 2),
             "versions": report.versions, "modelcapsule": report.modelcapsule, "model": report.model,
             "verified": True, "warnings": report.warnings,
-        }, indent=2))
+        })
         return
     activate = report.path / ("Scripts" if sys.platform == "win32" else "bin") / "activate"
     click.echo(

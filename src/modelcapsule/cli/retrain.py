@@ -7,13 +7,23 @@ is not (or the script fails), 2 for usage errors.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+
+from ._common import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    emit_json,
+    fail,
+    json_option,
+    reported_errors,
+    trust_option,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -100,11 +110,10 @@ def render_report(report: RetrainReport, console: Console) -> None:
 @click.option("--tolerance", type=click.FloatRange(min=0), default=2.0, show_default=True, metavar="K",
               help="A metric is within range when it lies in mean ± K·std of the saved fold scores.")
 @click.option("--overwrite", is_flag=True, help="Replace the output capsule if it exists.")
-@click.option("--trust", "trusted", multiple=True, metavar="NAME",
-              help="Extra module.qualname the re-trained model may import (repeatable).")
+@trust_option
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop the script after this long.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 def command(*, path: Path, script: Path | None, new: Path | None, tolerance: float, overwrite: bool,
             trusted: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
     """Re-run the training script of the capsule at PATH and compare the new model with the saved one.
@@ -115,22 +124,17 @@ def command(*, path: Path, script: Path | None, new: Path | None, tolerance: flo
     """
     from rich.console import Console
 
-    from ..errors import CapsuleError
     from ..reproduce.retrain import retrain
 
     label = script.name if script else "the stored training script"
     try:
-        with _progress(sys.stderr.isatty() and not as_json, label) as on_line:
+        with reported_errors(), _progress(sys.stderr.isatty() and not as_json, label) as on_line:
             report = retrain(path, new, script=script, tolerance=tolerance, overwrite=overwrite,
                              trusted=trusted, timeout=timeout, on_line=on_line)
-    except (FileExistsError, FileNotFoundError, ValueError) as exc:
-        if isinstance(exc, CapsuleError):
-            raise click.ClickException(str(exc)) from None
-        raise click.UsageError(str(exc)) from None
-    except CapsuleError as exc:
-        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:  # not a CapsuleError (those exit 1 above): a bad argument
+        fail(str(exc), EXIT_USAGE)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        emit_json(report.to_dict())
     else:
-        render_report(report, Console(width=None if sys.stdout.isatty() else 120))
-    raise SystemExit(0 if report.within_range else 1)
+        render_report(report, Console(width=None if sys.stdout.isatty() else 120, highlight=False))
+    sys.exit(EXIT_OK if report.within_range else EXIT_CHECK_FAILED)
