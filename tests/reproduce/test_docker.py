@@ -94,3 +94,12 @@ def test_a_capsule_already_in_the_context_is_used_where_it_is(tmp_path: Path) ->
     context = write_docker_context(capsule, "fraud", ENV, tmp_path)
     assert context.capsule_in_context == "models/fraud.capsule"
     assert re.search(r'^COPY \["models/fraud.capsule", ', context.dockerfile, re.M)
+
+
+def test_local_version_labels_get_a_note_on_where_they_come_from() -> None:
+    plain = render_dockerfile("fraud", ENV, "model/fraud.capsule").dockerfile
+    assert "PIP_EXTRA_INDEX_URL=<" not in plain
+    env = {**ENV, "requirements": [*ENV["requirements"], "torch==2.13.0+cpu"]}
+    noted = render_dockerfile("fraud", env, "model/fraud.capsule").dockerfile
+    assert "# torch==2.13.0+cpu: local version label(s)" in noted
+    assert "--build-arg PIP_EXTRA_INDEX_URL=<that index>" in noted

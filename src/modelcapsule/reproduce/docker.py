@@ -86,6 +86,11 @@ def render_dockerfile(
         ".status == 200 else 1)"
     )
     tag = _safe_name(name).lower()
+    local = [str(p) for p in lock.pins if "+" in p.version]
+    local_note = (
+        f"# {', '.join(local)}: local version label(s), published on their vendor's own index:\n"
+        "#   docker build --build-arg PIP_EXTRA_INDEX_URL=<that index> ...\n"
+    ) if local else ""
     entry = ["capsule", "serve"]
     cmd = [model_path, "--host", "0.0.0.0", "--port", str(HTTP_PORT), "--grpc-port", str(GRPC_PORT)]  # noqa: S104
     dockerfile = f"""\
@@ -94,9 +99,7 @@ def render_dockerfile(
 # Written by `capsule dockerfile`. Build and run:
 #   docker build -t {tag} .
 #   docker run -p {HTTP_PORT}:{HTTP_PORT} -p {GRPC_PORT}:{GRPC_PORT} {tag}
-# Pins with a local version label (e.g. torch==2.13.0+cpu) come from their vendor's index:
-#   docker build --build-arg PIP_EXTRA_INDEX_URL=<that index> ...
-FROM python:{minor}-slim
+{local_note}FROM python:{minor}-slim
 
 ARG PIP_EXTRA_INDEX_URL=
 ENV PYTHONDONTWRITEBYTECODE=1 \\

@@ -204,6 +204,8 @@ def build_venv(
     venv_dir = Path(target)
     if venv_dir.exists() and (not venv_dir.is_dir() or any(venv_dir.iterdir())):
         raise FileExistsError(f"{venv_dir} already exists and is not empty; choose a new directory.")
+    if shutil.which(python) is None:
+        raise FileNotFoundError(f"no Python interpreter at {python!r}; pass --python with an executable.")
     warnings: list[str] = []
     _preflight(python, pins, timeout, say)
     made = not venv_dir.exists()
