@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import statistics
 import subprocess
@@ -27,7 +28,8 @@ def test_the_stored_script_retrains_within_the_saved_range(
 ) -> None:
     new = tmp_path / "again.capsule"
     done = _retrain(
-        capsule_cmd, subprocess_env, trained.workdir, str(trained.capsule), "-o", str(new), "--json"
+        capsule_cmd, subprocess_env, trained.workdir, str(trained.capsule), "-o", str(new), "--trust-script",
+        "--json",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
@@ -41,6 +43,20 @@ def test_the_stored_script_retrains_within_the_saved_range(
     # the script's own save went to the new path; the original is untouched
     assert mc.inspect(new).name == "iris"
     assert mc.inspect(trained.capsule).created_at <= mc.inspect(new).created_at
+
+
+def test_the_stored_script_runs_only_when_trusted_and_can_be_read_first(
+    trained: Trained, tmp_path: Path, capsule_cmd: list[str], subprocess_env: dict[str, str]
+) -> None:
+    new = tmp_path / "never.capsule"
+    refused = _retrain(capsule_cmd, subprocess_env, trained.workdir, str(trained.capsule), "-o", str(new))
+    assert refused.returncode == 1
+    assert "--trust-script" in refused.stderr and "Nothing was run" in refused.stderr
+    assert hashlib.sha256(TRAIN_SCRIPT.encode()).hexdigest()[:16] in refused.stderr
+    assert not new.exists()
+    shown = _retrain(capsule_cmd, subprocess_env, trained.workdir, str(trained.capsule), "--show-script")
+    assert shown.returncode == 0
+    assert shown.stdout == TRAIN_SCRIPT
 
 
 def test_different_hyper_parameters_are_out_of_range_with_a_non_zero_exit(

@@ -109,28 +109,39 @@ def render_report(report: RetrainReport, console: Console) -> None:
               help="Where the re-trained capsule goes (default: NAME.retrained.capsule beside PATH).")
 @click.option("--tolerance", type=click.FloatRange(min=0), default=2.0, show_default=True, metavar="K",
               help="A metric is within range when it lies in mean ± K·std of the saved fold scores.")
+@click.option("--trust-script", is_flag=True,
+              help="Run the training script stored in the capsule (it is Python code from the capsule's author: "
+                   "read it first with --show-script).")
+@click.option("--show-script", is_flag=True, help="Print the stored training script and exit; nothing runs.")
 @click.option("--overwrite", is_flag=True, help="Replace the output capsule if it exists.")
 @trust_option
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Stop the script after this long.")
 @json_option
-def command(*, path: Path, script: Path | None, new: Path | None, tolerance: float, overwrite: bool,
-            trusted: tuple[str, ...], timeout: float | None, as_json: bool) -> None:
+def command(*, path: Path, script: Path | None, new: Path | None, tolerance: float, trust_script: bool,
+            show_script: bool, overwrite: bool, trusted: tuple[str, ...], timeout: float | None,
+            as_json: bool) -> None:
     """Re-run the training script of the capsule at PATH and compare the new model with the saved one.
 
     The script runs in the current environment, in the current directory; its own modelcapsule.save(...)
-    call is redirected to the output path. The report shows library versions then and now, whether the
+    call is redirected to the output path. The stored script runs only with --trust-script (review it
+    with --show-script), or pass your own with --script. The report shows library versions then and now, whether the
     training data is the same, each metric against its saved range, and golden-sample agreement.
     """
     from rich.console import Console
 
-    from ..reproduce.retrain import retrain
+    from ..reproduce.retrain import retrain, stored_script
 
+    if show_script:
+        with reported_errors():
+            _name, text = stored_script(path)
+        click.echo(text, nl=not text.endswith("\n"))
+        return
     label = script.name if script else "the stored training script"
     try:
         with reported_errors(), _progress(sys.stderr.isatty() and not as_json, label) as on_line:
             report = retrain(path, new, script=script, tolerance=tolerance, overwrite=overwrite,
-                             trusted=trusted, timeout=timeout, on_line=on_line)
+                             trusted=trusted, trust_script=trust_script, timeout=timeout, on_line=on_line)
     except ValueError as exc:  # not a CapsuleError (those exit 1 above): a bad argument
         fail(str(exc), EXIT_USAGE)
     if as_json:

@@ -9,6 +9,7 @@ as the old one did.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..container import open_capsule
-from ..errors import CapsuleFormatError
+from ..errors import CapsuleError, CapsuleFormatError
 from ..manifest import Manifest
 from .compare import (
     DEFAULT_TOLERANCE,
@@ -32,9 +33,26 @@ from .compare import (
 )
 from .runner import ScriptFailedError, run_script
 
-__all__ = ["default_output", "retrain", "stored_script"]
+__all__ = ["ScriptNotTrustedError", "default_output", "retrain", "stored_script"]
 
 SOURCE_MEMBER = "provenance/source.py"
+
+
+class ScriptNotTrustedError(CapsuleError, PermissionError):
+    """Running the training script stored in a capsule was not explicitly allowed.
+
+    The script is Python code from the capsule's author; running it is running their code with your
+    permissions. Nothing was run.
+    """
+
+    def __init__(self, path: str, name: str, text: str) -> None:
+        self.sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        super().__init__(
+            f"{path} holds a training script ({name}, {len(text.splitlines())} lines, sha256 "
+            f"{self.sha256[:16]}…) that would run as Python code with your permissions. Nothing was run. "
+            f"Read it first (`capsule retrain {path} --show-script`); if you trust it, pass --trust-script "
+            "(trust_script=True), or pass your own copy with --script FILE."
+        )
 
 
 def default_output(old: Path) -> Path:
@@ -90,30 +108,39 @@ def retrain(
     cwd: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     trusted: tuple[str, ...] = (),
+    trust_script: bool = False,
     timeout: float | None = None,
     on_line: Callable[[str], None] | None = None,
 ) -> RetrainReport:
-    """Re-run the training script of ``old`` and compare the capsule it saves (at ``new``) with ``old``."""
+    """Re-run the training script of ``old`` and compare the capsule it saves (at ``new``) with ``old``.
+
+    The script is ``script`` when given, else the one stored in ``old``, which runs only with
+    ``trust_script=True`` (it is code from the capsule's author: :class:`ScriptNotTrustedError`).
+    """
     old_path = Path(old)
     with open_capsule(old_path) as reader:
         then = reader.manifest
     new_path = Path(new) if new is not None else default_output(old_path)
     if new_path.resolve() == old_path.resolve():
         raise ValueError("the re-trained capsule must go to a new path, not over the original.")
+    if os.path.lexists(new_path) and not overwrite:
+        raise FileExistsError(f"{new_path} already exists; pass --overwrite or choose another -o path.")
+    if script is not None:
+        script_path = Path(script).resolve()
+        if not script_path.is_file():
+            raise FileNotFoundError(f"no training script at {script_path}")
+        stored = None
+    else:
+        stored = stored_script(old_path)
+        if not trust_script:
+            raise ScriptNotTrustedError(str(old_path), *stored)
     if os.path.lexists(new_path):
-        if not overwrite:
-            raise FileExistsError(f"{new_path} already exists; pass --overwrite or choose another -o path.")
         _remove(new_path)
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="capsule-retrain-") as tmp:
-        if script is not None:
-            script_path = Path(script).resolve()
-            if not script_path.is_file():
-                raise FileNotFoundError(f"no training script at {script_path}")
-        else:
-            name, text = stored_script(old_path)
-            script_path = Path(tmp) / name
-            script_path.write_text(text, encoding="utf-8")
+        if stored is not None:
+            script_path = Path(tmp) / stored[0]
+            script_path.write_text(stored[1], encoding="utf-8")
         run = run_script(script_path, new_path, cwd=Path(cwd) if cwd else None, on_line=on_line,
                          timeout=timeout)
     if not new_path.exists():
