@@ -162,6 +162,23 @@ def test_a_failing_script_exits_1_with_its_last_lines(
     assert "the data source is gone" in done.stderr
 
 
+def test_a_script_that_runs_too_long_is_stopped(
+    trained: Trained, tmp_path: Path, capsule_cmd: list[str], subprocess_env: dict[str, str]
+) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text("import time\nprint('epoch 1', flush=True)\ntime.sleep(60)\n")
+    done = _retrain(capsule_cmd, subprocess_env, trained.workdir, str(trained.capsule), "--script", str(slow),
+                    "-o", str(tmp_path / "x.capsule"), "--timeout", "1")
+    assert done.returncode == 1
+    assert "did not finish within 1 s" in done.stderr
+
+
+def test_a_negative_tolerance_is_a_usage_error(trained: Trained, capsule_cmd: list[str],
+                                               subprocess_env: dict[str, str]) -> None:
+    done = _retrain(capsule_cmd, subprocess_env, trained.workdir, str(trained.capsule), "--tolerance", "-1")
+    assert done.returncode == 2
+
+
 def test_a_script_that_never_saves_is_an_error(
     trained: Trained, tmp_path: Path, capsule_cmd: list[str], subprocess_env: dict[str, str]
 ) -> None:
