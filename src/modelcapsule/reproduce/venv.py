@@ -34,7 +34,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from ..errors import CapsuleError
 from .pins import TOOL_PACKAGES, Pin, normalize_name
 
-__all__ = ["EnvironmentBuildError", "VenvReport", "build_venv", "default_tool_spec", "tool_constraints"]
+__all__ = [
+    "EnvironmentBuildError",
+    "VenvReport",
+    "build_venv",
+    "default_tool_spec",
+    "python_mismatch",
+    "tool_constraints",
+]
 
 Progress = Callable[[str], None]
 
@@ -211,12 +218,8 @@ def build_venv(
     made = not venv_dir.exists()
     try:
         venv_python = _create(venv_dir, python, timeout, say)
-        minor = _python_minor(venv_python, timeout)
-        if saved_python and not saved_python.startswith(minor + ".") and saved_python != minor:
-            warnings.append(
-                f"the capsule was saved with Python {saved_python}; this venv runs Python {minor}. "
-                "Pass --python with a matching interpreter for an exact re-creation."
-            )
+        if (mismatch := python_mismatch(saved_python, _python_minor(venv_python, timeout))) is not None:
+            warnings.append(mismatch)
         pip = [str(venv_python), "-m", "pip"]
         _install_pins(venv_dir, pip, pins, timeout, say)
         _install_tool(venv_dir, pip, pins, tool_spec or default_tool_spec(), timeout=timeout, say=say)
@@ -237,6 +240,14 @@ def build_venv(
     return VenvReport(path=venv_dir, python=venv_python, pins=pins, versions=versions,
                       modelcapsule=str(proof["modelcapsule"]), model=str(proof["model"]),
                       seconds=time.monotonic() - start, warnings=warnings)
+
+
+def python_mismatch(saved: str | None, here: str) -> str | None:
+    """A warning when the venv's Python (``"3.12"``) is not the minor version the capsule was saved with."""
+    if not saved or saved.split(".")[:2] == here.split(".")[:2]:
+        return None
+    return (f"the capsule was saved with Python {saved}; this venv runs Python {here}. Pass --python with a "
+            "matching interpreter for an exact re-creation.")
 
 
 def _create(venv_dir: Path, python: str, timeout: float, say: Progress) -> Path:
