@@ -33,6 +33,17 @@ def test_prints_the_pinned_requirements_of_the_capsule(
     assert any(p.startswith("scikit-learn==") for p in pins)
 
 
+def test_json_gives_the_interpreter_and_the_pins(
+    trained: Trained, capsule_cmd: list[str], subprocess_env: dict[str, str]
+) -> None:
+    done = _capsule(capsule_cmd, subprocess_env, "env", str(trained.capsule), "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    saved = mc.inspect(trained.capsule).environment
+    assert (data["name"], data["python"], data["machine"]) == ("iris", saved["python"], saved["machine"])
+    assert data["requirements"] == sorted(saved["requirements"], key=lambda r: r.split("==")[0].lower())
+
+
 def test_writes_a_pylock_file(
     trained: Trained, capsule_cmd: list[str], subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:

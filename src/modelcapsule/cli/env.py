@@ -60,6 +60,11 @@ def command(*, path: Path, fmt: str, output: Path | None, venv_dir: Path | None,
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output} ({len(lock.pins)} pinned packages)", err=True)
+    elif venv_dir is None and as_json:
+        info = lock.info
+        emit_json({"name": lock.name, "python": info.python, "implementation": info.implementation,
+                   "platform": info.platform, "machine": info.machine,
+                   "requirements": [str(p) for p in lock.pins]})
     elif venv_dir is None:
         click.echo(text, nl=False)
     if venv_dir is None:
