@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
+from .audit import AuditReport, audit
 from .container import Limits
 from .errors import (
     CapsuleError,
@@ -28,6 +29,7 @@ from .types import Predictor, Signature, TensorSpec
 
 __all__ = [
     "CAPSULE_VERSION",
+    "AuditReport",
     "CapsuleError",
     "CapsuleFormatError",
     "EnvironmentMismatchError",
@@ -47,6 +49,7 @@ __all__ = [
     "UntrustedTypesError",
     "VerificationError",
     "VerificationReport",
+    "audit",
     "inspect",
     "load",
     "load_capsule",
