@@ -10,6 +10,7 @@ from __future__ import annotations
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
 from .audit import AuditReport, audit
 from .container import Limits
+from .convert import convert
 from .errors import (
     CapsuleError,
     CapsuleFormatError,
@@ -50,6 +51,7 @@ __all__ = [
     "VerificationError",
     "VerificationReport",
     "audit",
+    "convert",
     "inspect",
     "load",
     "load_capsule",
