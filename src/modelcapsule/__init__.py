@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from .advise import Advice, advise
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
 from .audit import AuditReport, audit
 from .container import Limits
@@ -30,6 +31,7 @@ from .types import Predictor, Signature, TensorSpec
 
 __all__ = [
     "CAPSULE_VERSION",
+    "Advice",
     "AuditReport",
     "CapsuleError",
     "CapsuleFormatError",
@@ -50,6 +52,7 @@ __all__ = [
     "UntrustedTypesError",
     "VerificationError",
     "VerificationReport",
+    "advise",
     "audit",
     "convert",
     "inspect",
