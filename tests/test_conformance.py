@@ -21,7 +21,7 @@ from modelcapsule.testing import (
 )
 
 NAMES = sklearn_case_names()
-ROUND_TRIP_FORMATS = ["safepickle"]
+ROUND_TRIP_FORMATS = ["safepickle", "skops", "pickle", "joblib"]
 fitted_case = functools.cache(sklearn_case)  # fit once, check through every format
 
 

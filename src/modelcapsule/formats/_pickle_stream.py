@@ -251,11 +251,7 @@ class _JoblibUnpickler(pickle._Unpickler):
         if full == JOBLIB_WRAPPER:
             return _ArrayWrapper
         if full in LEGACY_WRAPPERS:
-            raise CapsuleFormatError(
-                f"{self._source} was written by joblib < 0.10 ({full}), which stores arrays in side files; "
-                "this layout is not supported. Load it once with joblib in an isolated environment you trust "
-                "and re-save it with modelcapsule."
-            )
+            raise CapsuleFormatError(_legacy_message(self._source, full))
         self.names.setdefault(full, None)
         if self._audit:
             return np.dtype if full == "numpy.dtype" else _placeholder(full)
@@ -388,7 +384,16 @@ def _fast_scan(view: memoryview, what: str) -> tuple[str, ...] | None:
         scan = scan_pickle(view, what=what)
     except CapsuleFormatError:
         return None
+    legacy = LEGACY_WRAPPERS.intersection(scan.globals)
+    if legacy:
+        raise CapsuleFormatError(_legacy_message(what, min(legacy)))
     return None if JOBLIB_WRAPPER in scan.globals else scan.globals
+
+
+def _legacy_message(what: str, name: str) -> str:
+    return (f"{what} was written by joblib < 0.10 ({name}), which stores arrays in side files; this layout is "
+            "not supported. Load it once with joblib in an isolated environment you trust and re-save it with "
+            "modelcapsule.")
 
 
 def audit_stream(view: memoryview, *, what: str, limits: Limits) -> StreamAudit:
