@@ -8,6 +8,7 @@ Usage: ``python -m modelcapsule._advise_child CAPSULE TRUSTED_JSON TRUST_CODE(0|
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -23,7 +24,7 @@ def main(argv: list[str]) -> int:
     start = time.perf_counter()
     loaded = load_capsule(path, trusted=trusted, trust_code=trust_code, verify=False, on_mismatch="ignore")
     seconds = time.perf_counter() - start
-    result: dict[str, Any] = {"load_seconds": seconds, "exact": None}
+    result: dict[str, Any] = {"load_seconds": seconds, "exact": None, "pid": os.getpid()}
     manifest = loaded.manifest
     if manifest.sample:
         framework = get_framework(manifest.framework)

@@ -65,6 +65,8 @@ class FormatTrial:
     save_seconds: float | None = None
     load_seconds: float | None = None
     error: str | None = None
+    detail: str = ""
+    load_pid: int | None = None
 
     @property
     def usable(self) -> bool:
@@ -111,7 +113,7 @@ def _safety(
     fmt: Format, members: MemoryMembers, details: dict[str, Any], policy: TrustPolicy
 ) -> tuple[bool, str]:
     if fmt.runs_code:
-        return False, "no: runs code from the file (trust_code=True)"
+        return False, "no: runs code (trust_code)"
     names = fmt.audit(members, details, LoadOptions(policy=policy))
     untrusted = policy.untrusted(names)
     if untrusted:
@@ -189,7 +191,7 @@ def _trial(
     try:
         fmt = _format(name)
     except UnsupportedModelError:
-        trial.error = "not available (format not registered)"
+        trial.error = "format not registered"
         return trial
     if not fmt.supports(model):
         trial.error = "does not support this model"
@@ -222,6 +224,8 @@ def _trial(
         return trial
     trial.load_seconds = float(child["load_seconds"])
     trial.exact = child.get("exact")
+    trial.detail = str(child.get("detail") or "")
+    trial.load_pid = child.get("pid")
     return trial
 
 

@@ -61,7 +61,7 @@ def _seconds(value: float | None) -> str:
     "--timeout", default=120.0, show_default=True, help="Seconds allowed for each fresh-process load."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the measurements as JSON.")
-def command(  # noqa: PLR0917
+def command(
     model_file: str,
     trust: tuple[str, ...],
     sample: str | None,
@@ -151,7 +151,8 @@ def _print(model_file: str, advice: Any) -> None:
     from rich.table import Table
 
     console = Console(highlight=False)
-    table = Table(title=f"{model_file}: every format, measured ({advice.sample_rows} sample rows)")
+    console.print(f"{model_file}: every format measured on {advice.sample_rows} sample rows", soft_wrap=True)
+    table = Table()
     for column in (
         "format",
         "safe to load?",
@@ -172,7 +173,7 @@ def _print(model_file: str, advice: Any) -> None:
             _size(t.size),
             _seconds(t.save_seconds),
             _seconds(t.load_seconds),
-            t.error or "",
+            t.error or t.detail,
         )
     console.print(table)
     console.print(advice.recommendation, soft_wrap=True)

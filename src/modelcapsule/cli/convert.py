@@ -21,7 +21,7 @@ __all__ = ["command"]
 @click.option("--sample", "sample", type=click.Path(exists=True, dir_okay=False),
               help="Golden sample rows: .npy, .csv, .parquet or .json.")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
-def command(src: str, dst: str, fmt: str, trust: tuple[str, ...], sample: str | None,  # noqa: PLR0917
+def command(src: str, dst: str, fmt: str, trust: tuple[str, ...], sample: str | None,
             overwrite: bool) -> None:
     """Load SRC through the trust policy and save it as a capsule at DST."""
     from ..convert import convert
