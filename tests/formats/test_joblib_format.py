@@ -15,6 +15,8 @@ from joblib.numpy_pickle import NumpyArrayWrapper
 
 import modelcapsule as mc
 from modelcapsule.formats import format_for_file
+from modelcapsule.formats._pickle_stream import load_stream
+from modelcapsule.trust import TrustPolicy
 
 COMPRESSIONS = [0, 3, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)]
 
@@ -64,6 +66,18 @@ def test_untrusted_global_in_a_nested_object_array_pickle_is_refused(tmp_path: P
         mc.load(path)
     assert info.value.names == ["posix.system"]
     assert not canary.exists()
+
+
+def test_arrays_in_fortran_order_and_foreign_byte_order(tmp_path: Path) -> None:
+    values = np.arange(12.0).reshape(3, 4)
+    arrays = {"f": np.asfortranarray(values), "big": values.astype(">f8"), "empty": np.zeros((0, 3))}
+    joblib.dump(arrays, tmp_path / "a.joblib")
+    data = (tmp_path / "a.joblib").read_bytes()
+    loaded = load_stream(memoryview(data), TrustPolicy(), what="a.joblib", limits=mc.Limits())
+    for key, original in arrays.items():
+        np.testing.assert_array_equal(loaded[key], original)
+        assert loaded[key].shape == original.shape
+    assert loaded["big"].dtype.isnative
 
 
 def test_joblib_capsule_round_trip(tmp_path: Path, encoder: object, pipeline: object, data: tuple) -> None:

@@ -322,6 +322,8 @@ class _JoblibUnpickler(pickle._Unpickler):
                 return None
             flat = np.frombuffer(data, dtype=dtype, count=count).copy() if nbytes else np.empty(count, dtype)
             array = flat.reshape(shape[::-1]).T if order == "F" else flat.reshape(shape)
+            if not flat.dtype.isnative:  # as joblib does: native byte order for compiled code
+                array = array.astype(array.dtype.newbyteorder("="))
         if self._audit:
             return None
         if not isinstance(array, np.ndarray) or array.shape != shape:
