@@ -73,3 +73,16 @@ def test_not_a_skops_file_is_a_format_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a zip at all")
     with pytest.raises(mc.CapsuleFormatError):
         mc.load(path)
+
+
+def test_a_zip_bomb_inside_a_skops_file_is_refused_before_skops_inflates_it(tmp_path: Path, data: tuple) -> None:
+    model = LogisticRegression().fit(*data)
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(sio.dumps(model))) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+        dst.writestr("padding.npy", bytes(8 << 20), compress_type=zipfile.ZIP_DEFLATED)
+    path = tmp_path / "bomb.skops"
+    path.write_bytes(out.getvalue())
+    with pytest.raises(mc.LimitExceededError, match="max_compression_ratio"):
+        mc.load(path)

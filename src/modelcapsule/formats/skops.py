@@ -15,6 +15,7 @@ import json
 import zipfile
 from typing import Any, ClassVar
 
+from ..container import Limits
 from ..errors import CapsuleFormatError, LimitExceededError, UntrustedTypesError
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from .pickle import member_of
@@ -37,10 +38,29 @@ def _walk(node: Any, found: dict[str, None]) -> None:
             _walk(value, found)
 
 
-def schema_names(data: bytes | memoryview, *, what: str, max_schema: int) -> tuple[list[str], Any]:
+def _check_sizes(archive: zipfile.ZipFile, what: str, limits: Limits) -> None:
+    """Refuse zip bombs before skops inflates anything: per-member, total and ratio caps."""
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        if info.file_size > limits.max_member_size:
+            raise LimitExceededError(f"member {info.filename!r} of {what}", info.file_size, limits.max_member_size,
+                                     "max_member_size")
+        ratio = info.file_size // max(info.compress_size, 1)
+        if info.compress_type != zipfile.ZIP_STORED and ratio > limits.max_compression_ratio:
+            raise LimitExceededError(f"the compression ratio of {info.filename!r} in {what}", ratio,
+                                     limits.max_compression_ratio, "max_compression_ratio")
+    if total > limits.max_total_size:
+        raise LimitExceededError(f"the uncompressed size of {what}", total, limits.max_total_size, "max_total_size")
+
+
+def schema_names(data: bytes | memoryview, *, what: str, max_schema: int,
+                 limits: Limits | None = None) -> tuple[list[str], Any]:
     """Every ``module.qualname`` a skops file's schema names, and its protocol; parsed as JSON only."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if limits is not None:
+                _check_sizes(archive, what, limits)
             try:
                 info = archive.getinfo(SCHEMA)
             except KeyError:
@@ -95,7 +115,8 @@ class SkopsFormat:
     def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
         member = member_of(details, STREAM)
         view = source.view(member)
-        names, _protocol = schema_names(view, what=member, max_schema=options.limits.max_manifest_size)
+        names, _protocol = schema_names(view, what=member, max_schema=options.limits.max_manifest_size,
+                                        limits=options.limits)
         extra = _untrusted_by_skops(bytes(view), member)
         return names + [n for n in extra if n not in names]
 
