@@ -115,6 +115,13 @@ def test_array_sizes_are_checked_before_allocating(tmp_path: Path) -> None:
     path.write_bytes(pickle.dumps(forged, protocol=2) + b"\x00" * 64)
     with pytest.raises(mc.CapsuleFormatError, match="truncated or forged"):
         mc.load(path)
+    for bad in (NumpyArrayWrapper(np.ndarray, (3,), "C", "f8"),
+                NumpyArrayWrapper(np.ndarray, (3,), "X", np.dtype("f8")),
+                NumpyArrayWrapper(np.ndarray, (-3,), "C", np.dtype("f8")),
+                NumpyArrayWrapper(np.ma.MaskedArray, (3,), "C", np.dtype("f8"))):
+        path.write_bytes(pickle.dumps(bad, protocol=2) + bytes(25))
+        with pytest.raises(mc.CapsuleFormatError, match="invalid|not supported"):
+            mc.load(path)
     framed = pickle.dumps(forged, protocol=4) + b"\x00" * 8000
     path.write_bytes(framed)
     with pytest.raises(mc.CapsuleFormatError, match="inside a pickle frame"):
