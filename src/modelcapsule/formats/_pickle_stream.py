@@ -355,11 +355,12 @@ class _JoblibUnpickler(pickle._Unpickler):
 
 
 def _walk(view: memoryview, policy: TrustPolicy, source: str, limits: Limits,
-          audit: bool) -> _JoblibUnpickler:
+          audit: bool) -> tuple[_JoblibUnpickler, Any]:
+    """Run the walker over a whole stream; returns it (names found, arrays read) and the object built."""
     file = _ViewFile(view)
     unpickler = _JoblibUnpickler(file, policy, source=source, limits=limits, audit=audit)
     try:
-        unpickler.result = unpickler.load()  # type: ignore[attr-defined]
+        result = unpickler.load()
     except (UntrustedTypesError, CapsuleFormatError):
         raise
     except _FORMAT_ERRORS as exc:
@@ -367,7 +368,7 @@ def _walk(view: memoryview, policy: TrustPolicy, source: str, limits: Limits,
     if file.remaining():
         raise CapsuleFormatError(f"{source} has {file.remaining():,} byte(s) after its pickle stream; "
                                  "refusing it.")
-    return unpickler
+    return unpickler, result
 
 
 # ------------------------------------------------------------------------------------ entry points
@@ -404,7 +405,7 @@ def audit_stream(view: memoryview, *, what: str, limits: Limits) -> StreamAudit:
     names = _fast_scan(data, what)
     if names is not None:
         return StreamAudit(names, kind, False, 0)
-    walker = _walk(data, TrustPolicy(include_defaults=False), what, limits, audit=True)
+    walker, _placeholders = _walk(data, TrustPolicy(include_defaults=False), what, limits, audit=True)
     return StreamAudit(tuple(walker.names), kind, True, walker.arrays)
 
 
@@ -415,5 +416,5 @@ def load_stream(view: memoryview, policy: TrustPolicy, *, what: str, limits: Lim
     if names is not None:
         policy.check(names, what)
         return restricted_loads(data, policy, source=what)
-    walker = _walk(data, policy, what, limits, audit=False)
-    return walker.result  # type: ignore[attr-defined]
+    _walker, result = _walk(data, policy, what, limits, audit=False)
+    return result
