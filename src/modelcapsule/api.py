@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import pickle
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -106,7 +107,8 @@ def _choose_payload(model: Any, framework: Any, fmt_name: str, policy: TrustPoli
             continue
         try:
             payload = _write_payload(fmt, model)
-        except (TypeError, ValueError, AttributeError, NotImplementedError, RuntimeError) as exc:
+        except (TypeError, ValueError, AttributeError, NotImplementedError, RuntimeError,
+                pickle.PicklingError) as exc:
             passed_over[name] = f"cannot write it: {type(exc).__name__}: {exc}"
             continue
         reason = _round_trip(payload, policy, framework, inputs, outputs)
