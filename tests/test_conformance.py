@@ -24,9 +24,6 @@ NAMES = sklearn_case_names()
 ROUND_TRIP_FORMATS = ["safepickle", "skops", "pickle", "joblib"]
 FORMAT_LIMITS = {
     ("Birch", "skops"): "skops 0.16 refuses Birch: its CF-tree subclusters are not a type skops can store",
-    ("SpectralEmbedding", "skops"): "skops rebuilds sparse matrices without scipy's cached _has_canonical_format "
-                                    "flag: every value is identical, but the fitted state compared attribute by "
-                                    "attribute differs",
 }
 """Estimators that cannot round-trip through one format, and why (also listed in docs/formats.md)."""
 fitted_case = functools.cache(sklearn_case)  # fit once, check through every format
