@@ -19,6 +19,7 @@ import stat
 import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -282,7 +283,8 @@ class CapsuleReader:
             self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
             self._zip = zipfile.ZipFile(self._fh)
             infos = self._zip.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error,
+                NotImplementedError) as exc:  # zipfile raises NotImplementedError for unknown ZIP versions
             raise CapsuleFormatError(
                 f"{self.path} is not a readable capsule (ZIP): {exc}. It may be truncated or corrupt."
             ) from None
@@ -426,7 +428,7 @@ class CapsuleReader:
         try:
             with self._zip.open(name) as fh:
                 data = fh.read(size + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError) as exc:
             raise CapsuleFormatError(f"member {name!r} cannot be decompressed: {exc}; the file is corrupt.") from None
         if len(data) != size:
             raise CapsuleFormatError(f"member {name!r} decompresses to {len(data)} bytes, not {size}.")

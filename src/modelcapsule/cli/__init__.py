@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:attribute", one-line help shown by `capsule --help`)
     "demo": ("modelcapsule.cli.demo:command", "Train, save, reload, verify and serve a small model."),
     "inspect": ("modelcapsule.cli.inspect:command", "Show a capsule's manifest without loading the model."),
+    "keygen": ("modelcapsule.cli.keygen:command", "Create an Ed25519 key pair for signing capsules."),
+    "sign": ("modelcapsule.cli.sign:command", "Sign a capsule in place with a private key."),
     "verify": ("modelcapsule.cli.verify:command", "Check hashes, signature, environment drift and golden sample."),
 }
 """One entry per subcommand; registered by :class:`LazyGroup` and imported only when invoked."""
