@@ -290,8 +290,17 @@ class CapsuleReader:
             ) from None
         if len(infos) > self.limits.max_members:
             raise LimitExceededError("the number of members", len(infos), self.limits.max_members, "max_members")
+        self._fh.seek(0)
+        if (magic := self._fh.read(4)) not in (b"PK\x03\x04", b"PK\x05\x06"):
+            # zipfile tolerates bytes before the archive; a capsule never has any, and such a prefix is
+            # how a file is made to be both a capsule and a pickle (a polyglot).
+            raise CapsuleFormatError(
+                f"{self.path} starts with {magic!r} instead of a ZIP header: data was put in front of the "
+                "archive. Refusing a file that could be read as two different things."
+            )
         file_size = os.fstat(self._fh.fileno()).st_size
         total = 0
+        spans: list[tuple[int, int, str]] = []  # (local header offset, end of data, name)
         for info in infos:
             name = info.filename
             check_member_name(name)
@@ -319,6 +328,8 @@ class CapsuleReader:
             if offset + info.compress_size > file_size:
                 raise CapsuleFormatError(f"member {name!r} runs past the end of the file; it is truncated.")
             self._entries[name] = (offset, info.file_size, info.compress_size, info.compress_type)
+            spans.append((info.header_offset, offset + info.compress_size, name))
+        _refuse_overlaps(spans)
         if file_size:
             self._zmap = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_COPY)
             self._maps.append(self._zmap)
@@ -471,6 +482,18 @@ class CapsuleReader:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _refuse_overlaps(spans: list[tuple[int, int, str]]) -> None:
+    """Refuse members whose bytes overlap: one member containing another is how zip bombs multiply their
+    output without a high per-member ratio, and how one byte range is read as two different members."""
+    ordered = sorted(spans)
+    for (_start, end, name), (next_start, _end, next_name) in zip(ordered, ordered[1:], strict=False):
+        if next_start < end:
+            raise CapsuleFormatError(
+                f"members {name!r} and {next_name!r} overlap in the file; refusing a ZIP whose members share "
+                "bytes (a zip-bomb technique)."
+            )
 
 
 def open_capsule(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> CapsuleReader:
