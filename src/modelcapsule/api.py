@@ -37,6 +37,7 @@ from .members import MemoryMembers, PlainFile
 from .sample import compare_outputs, infer_signature, model_inputs, normalize_inputs, read_sample, write_sample
 from .trust import TrustPolicy
 from .types import Predictor
+from .validation import validate_model
 
 __all__ = ["LoadedCapsule", "VerificationReport", "inspect", "load", "load_capsule", "save", "verify"]
 
@@ -243,6 +244,7 @@ def _construct(fmt: Format, source: Any, details: dict[str, Any], options: LoadO
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = fmt.load(source, details, options)
+    validate_model(model, options.limits, source=what)  # native-backed state checked before any use
     for w in caught:
         saved = getattr(w.message, "original_sklearn_version", None)
         if saved is not None:

@@ -26,6 +26,20 @@ _UNKNOWN = object()
 
 
 @dataclass(frozen=True)
+class _Global:
+    """A stack slot holding a global itself (a class or function), as opposed to an instance."""
+
+    name: str
+
+
+# Opcodes that mutate an object in place, with the depth of that object below the top of the stack.
+# Applied to a global they would change a trusted class for the whole process (BUILD with slot state
+# runs setattr on the class), so they are refused: a pickler only ever mutates objects it created.
+_MUTATORS = {"BUILD": 2, "SETITEM": 3, "APPEND": 2}
+_MARK_MUTATORS = frozenset({"SETITEMS", "APPENDS", "ADDITEMS"})
+
+
+@dataclass(frozen=True)
 class PickleScan:
     """What a pickle stream would do: the globals it imports (``module.qualname``, in order of first
     appearance), whether it calls anything (REDUCE/INST/OBJ/NEWOBJ), and its protocol."""
@@ -110,6 +124,15 @@ def _step(op: pickletools.OpcodeInfo, arg: object, pos: int, name: str, stack: l
     if name in ("GLOBAL", "INST"):
         module, _, qualname = str(arg).partition(" ")
         found.setdefault(f"{module}.{qualname}", None)
+        if name == "GLOBAL":
+            stack.append(_Global(f"{module}.{qualname}"))
+            return
+    if name == "DUP":
+        if not stack:
+            raise CapsuleFormatError(f"{what}: DUP on an empty stack at byte {pos}.")
+        stack.append(stack[-1])
+        return
+    _refuse_mutating_a_global(name, pos, stack, what)
     if name == "STACK_GLOBAL":
         if len(stack) < 2:
             raise CapsuleFormatError(f"{what}: STACK_GLOBAL on a short stack at byte {pos}.")
@@ -120,7 +143,7 @@ def _step(op: pickletools.OpcodeInfo, arg: object, pos: int, name: str, stack: l
                 "pickler never writes this, refusing it."
             )
         found.setdefault(f"{module}.{qualname}", None)
-        stack.append(_UNKNOWN)
+        stack.append(_Global(f"{module}.{qualname}"))
         return
     before, after = op.stack_before, op.stack_after
     if pickletools.markobject in before:
@@ -138,3 +161,19 @@ def _step(op: pickletools.OpcodeInfo, arg: object, pos: int, name: str, stack: l
         del stack[-pops:]
     for item in after:
         stack.append(_MARK if item is pickletools.markobject else _UNKNOWN)
+
+
+def _refuse_mutating_a_global(name: str, pos: int, stack: list[object], what: str) -> None:
+    """Refuse BUILD/SETITEM(S)/APPEND(S)/ADDITEMS whose target is a global rather than a built object."""
+    target: object = None
+    if name in _MUTATORS and len(stack) >= _MUTATORS[name]:
+        target = stack[-_MUTATORS[name]]
+    elif name in _MARK_MUTATORS and _MARK in stack:
+        mark_at = len(stack) - 1 - stack[::-1].index(_MARK)
+        target = stack[mark_at - 1] if mark_at > 0 else None
+    if isinstance(target, _Global):
+        raise CapsuleFormatError(
+            f"{what}: {name} at byte {pos} modifies {target.name} itself (the class or function, not an object "
+            "built from it); that would change it for every model in this process. A pickler never writes "
+            "this; refusing it."
+        )

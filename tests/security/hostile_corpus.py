@@ -14,11 +14,13 @@ import struct
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from modelcapsule.container import CapsuleWriter
+from modelcapsule.errors import CapsuleFormatError, UntrustedTypesError
 from modelcapsule.manifest import CAPSULE_VERSION, MANIFEST_NAME, Manifest
 
 CANARY_NAME = "PWNED"
@@ -229,3 +231,232 @@ def overlapping_zip(path: Path, members: Mapping[str, bytes], outer: str, inner:
     eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, count, count, len(central), len(out), 0)
     path.write_bytes(bytes(out + central + eocd))
     return path
+
+
+# ------------------------------------------------------------------------------------- pickle payloads
+
+
+def lst(*items: bytes) -> bytes:
+    """A list built with EMPTY_LIST, MARK ... APPENDS."""
+    return EMPTY_LIST + MARK + b"".join(items) + b"e"
+
+
+def fragment(obj: Any, protocol: int = 3) -> bytes:
+    """The opcodes that push ``obj`` (plain data only), without PROTO and STOP, for splicing."""
+    import pickle
+
+    raw = pickle.dumps(obj, protocol=protocol)
+    assert raw[:2] == bytes([0x80, protocol]) and raw[-1:] == STOP
+    return raw[2:-1]
+
+
+@dataclass(frozen=True)
+class PickleCase:
+    """One hostile pickle: how to build it, what must refuse it, and which names the refusal shows.
+
+    ``live`` says how the payload really runs outside modelcapsule (so the test of the refusal means
+    something): ``"pickle"`` with ``pickle.loads``, ``"twice"`` with two successive ``pickle.load`` calls
+    on one file (as joblib and torch do), ``"joblib"`` with ``joblib.load``, or ``""`` when it only
+    tries to evade a scanner and would not run code by itself.
+    """
+
+    build: Callable[[Path], bytes]
+    error: type[Exception]
+    names: tuple[str, ...]
+    live: str = "pickle"
+
+
+def _cmd(d: Path) -> str:
+    return f"touch {canary_path(d)}"
+
+
+def _py(d: Path) -> str:
+    return f"open({str(canary_path(d))!r}, 'w').close()"
+
+
+def _os_system(d: Path) -> bytes:
+    return call(glob("os", "system"), text(_cmd(d)))
+
+
+def _getattr_call(target: bytes, attr: str, *args: bytes) -> bytes:
+    """``getattr(target, attr)(*args)``."""
+    return call(call(glob("builtins", "getattr"), target, text(attr)), *args)
+
+
+def _code_object_args(source: str) -> bytes:
+    """The arguments of ``types.CodeType(...)`` for ``source``, in this Python's order, as opcodes."""
+    import inspect
+    import types
+
+    code = compile(source, "<payload>", "exec")
+    params = [p for p in inspect.signature(types.CodeType).parameters]
+    names = {"codestring": "co_code", "constants": "co_consts", "names": "co_names", "varnames": "co_varnames",
+             "filename": "co_filename", "name": "co_name", "qualname": "co_qualname",
+             "firstlineno": "co_firstlineno", "linetable": "co_linetable", "exceptiontable": "co_exceptiontable",
+             "freevars": "co_freevars", "cellvars": "co_cellvars", "lnotab": "co_lnotab"}
+    values = tuple(getattr(code, names.get(p, f"co_{p}")) for p in params)
+    return fragment(values)
+
+
+def _joblib_poisoned(d: Path) -> bytes:
+    """A joblib file whose NumpyArrayWrapper declares an object array: joblib then unpickles the bytes
+    that follow with a plain pickle.load, and those bytes run os.system."""
+    import io
+
+    import joblib
+    import numpy as np
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, ...]:
+            import os
+
+            return (os.system, (_cmd(d),))
+
+    out = io.BytesIO()
+    holder = np.empty(1, dtype=object)
+    holder[0] = Payload()
+    joblib.dump(holder, out)
+    return out.getvalue()
+
+
+def _cloudpickled_function(d: Path) -> bytes:
+    """A function rebuilt by cloudpickle's own helpers, then called: cloudpickle's code path."""
+    import cloudpickle
+
+    code = f"lambda: __import__('os').system({_cmd(d)!r})"
+    func = eval(code)  # noqa: S307 - the payload's own source, built by the test
+    return cloudpickle.dumps(func, protocol=3)[2:-1] + EMPTY_TUPLE + REDUCE
+
+
+PICKLE_CASES: dict[str, PickleCase] = {
+    # globals that run code
+    "os.system": PickleCase(lambda d: stream(_os_system(d)), UntrustedTypesError, ("os.system",)),
+    "posix.system": PickleCase(lambda d: stream(call(glob("posix", "system"), text(_cmd(d)))),
+                               UntrustedTypesError, ("posix.system",)),
+    "subprocess.Popen": PickleCase(
+        lambda d: stream(call(glob("subprocess", "Popen"), lst(text("touch"), text(str(canary_path(d)))))),
+        UntrustedTypesError, ("subprocess.Popen",)),
+    "builtins.eval": PickleCase(lambda d: stream(call(glob("builtins", "eval"), text(_py(d)))),
+                                UntrustedTypesError, ("builtins.eval",)),
+    "builtins.exec": PickleCase(lambda d: stream(call(glob("builtins", "exec"), text(_py(d)))),
+                                UntrustedTypesError, ("builtins.exec",)),
+    "python2-alias-__builtin__.eval": PickleCase(
+        lambda d: stream(call(glob("__builtin__", "eval"), text(_py(d))), PROTO2),
+        UntrustedTypesError, ("__builtin__.eval",)),
+    "runpy._run_code": PickleCase(lambda d: stream(call(glob("runpy", "_run_code"), text(_py(d)), EMPTY_DICT)),
+                                  UntrustedTypesError, ("runpy._run_code",)),
+    "pydoc.locate": PickleCase(lambda d: stream(call(call(glob("pydoc", "locate"), text("os.system")),
+                                                     text(_cmd(d)))), UntrustedTypesError, ("pydoc.locate",)),
+    "pkgutil.resolve_name": PickleCase(
+        lambda d: stream(call(call(glob("pkgutil", "resolve_name"), text("os:system")), text(_cmd(d)))),
+        UntrustedTypesError, ("pkgutil.resolve_name",)),
+    "importlib.import_module": PickleCase(
+        lambda d: stream(_getattr_call(call(glob("importlib", "import_module"), text("os")), "system",
+                                       text(_cmd(d)))),
+        UntrustedTypesError, ("importlib.import_module", "builtins.getattr")),
+    "ctypes.CDLL": PickleCase(
+        lambda d: stream(_getattr_call(call(glob("ctypes", "CDLL"), NONE), "system", data(_cmd(d).encode()))),
+        UntrustedTypesError, ("ctypes.CDLL", "builtins.getattr")),
+    "marshal.loads": PickleCase(
+        lambda d: stream(call(call(glob("types", "FunctionType"),
+                                   call(glob("marshal", "loads"),
+                                        data(__import__("marshal").dumps(compile(_py(d), "<p>", "exec")))),
+                                   call(glob("builtins", "globals"))))),
+        UntrustedTypesError, ("marshal.loads", "types.FunctionType")),
+    "types.CodeType": PickleCase(
+        lambda d: stream(call(call(glob("types", "FunctionType"), glob("types", "CodeType") + _code_object_args(
+            _py(d)) + REDUCE, call(glob("builtins", "globals"))))),
+        UntrustedTypesError, ("types.CodeType", "types.FunctionType")),
+    "functools.partial": PickleCase(
+        lambda d: stream(call(call(glob("functools", "partial"), glob("os", "system"), text(_cmd(d))))),
+        UntrustedTypesError, ("functools.partial", "os.system")),
+    "operator.attrgetter": PickleCase(
+        lambda d: stream(call(call(call(glob("operator", "attrgetter"), text("system")),
+                                   call(glob("importlib", "import_module"), text("os"))), text(_cmd(d)))),
+        UntrustedTypesError, ("operator.attrgetter",)),
+    "operator.methodcaller": PickleCase(
+        lambda d: stream(call(call(glob("operator", "methodcaller"), text("system"), text(_cmd(d))),
+                              call(glob("importlib", "import_module"), text("os")))),
+        UntrustedTypesError, ("operator.methodcaller",)),
+    "getattr-chain": PickleCase(
+        lambda d: stream(_getattr_call(call(glob("builtins", "__import__"), text("os")), "system", text(_cmd(d)))),
+        UntrustedTypesError, ("builtins.getattr", "builtins.__import__")),
+    "cloudpickle.subimport": PickleCase(
+        lambda d: stream(_getattr_call(call(glob("cloudpickle.cloudpickle", "subimport"), text("os")), "system",
+                                       text(_cmd(d)))),
+        UntrustedTypesError, ("cloudpickle.cloudpickle.subimport",)),
+    "cloudpickle-function-builders": PickleCase(
+        lambda d: stream(_cloudpickled_function(d), b"\x80\x03"),
+        UntrustedTypesError, ("cloudpickle.cloudpickle._make_function",)),
+    # evasions
+    "stack-global-from-memo": PickleCase(
+        lambda d: stream(text("os") + MEMOIZE + text("system") + MEMOIZE + POP + POP + b"h\x00h\x01" + STACK_GLOBAL
+                         + tup(text(_cmd(d))) + REDUCE),
+        UntrustedTypesError, ("os.system",)),
+    "stack-global-from-a-call": PickleCase(
+        lambda d: stream(call(glob("builtins", "str"), text("os")) + text("system") + STACK_GLOBAL
+                         + tup(text(_cmd(d))) + REDUCE),
+        CapsuleFormatError, ("STACK_GLOBAL", "computed value")),
+    "dotted-name-pathlib.os.system": PickleCase(
+        lambda d: stream(stack_glob("pathlib", "os.system") + tup(text(_cmd(d))) + REDUCE),
+        UntrustedTypesError, ("pathlib.os.system",)),
+    "dotted-name-under-a-trusted-package": PickleCase(
+        lambda d: stream(stack_glob("sklearn", "os.system") + tup(text(_cmd(d))) + REDUCE),
+        UntrustedTypesError, ("sklearn.os.system",)),
+    "INST": PickleCase(lambda d: stream(MARK + text(_cmd(d)) + b"ios\nsystem\n"),
+                       UntrustedTypesError, ("os.system",)),
+    "OBJ": PickleCase(lambda d: stream(MARK + glob("os", "system") + text(_cmd(d)) + OBJ),
+                      UntrustedTypesError, ("os.system",)),
+    "NEWOBJ_EX": PickleCase(
+        lambda d: stream(glob("subprocess", "Popen") + tup(lst(text("touch"), text(str(canary_path(d)))))
+                         + EMPTY_DICT + NEWOBJ_EX),
+        UntrustedTypesError, ("subprocess.Popen",), live=""),
+    "call-dropped-with-POP": PickleCase(lambda d: stream(_os_system(d) + POP + integer(1)),
+                                        UntrustedTypesError, ("os.system",)),
+    "concatenated-harmless-then-hostile": PickleCase(
+        lambda d: stream(integer(1)) + stream(_os_system(d)), CapsuleFormatError, ("after its end",), live="twice"),
+    "concatenated-hostile-then-harmless": PickleCase(
+        lambda d: stream(_os_system(d)) + stream(integer(1)), CapsuleFormatError, ("after its end",)),
+    "payload-before-an-invalid-opcode": PickleCase(
+        lambda d: PROTO5 + _os_system(d) + POP + b"\xff\xfe" + STOP, CapsuleFormatError, ("malformed",)),
+    "payload-before-a-truncated-string": PickleCase(
+        lambda d: PROTO5 + _os_system(d) + POP + b"X\xff\xff\x00\x00abc", CapsuleFormatError, ("model.pkl",)),
+    "payload-without-STOP": PickleCase(lambda d: PROTO5 + _os_system(d), CapsuleFormatError, ("STOP",)),
+    "nested-pickle.loads": PickleCase(
+        lambda d: stream(call(glob("pickle", "loads"), data(stream(_os_system(d))))),
+        UntrustedTypesError, ("pickle.loads",)),
+    "nested-_pickle.loads": PickleCase(
+        lambda d: stream(call(glob("_pickle", "loads"), data(stream(_os_system(d))))),
+        UntrustedTypesError, ("_pickle.loads",)),
+    "extension-code-EXT1": PickleCase(lambda d: stream(b"\x82\xf0" + tup(text(_cmd(d))) + REDUCE),
+                                      CapsuleFormatError, ("extension code 240",), live=""),
+    "extension-code-EXT4": PickleCase(lambda d: stream(b"\x84\xff\xff\xff\x7f" + EMPTY_TUPLE + REDUCE),
+                                      CapsuleFormatError, ("extension code",), live=""),
+    "persistent-id": PickleCase(lambda d: stream(b"Pos.system\n" + POP + integer(1)),
+                                CapsuleFormatError, ("persistent id",), live=""),
+    "protocol-6": PickleCase(lambda d: stream(_os_system(d), b"\x80\x06"), CapsuleFormatError, ("protocol 6",),
+                             live=""),
+    "gzip-wrapped": PickleCase(lambda d: __import__("gzip").compress(stream(_os_system(d))),
+                               CapsuleFormatError, ("model.pkl",), live=""),
+    "zip-wrapped": PickleCase(lambda d: _zip_bytes({"archive/data.pkl": stream(_os_system(d))}),
+                              CapsuleFormatError, ("model.pkl",), live=""),
+    "joblib-poisoned-wrapper": PickleCase(_joblib_poisoned, CapsuleFormatError, ("model.pkl",), live="joblib"),
+    "BUILD-on-a-trusted-class": PickleCase(
+        lambda d: stream(glob("fractions", "Fraction") + tup(NONE, EMPTY_DICT + text("__repr__")
+                                                               + glob("numpy", "sum") + SETITEM) + BUILD),
+        CapsuleFormatError, ("modifies fractions.Fraction itself",), live=""),
+    "SETITEMS-on-a-trusted-class-via-DUP-and-memo": PickleCase(
+        lambda d: stream(glob("collections", "OrderedDict") + MEMOIZE + POP + b"h\x00" + b"2" + MARK
+                         + text("x") + integer(1) + b"u" + POP + integer(1)),
+        CapsuleFormatError, ("modifies collections.OrderedDict itself",), live=""),
+}
+
+
+def _zip_bytes(members: Mapping[str, bytes]) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+    return out.getvalue()
