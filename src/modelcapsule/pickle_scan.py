@@ -11,6 +11,7 @@ reporting layer, not the only guard.
 from __future__ import annotations
 
 import pickletools
+import warnings
 from dataclasses import dataclass
 
 from .errors import CapsuleFormatError
@@ -62,32 +63,35 @@ def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream") -> Pic
     calls = protocol = buffers = 0
     end = -1
     try:
-        for op, arg, pos in pickletools.genops(view.tobytes() if not isinstance(data, bytes) else data):
-            name = op.name
-            if name == "PROTO":
-                protocol = int(arg)
-                if protocol > 5:
-                    raise CapsuleFormatError(f"{what} uses pickle protocol {protocol}, newer than 5; refusing it.")
-            elif name in ("PERSID", "BINPERSID"):
-                raise CapsuleFormatError(
-                    f"{what} uses persistent ids (opcode {name} at byte {pos}), which only a custom loader "
-                    "could resolve; refusing it."
-                )
-            elif name in ("EXT1", "EXT2", "EXT4"):
-                raise CapsuleFormatError(
-                    f"{what} refers to copyreg extension code {arg} (opcode {name} at byte {pos}); extension "
-                    "codes hide which global is imported, so they are refused."
-                )
-            elif name == "NEXT_BUFFER":
-                buffers += 1
-            elif name in ("REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"):
-                calls += 1
-            if name == "STOP":
-                end = pos
-            _step(op, arg, pos, name, stack, memo, found, what)
+        with warnings.catch_warnings():
+            # pickletools only warns about invalid escapes in STRING arguments; they are malformed input
+            warnings.simplefilter("error", DeprecationWarning)
+            for op, arg, pos in pickletools.genops(view.tobytes() if not isinstance(data, bytes) else data):
+                name = op.name
+                if name == "PROTO":
+                    protocol = int(arg)
+                    if protocol > 5:
+                        raise CapsuleFormatError(f"{what} uses pickle protocol {protocol}, newer than 5; refusing it.")
+                elif name in ("PERSID", "BINPERSID"):
+                    raise CapsuleFormatError(
+                        f"{what} uses persistent ids (opcode {name} at byte {pos}), which only a custom loader "
+                        "could resolve; refusing it."
+                    )
+                elif name in ("EXT1", "EXT2", "EXT4"):
+                    raise CapsuleFormatError(
+                        f"{what} refers to copyreg extension code {arg} (opcode {name} at byte {pos}); extension "
+                        "codes hide which global is imported, so they are refused."
+                    )
+                elif name == "NEXT_BUFFER":
+                    buffers += 1
+                elif name in ("REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"):
+                    calls += 1
+                if name == "STOP":
+                    end = pos
+                _step(op, arg, pos, name, stack, memo, found, what)
     except CapsuleFormatError:
         raise
-    except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, DeprecationWarning) as exc:
         raise CapsuleFormatError(f"{what} is malformed or truncated: {exc}.") from None
     if end < 0:
         raise CapsuleFormatError(f"{what} has no STOP opcode: it is truncated.")

@@ -458,5 +458,5 @@ def _zip_bytes(members: Mapping[str, bytes]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as zf:
         for name, blob in members.items():
-            zf.writestr(name, blob)
+            zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), blob)
     return out.getvalue()

@@ -61,3 +61,13 @@ def test_an_integer_too_long_to_convert_is_a_format_error() -> None:
     raw = json.dumps(manifest_for(MEMBERS)).replace('"capsule_version": 1', '"capsule_version": ' + "9" * 5000)
     with pytest.raises(CapsuleFormatError, match="not valid JSON"):
         parse_manifest(raw.encode())
+
+
+def test_an_invalid_escape_in_a_string_opcode_is_a_format_error() -> None:
+    """pickletools only *warns* about invalid escapes in STRING arguments; under warnings-as-errors (as
+    in this suite, or a user's -W error) the warning escaped the scanner as DeprecationWarning. Found
+    when a ZIP's bytes were read as a pickle (its first byte is PERSID's opcode, 'P')."""
+    from modelcapsule.pickle_scan import scan_pickle
+
+    with pytest.raises(CapsuleFormatError, match="malformed"):
+        scan_pickle(b"\x80\x02S'\\ '\n.")
