@@ -12,6 +12,7 @@ and are shared between processes that load the same file.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import mmap
 import os
 import shutil
@@ -488,7 +489,7 @@ def _refuse_overlaps(spans: list[tuple[int, int, str]]) -> None:
     """Refuse members whose bytes overlap: one member containing another is how zip bombs multiply their
     output without a high per-member ratio, and how one byte range is read as two different members."""
     ordered = sorted(spans)
-    for (_start, end, name), (next_start, _end, next_name) in zip(ordered, ordered[1:], strict=False):
+    for (_start, end, name), (next_start, _end, next_name) in itertools.pairwise(ordered):
         if next_start < end:
             raise CapsuleFormatError(
                 f"members {name!r} and {next_name!r} overlap in the file; refusing a ZIP whose members share "

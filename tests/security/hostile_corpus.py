@@ -324,7 +324,7 @@ def _cloudpickled_function(d: Path) -> bytes:
     import cloudpickle
 
     code = f"lambda: __import__('os').system({_cmd(d)!r})"
-    func = eval(code)  # noqa: S307 - the payload's own source, built by the test
+    func = eval(code)
     return cloudpickle.dumps(func, protocol=3)[2:-1] + EMPTY_TUPLE + REDUCE
 
 

@@ -17,9 +17,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hostile_corpus import build_capsule, raw_capsule_zip, raw_zip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hostile_corpus import build_capsule, raw_capsule_zip, raw_zip
 
 from modelcapsule.container import Limits, open_capsule
 from modelcapsule.errors import CapsuleError

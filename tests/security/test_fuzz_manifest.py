@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hostile_corpus import manifest_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hostile_corpus import manifest_for
 
 from modelcapsule.errors import CapsuleFormatError
 from modelcapsule.manifest import parse_manifest

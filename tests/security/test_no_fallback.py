@@ -28,8 +28,8 @@ from test_trusted_type_abuse import CASES as ABUSE_CASES
 
 import modelcapsule as mc
 from modelcapsule import api, trust
-from modelcapsule.formats import safepickle
 from modelcapsule.errors import CapsuleError, SignatureError
+from modelcapsule.formats import safepickle
 from modelcapsule.signing import generate_key, sign_capsule
 
 STREAM = "model/model.pkl"
@@ -76,7 +76,8 @@ def _hostile_capsules(tmp: Path) -> Iterator[tuple[str, Path]]:
 def test_no_hostile_capsule_reaches_an_unrestricted_loader(tmp_path: Path, tripwires: list[str],
                                                            mode: str) -> None:
     key = generate_key()
-    for case, path in _hostile_capsules(tmp_path):
+    for case, built in _hostile_capsules(tmp_path):
+        path = built
         kwargs: dict[str, Any] = {"limits": mc.Limits(max_array_elements=1000)}
         if mode == "no-sample-check":
             kwargs["verify"] = False
@@ -137,7 +138,7 @@ def test_a_fault_in_any_step_propagates_instead_of_falling_back(
         raise error(f"injected into {attr}")
 
     monkeypatch.setattr(owner, attr, broken)
-    with pytest.raises(BaseException) as info:  # noqa: PT011 - any error is fine; a fallback is not
+    with pytest.raises(BaseException) as info:
         mc.load(good_capsule)
     assert "injected" in str(info.value) or isinstance(info.value, CapsuleError)
     assert tripwires == []
