@@ -14,6 +14,7 @@ import pickletools
 import warnings
 from dataclasses import dataclass
 
+from . import pickle_values
 from .errors import CapsuleFormatError
 
 __all__ = ["PickleScan", "scan_pickle"]
@@ -149,6 +150,8 @@ def _step(op: pickletools.OpcodeInfo, arg: object, pos: int, name: str, stack: l
             )
         found.setdefault(f"{below}.{top}", None)
         stack.append(_Global(f"{below}.{top}"))
+        return
+    if pickle_values.apply(name, arg, pos, stack, _MARK, what):  # constants and numpy dtype states
         return
     before, after = op.stack_before, op.stack_after
     if pickletools.markobject in before:

@@ -126,7 +126,7 @@ def restricted_loads(data: bytes | memoryview, policy: TrustPolicy, *, buffers: 
             obj = unpickler.load()
     except (UntrustedTypesError, CapsuleFormatError):
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
+    except (pickle.PickleError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
             OverflowError, MemoryError, RecursionError, ImportError) as exc:
         raise CapsuleFormatError(f"{source} could not be unpickled: {type(exc).__name__}: {exc}") from None
     finally:

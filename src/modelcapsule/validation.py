@@ -237,7 +237,11 @@ def validate_model(obj: Any, limits: Limits = DEFAULT_LIMITS, *, source: str = "
                                      current.size, limits.max_array_elements, "max_array_elements")
         for cls, check in table:
             if isinstance(current, cls):
-                check(current, f"{source}: {path}", n_features)
+                try:
+                    check(current, f"{source}: {path}", n_features)
+                except (AttributeError, TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
+                    raise _bad(f"{source}: {path}", f"its state is malformed ({type(exc).__name__}: {exc})") \
+                        from None
         attrs = getattr(current, "__dict__", None)
         own = attrs.get("n_features_in_") if isinstance(attrs, dict) else None
         if isinstance(own, int | np.integer) and not isinstance(own, bool):

@@ -4,14 +4,31 @@ was accepted) and must now be a typed refusal."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
-from hostile_corpus import build_capsule, manifest_for
+from hostile_corpus import (
+    BUILD,
+    EMPTY_DICT,
+    MEMOIZE,
+    NONE,
+    SETITEM,
+    build_capsule,
+    call,
+    glob,
+    integer,
+    manifest_for,
+    stream,
+    text,
+    tup,
+)
 
 from modelcapsule.container import open_capsule
 from modelcapsule.errors import CapsuleFormatError
 from modelcapsule.manifest import MANIFEST_NAME, parse_manifest
+from modelcapsule.pickle_scan import scan_pickle
+from modelcapsule.trust import DEFAULT_POLICY, restricted_loads
 
 MEMBERS = {"model/model.pkl": b"\x80\x05K\x01." * 40, "sample/inputs.json": b"[[1, 2, 3]]" * 200}
 
@@ -67,7 +84,79 @@ def test_an_invalid_escape_in_a_string_opcode_is_a_format_error() -> None:
     """pickletools only *warns* about invalid escapes in STRING arguments; under warnings-as-errors (as
     in this suite, or a user's -W error) the warning escaped the scanner as DeprecationWarning. Found
     when a ZIP's bytes were read as a pickle (its first byte is PERSID's opcode, 'P')."""
-    from modelcapsule.pickle_scan import scan_pickle
-
     with pytest.raises(CapsuleFormatError, match="malformed"):
         scan_pickle(b"\x80\x02S'\\ '\n.")
+
+
+# --- found by fuzzing the unpickler with mutated model pickles -------------------------------------------
+
+
+
+def _dtype(spec: str, state: bytes) -> bytes:
+    return call(glob("numpy", "dtype"), text(spec), b"\x89", b"\x88") + state + BUILD
+
+
+_F8 = _dtype("f8", tup(integer(3), text("<"), NONE, NONE, NONE, b"J\xff\xff\xff\xff", b"J\xff\xff\xff\xff",
+                       integer(0)))
+
+
+def _struct_state(fields: bytes, elsize: int = 16, flags: int = 16, names: tuple[str, ...] = ("a", "b")) -> bytes:
+    return tup(integer(3), text("|"), NONE, tup(*(text(n) for n in names)), fields, integer(elsize), integer(1),
+               integer(flags))
+
+
+@pytest.mark.parametrize(
+    ("fields", "extra", "needle"),
+    [
+        # numpy accepted a field entry that is a string, not (dtype, offset): the first cast crashed
+        (EMPTY_DICT + text("a") + tup(_F8 + MEMOIZE, integer(0)) + SETITEM + text("b") + tup(text("x"), integer(8))
+         + SETITEM, b"", "field 'b' that is not a (dtype, offset) pair"),
+        (EMPTY_DICT + text("a") + tup(_F8 + MEMOIZE, integer(0)) + SETITEM + text("b")
+         + tup(b"h\x00", integer(12)) + SETITEM, b"", "puts field 'b' at bytes 12..20 of a 16-byte item"),
+        (EMPTY_DICT + text("a") + tup(_F8 + MEMOIZE, integer(0)) + SETITEM + text("b")
+         + tup(b"h\x00", integer(8)) + SETITEM, b"", ""),
+    ],
+    ids=["field-not-a-pair", "field-past-item", "valid"],
+)
+def test_structured_dtype_states_are_checked_before_numpy_sees_them(fields: bytes, extra: bytes,
+                                                                    needle: str) -> None:
+    raw = stream(_dtype("V16", _struct_state(fields)) + extra)
+    if not needle:
+        scan_pickle(raw)
+        assert restricted_loads(raw, DEFAULT_POLICY).names == ("a", "b")
+        return
+    with pytest.raises(CapsuleFormatError, match=re.escape(needle)):
+        scan_pickle(raw)
+
+
+def test_flags_claiming_objects_are_refused() -> None:
+    raw = stream(_dtype("V8", tup(integer(3), text("|"), NONE, NONE, NONE, integer(8), integer(1), integer(63))))
+    with pytest.raises(CapsuleFormatError, match="claims flags 63"):
+        scan_pickle(raw)
+
+
+def test_a_fields_dict_cannot_change_after_the_dtype_was_checked() -> None:
+    good = EMPTY_DICT + MEMOIZE + text("a") + tup(_F8 + MEMOIZE, integer(0)) + SETITEM
+    raw = stream(_dtype("V8", _struct_state(good, elsize=8, names=("a",))) + b"0" + b"h\x00" + text("b")
+                 + tup(text("x"), integer(0)) + SETITEM)
+    with pytest.raises(CapsuleFormatError, match="already became a numpy dtype's fields"):
+        scan_pickle(raw)
+
+
+def test_a_cython_checksum_mismatch_is_a_format_error() -> None:
+    """Cython's __pyx_unpickle helpers raise pickle.PickleError, which is not an UnpicklingError."""
+    raw = stream(call(glob("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+                      glob("numpy.random.bit_generator", "SeedSequence"), integer(0x1234), NONE))
+    with pytest.raises(CapsuleFormatError, match="Incompatible checksums"):
+        restricted_loads(raw, DEFAULT_POLICY)
+
+
+def test_a_sparse_matrix_without_its_arrays_is_a_format_error() -> None:
+    import scipy.sparse
+
+    from modelcapsule.validation import validate_model
+
+    broken = scipy.sparse.csr_matrix((2, 2))
+    del broken.indptr
+    with pytest.raises(CapsuleFormatError, match=r"model\['coef'\]: its state is malformed"):
+        validate_model({"coef": broken})
