@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import CapsuleFormatError
 
-__all__ = ["apply"]
+__all__ = ["DryRunDtypes", "apply"]
 
 _INT_OPS = frozenset({"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"})
 _DTYPE_MAKERS = frozenset({"numpy.dtype"})
@@ -66,9 +66,10 @@ def _spec_dtype(spec: Any) -> np.dtype[Any] | None:
 
 
 def _bad(what: str, pos: int, problem: str) -> CapsuleFormatError:
+    where = f"built at byte {pos}" if pos >= 0 else "in the stream"
     return CapsuleFormatError(
-        f"{what}: the numpy dtype built at byte {pos} {problem}; numpy would accept it and then read out of "
-        "bounds. The file is corrupt or hostile; refusing it."
+        f"{what}: the numpy dtype {where} {problem}; numpy would accept it and then read out of bounds. The "
+        "file is corrupt or hostile; refusing it."
     )
 
 
@@ -92,10 +93,11 @@ def _check_state(dt: _Dtype, state: Any, pos: int, what: str) -> None:
             raise _bad(what, pos, "names fields that it does not define")
         expected_flags = 0
         for key, entry in fields.items.items():
-            if not (isinstance(entry, tuple) and len(entry) in (2, 3) and isinstance(entry[0], _Dtype)
+            if not (isinstance(entry, tuple) and len(entry) in (2, 3) and _as_dtype(entry[0]) is not None
                     and isinstance(entry[1], int) and not isinstance(entry[1], bool)):
                 raise _bad(what, pos, f"has field {key!r} that is not a (dtype, offset) pair")
-            sub, offset = entry[0], entry[1]
+            sub, offset = _as_dtype(entry[0]), entry[1]
+            assert sub is not None
             if sub.itemsize is None or sub.flags is None:
                 raise _bad(what, pos, f"has field {key!r} of a dtype whose size is unknown")
             if offset < 0 or offset + sub.itemsize > size:
@@ -107,11 +109,12 @@ def _check_state(dt: _Dtype, state: Any, pos: int, what: str) -> None:
             raise _bad(what, pos, f"claims flags {flags} that its fields do not have")
         expected_flags = None
     if subarray is not None:
-        if not (isinstance(subarray, tuple) and len(subarray) == 2 and isinstance(subarray[0], _Dtype)
+        if not (isinstance(subarray, tuple) and len(subarray) == 2 and _as_dtype(subarray[0]) is not None
                 and isinstance(subarray[1], tuple)
                 and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in subarray[1])):
             raise _bad(what, pos, "has a sub-array that is not (dtype, shape)")
-        sub = subarray[0]
+        sub = _as_dtype(subarray[0])
+        assert sub is not None
         if sub.itemsize is None or size is None or math.prod(subarray[1]) * sub.itemsize != size:
             raise _bad(what, pos, f"has a sub-array {subarray[1]} that does not fill its {size}-byte item")
         if sub.flags is None or flags & _FLAG_BITS != sub.flags & _FLAG_BITS:
@@ -122,6 +125,91 @@ def _check_state(dt: _Dtype, state: Any, pos: int, what: str) -> None:
     if fields is None and subarray is None and base is None:
         raise _bad(what, pos, f"has an unknown type {dt.spec!r}")
     dt.itemsize, dt.flags, dt.built = size, flags, True
+
+
+def _as_dtype(obj: Any) -> _Dtype | None:
+    """The dtype marker of a scanner value or of a dry-run stand-in, else None."""
+    if isinstance(obj, _Dtype):
+        return obj
+    marker = getattr(type(obj), "__dict__", {}).get("_mc_is_dtype") and vars(obj).get("_mc_dtype")
+    return marker if isinstance(marker, _Dtype) else None
+
+
+class _Permissive:
+    """Accepts any construction, call, state or item, and does nothing (as the scanner's stubs do)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, *args: object, **kwargs: object) -> _Permissive:
+        return _Permissive()
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> _Permissive:
+        return _Permissive()
+
+
+class DryRunDtypes:
+    """Stand-ins for ``numpy.dtype`` (and ``copyreg._reconstructor`` building one) in the scanner's dry run
+    of the C unpickler: they receive the exact state numpy would be given, and check it."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._fields: list[tuple[dict[Any, Any], dict[Any, Any]]] = []
+        checker = self
+
+        class DtypeStandIn:
+            _mc_is_dtype = True
+            _mc_dtype: _Dtype
+
+            def __new__(cls, *args: Any, **kwargs: Any) -> DtypeStandIn:
+                obj = object.__new__(cls)
+                obj._mc_dtype = _Dtype(args[0] if args and isinstance(args[0], str) else None)
+                return obj
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+            def __setstate__(self, state: Any) -> None:
+                checker.check(self._mc_dtype, state)
+
+        class ReconstructorStandIn:
+            def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+                if any(a is DtypeStandIn for a in args[:2]):
+                    return DtypeStandIn(args[2] if len(args) > 2 else None)
+                return _Permissive()
+
+        self._dtype, self._reconstructor = DtypeStandIn, ReconstructorStandIn
+
+    def stand_in(self, name: str) -> type | None:
+        """The class to hand the dry run for global ``name``, or None for the scanner's plain stub."""
+        if name in _DTYPE_MAKERS or name.startswith("numpy.dtypes."):
+            return self._dtype
+        if name == "copyreg._reconstructor":
+            return self._reconstructor
+        return None
+
+    def check(self, dt: _Dtype, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) > 4 and isinstance(state[4], dict):
+            fields = state[4]
+            opaque = not all(isinstance(k, str) for k in fields)
+            state = (*state[:4], _Dict(items=dict(fields), opaque=opaque), *state[5:])
+            self._fields.append((fields, dict(fields)))
+        _check_state(dt, state, -1, self.what)
+
+    def finish(self) -> None:
+        """After the dry run: no dict that became a dtype's fields may have changed since."""
+        for live, seen in self._fields:
+            if live.keys() != seen.keys() or any(live[k] is not seen[k] for k in seen):
+                raise CapsuleFormatError(
+                    f"{self.what}: a dict that already became a numpy dtype's fields was changed afterwards; "
+                    "refusing it."
+                )
 
 
 def _last_mark(stack: list[Any], mark: object) -> int:
