@@ -7,6 +7,7 @@ thing a signature covers: it holds the SHA-256 of every other member.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -162,6 +163,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # "1e400" parses as infinity, which JSON cannot hold
+        raise ValueError(f"{text} is out of the range of a float")
+    return value
+
+
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Refuse an object that repeats a key: parsers disagree on which copy wins, so it is ambiguous."""
     out: dict[str, Any] = {}
@@ -179,7 +187,8 @@ def parse_manifest(raw: bytes) -> Manifest:
     release reads.
     """
     try:
-        data = json.loads(raw, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float,
+                          object_pairs_hook=_unique_keys)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: also over-long integers
         raise CapsuleFormatError(f"capsule.json is not valid JSON ({exc}); the capsule is corrupt.") from None
     if not isinstance(data, dict):
