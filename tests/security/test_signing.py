@@ -263,3 +263,30 @@ def test_a_bit_flipped_signed_zip_never_verifies(tmp_path: Path, keys: tuple[Pat
         # A flip in bytes nobody reads (ZIP padding, timestamps) may leave the content intact.
         with open_capsule(capsule) as reader:
             assert {n: reader.read(n) for n in MEMBERS} == MEMBERS
+
+
+def test_capsule_verify_checks_the_signature_on_the_command_line(tmp_path: Path, subprocess_env: dict[str, str],
+                                                                 capsule_cmd: list[str]) -> None:
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import modelcapsule as mc
+
+    X, y = load_iris(return_X_y=True)
+    capsule = tmp_path / "iris.capsule"
+    mc.save(LogisticRegression(max_iter=500).fit(X, y), capsule, sample=X[:5], source=False)
+    private, public = write_keypair(tmp_path / "k")
+    _other_private, other_public = write_keypair(tmp_path / "other")
+    sign_capsule(capsule, private)
+
+    def verify(key: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*capsule_cmd, "verify", str(capsule), "--public-key", str(key), "--json"],
+                              env=subprocess_env, check=False, capture_output=True, text=True, timeout=120)
+
+    good, bad = verify(public), verify(other_public)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert json.loads(good.stdout)["signature"] == "valid"
+    assert bad.returncode == 1 and "another key" in bad.stdout
+    assert mc.load(capsule, public_key=public).predict(X[:5]).shape == (5,)
+    with pytest.raises(SignatureError, match="another key"):
+        mc.load(capsule, public_key=other_public)
