@@ -267,3 +267,21 @@ def test_without_the_check_native_code_would_crash(tmp_path: Path, case: str) ->
                           check=False, preexec_fn=_no_core_dump)
     assert done.returncode < 0, f"{case}: exit {done.returncode}: {done.stderr[-300:]!r}"  # killed by a signal
 
+
+
+@pytest.mark.parametrize(
+    ("buffers", "needle"),
+    [([[0, 64]], "buffer span [0, 64] outside"), ([[16, 1 << 40]], "outside"), ([[-8, 8]], "[-8, 8]"),
+     ("0:24", "'buffers' entry is malformed")],
+    ids=["past-the-member", "absurd-size", "negative-offset", "not-a-list"],
+)
+def test_out_of_band_buffer_spans_must_lie_inside_their_member(tmp_path: Path, buffers: Any, needle: str) -> None:
+    """The manifest says where each out-of-band array's bytes are; a span outside the member is refused."""
+    members = _frombuffer((3,), b"")(tmp_path)
+    del members["model/buffers/000000.bin"]
+    members["model/buffers.bin"] = b"\0" * 24
+    details = {"member": STREAM, "protocol": 5, "buffers": buffers, "buffers_member": "model/buffers.bin"}
+    path = build_capsule(tmp_path / "spans.capsule", members, details=details)
+    with pytest.raises(CapsuleFormatError) as info:
+        mc.load(path, verify=False)
+    assert needle in str(info.value)
