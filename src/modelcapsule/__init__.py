@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
+from .batch import predict_file
 from .container import Limits
 from .errors import (
     CapsuleError,
@@ -50,6 +51,7 @@ __all__ = [
     "inspect",
     "load",
     "load_capsule",
+    "predict_file",
     "save",
     "verify",
 ]

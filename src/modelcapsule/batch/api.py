@@ -7,17 +7,17 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from ..types import Predictor
 from .atomic import AtomicOutput
-from .columns import plan_columns
 from .errors import BatchUsageError
-from .progress import track
 from .registry import format_for_path
-from .score import RejectsWriter, score_chunks
-from .table import Source, TableFormat
+
+if TYPE_CHECKING:
+    from ..types import Predictor
+    from .table import Source, TableFormat
 
 __all__ = ["DEFAULT_BATCH_ROWS", "BatchSummary", "predict_file", "score_file"]
 
@@ -31,18 +31,17 @@ PathLike = str | os.PathLike[str]
 @dataclass(frozen=True)
 class BatchSummary:
     """What a batch scoring run did: ``rows`` read, ``scored`` and ``rejected`` (set aside in the rejects
-    file) among them, wall-clock ``seconds`` (model load included) and throughput."""
+    file) among them, ``seconds`` spent reading, scoring and writing, ``rows_per_second`` over that time,
+    and ``load_seconds`` spent loading and verifying the capsule before."""
 
     rows: int
     scored: int
     rejected: int
     seconds: float
+    rows_per_second: float
     output: str
     rejects: str | None = None
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else 0.0
+    load_seconds: float = 0.0
 
 
 def predict_file(
@@ -58,7 +57,7 @@ def predict_file(
     input_format: str | None = None,
     output_format: str | None = None,
     trusted: Iterable[str] = (),
-    on_mismatch: str = "warn",
+    on_mismatch: Literal["warn", "error", "ignore"] = "warn",
     verify: bool = True,
     trust_code: bool = False,
     progress: bool = False,
@@ -84,7 +83,7 @@ def predict_file(
     loaded = load_capsule(
         path, trusted=list(trusted), on_mismatch=on_mismatch, verify=verify, trust_code=trust_code
     )
-    return score_file(
+    summary = score_file(
         loaded.predictor,
         input,
         output,
@@ -96,8 +95,8 @@ def predict_file(
         input_format=input_format,
         output_format=output_format,
         progress=progress,
-        started=start,
     )
+    return replace(summary, load_seconds=time.perf_counter() - start - summary.seconds)
 
 
 def score_file(
@@ -113,10 +112,13 @@ def score_file(
     input_format: str | None = None,
     output_format: str | None = None,
     progress: bool = False,
-    started: float | None = None,
 ) -> BatchSummary:
     """:func:`predict_file` for a model already loaded (any :class:`~modelcapsule.types.Predictor`)."""
-    start = time.perf_counter() if started is None else started
+    # pyarrow and pandas are imported here, so ``import modelcapsule`` stays light.
+    from .columns import plan_columns
+    from .progress import track
+    from .score import RejectsWriter, score_chunks
+
     in_fmt, out_fmt, out_path = _check_request(input, output, batch_rows, input_format, output_format)
     signature = predictor.signature
     if len(signature.inputs) != 1:
@@ -129,6 +131,7 @@ def score_file(
         raise BatchUsageError(
             "an NPY output holds one method's predictions and no id column; write a table format."
         )
+    start = time.perf_counter()
     source: Source = sys.stdin.buffer if str(input) == "-" else Path(input)
     if isinstance(source, Path) and not source.is_file():
         raise FileNotFoundError(f"input file {source} does not exist.")
@@ -165,11 +168,13 @@ def score_file(
                 rejects_writer.close()
     finally:
         reader.close()
+    seconds = time.perf_counter() - start
     return BatchSummary(
         rows=counts.rows,
         scored=counts.rows - counts.rejected,
         rejected=counts.rejected,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
+        rows_per_second=counts.rows / seconds if seconds > 0 else 0.0,
         output=out_path,
         rejects=None if rejects is None else str(rejects),
     )

@@ -114,7 +114,9 @@ class CsvWriter:
             raise TypeError("the CSV writer takes Arrow tables")
         if self._writer is None:
             self._schema = data.schema
-            self._writer = pacsv.CSVWriter(self._sink, data.schema)
+            self._writer = pacsv.CSVWriter(
+                self._sink, data.schema, write_options=pacsv.WriteOptions(quoting_style="needed")
+            )
         assert self._schema is not None
         self._writer.write_table(data.cast(self._schema))
 

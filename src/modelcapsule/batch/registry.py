@@ -7,9 +7,12 @@ suffix is looked through for CSV and JSON Lines (the readers decompress on the f
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import BatchUsageError
-from .table import TableFormat
+
+if TYPE_CHECKING:
+    from .table import TableFormat
 
 __all__ = ["all_table_formats", "format_for_path", "get_table_format", "register_table_format"]
 
