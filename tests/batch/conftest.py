@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import pytest
+from batchdata import FEATURES, Saved, make_frame
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier
 from sklearn.linear_model import LinearRegression
 from sklearn.tree import DecisionTreeRegressor
 
 import modelcapsule as mc
-
-FEATURES = ["a", "b", "c", "d"]
-
-
-@dataclass(frozen=True)
-class Saved:
-    """A capsule on disk and the fitted model it was saved from."""
-
-    path: Path
-    model: Any
-
-
-def make_frame(n: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(rng.normal(size=(n, len(FEATURES))).round(4), columns=FEATURES)
-    frame.insert(0, "id", np.arange(1000, 1000 + n))
-    return frame
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,7 @@ from modelcapsule.batch.registry import format_for_path, register_table_format
 
 
 def _read_all(path: Path | io.BytesIO, fmt: str, batch_rows: int, columns: tuple[str, ...]) -> list[object]:
-    source = path if isinstance(path, Path) else path
-    reader = get_table_format(fmt).open_reader(source, str(path), batch_rows)
+    reader = get_table_format(fmt).open_reader(path, str(path), batch_rows)
     try:
         return list(reader.chunks(columns))
     finally:
@@ -30,7 +29,7 @@ def test_registry_maps_extensions_and_refuses_duplicates() -> None:
     assert format_for_path("big.csv.gz").name == "csv"
     assert format_for_path("rows.ndjson").name == "jsonl"
     assert format_for_path("anything", explicit="npy").name == "npy"
-    with pytest.raises(BatchUsageError, match="cannot tell the file format of 'data.xlsx'"):
+    with pytest.raises(BatchUsageError, match=r"cannot tell the file format of 'data.xlsx'"):
         format_for_path("data.xlsx")
     with pytest.raises(BatchUsageError, match="unknown file format 'xls'"):
         get_table_format("xls")
@@ -65,7 +64,9 @@ def test_csv_header_is_read_from_gzip_and_stdin_like_streams(tmp_path: Path) -> 
 def test_csv_with_a_ragged_row_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("a,b\n1,2\n3\n")
-    with pytest.raises(InputFileError, match=r"bad.csv is not a readable CSV file: .*Expected 2 columns, got 1") as exc:
+    with pytest.raises(
+        InputFileError, match=r"bad.csv is not a readable CSV file: .*Expected 2 columns, got 1"
+    ) as exc:
         _read_all(path, "csv", 10, ("a", "b"))
     assert "\n" not in str(exc.value)
 
@@ -98,7 +99,7 @@ def test_truncated_parquet_is_a_one_line_error(tmp_path: Path) -> None:
     path = tmp_path / "cut.parquet"
     pq.write_table(pa.table({"x": np.arange(1000.0)}), path)
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(InputFileError, match="cut.parquet is not a readable Parquet file") as exc:
+    with pytest.raises(InputFileError, match=r"cut.parquet is not a readable Parquet file") as exc:
         _read_all(path, "parquet", 10, ("x",))
     assert "\n" not in str(exc.value)
 
@@ -143,11 +144,11 @@ def test_truncated_npy_is_refused_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "cut.npy"
     np.save(path, np.zeros((100, 4)))
     path.write_bytes(path.read_bytes()[:-8])
-    with pytest.raises(InputFileError, match="cut.npy is truncated"):
+    with pytest.raises(InputFileError, match=r"cut.npy is truncated"):
         get_table_format("npy").open_reader(path, str(path), 8)
     garbage = tmp_path / "garbage.npy"
     garbage.write_bytes(b"PK\x03\x04 not numpy")
-    with pytest.raises(InputFileError, match="garbage.npy is not a readable NPY file"):
+    with pytest.raises(InputFileError, match=r"garbage.npy is not a readable NPY file"):
         get_table_format("npy").open_reader(garbage, str(garbage), 8)
 
 

@@ -21,6 +21,9 @@ from .table import Chunk, ChunkReader, ChunkWriter, ColumnKind, Source, TableFor
 
 __all__ = ["CsvFormat"]
 
+_BLOCK = 256 << 10
+"""Bytes pyarrow parses at a time (at least; see ``CsvReader``)."""
+
 
 class CsvReader:
     """Reads a CSV file (or standard input) with a header row, in chunks of ``batch_rows`` rows."""
@@ -36,10 +39,13 @@ class CsvReader:
         self.total_rows = None
         self._stream, self.total_bytes = open_binary(source)
         try:
-            self.columns = _header(self._stream, name)
+            self.columns, header_bytes = _header(self._stream, name)
         except BaseException:
             self._stream.close()
             raise
+        # Small blocks keep pyarrow's read-ahead small (1 MiB blocks cost ~5x the peak memory here);
+        # a block must still hold whole rows, so wide files get larger ones.
+        self._block = min(max(_BLOCK, 64 * header_bytes), 64 << 20)
 
     def bytes_read(self) -> int:
         return self._stream.counted
@@ -51,7 +57,9 @@ class CsvReader:
             strings_can_be_null=True,
         )
         try:
-            reader = pacsv.open_csv(self._stream, convert_options=convert)
+            reader = pacsv.open_csv(
+                self._stream, convert_options=convert, read_options=pacsv.ReadOptions(block_size=self._block)
+            )
             pending: list[pa.RecordBatch] = []
             held = 0
             start = 0
@@ -77,7 +85,7 @@ class CsvReader:
         self._stream.close()
 
 
-def _header(stream: CountingStream, name: str) -> tuple[str, ...]:
+def _header(stream: CountingStream, name: str) -> tuple[tuple[str, ...], int]:
     line = read_prefix_line(stream)
     if not line.strip():
         raise InputFileError(
@@ -93,7 +101,7 @@ def _header(stream: CountingStream, name: str) -> tuple[str, ...]:
         if col in seen:
             raise InputFileError(f"{name} has two columns named {col!r}; column names must be unique.")
         seen.add(col)
-    return tuple(header)
+    return tuple(header), len(line)
 
 
 def _first_line(exc: BaseException) -> str:

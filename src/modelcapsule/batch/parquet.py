@@ -30,7 +30,8 @@ class ParquetReader:
         self.name = name
         self.batch_rows = batch_rows
         try:
-            self._file = pq.ParquetFile(source)
+            # pre_buffer reads a whole row group ahead and the allocator keeps it: ~30 MiB more at peak.
+            self._file = pq.ParquetFile(source, pre_buffer=False)
             schema = self._file.schema_arrow
         except (pa.ArrowException, OSError) as exc:
             raise InputFileError(f"{name} is not a readable Parquet file: {_first_line(exc)}") from None
