@@ -25,3 +25,8 @@ def make_frame(n: int, seed: int = 0) -> pd.DataFrame:
     frame = pd.DataFrame(rng.normal(size=(n, len(FEATURES))).round(4), columns=FEATURES)
     frame.insert(0, "id", np.arange(1000, 1000 + n))
     return frame
+
+
+def log1p_abs(x: Any) -> Any:
+    """A user-defined transform: a pipeline using it needs ``--trust batchdata.log1p_abs`` to load."""
+    return np.log1p(np.abs(x))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from batchdata import FEATURES, Saved, make_frame
+from batchdata import FEATURES, Saved, log1p_abs, make_frame
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestClassifier
 from sklearn.linear_model import LinearRegression
 from sklearn.tree import DecisionTreeRegressor
@@ -68,4 +68,17 @@ def counts_model(tmp_path_factory: pytest.TempPathFactory) -> Saved:
     model = DecisionTreeRegressor(max_depth=4, random_state=0).fit(train, train["n"] * train["x"])
     path = tmp_path_factory.mktemp("capsules") / "counts.capsule"
     mc.save(model, path, sample=train[:10])
+    return Saved(path, model)
+
+
+@pytest.fixture(scope="session")
+def custom_code(tmp_path_factory: pytest.TempPathFactory) -> Saved:
+    """A pipeline whose first step calls a function outside the default trust policy."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    train = make_frame(100, seed=6)
+    model = make_pipeline(FunctionTransformer(log1p_abs), LinearRegression()).fit(train[FEATURES], train["a"])
+    path = tmp_path_factory.mktemp("capsules") / "custom.capsule"
+    mc.save(model, path, sample=train[FEATURES][:10], trusted=["batchdata.log1p_abs"])
     return Saved(path, model)

@@ -184,3 +184,25 @@ def test_sigterm_mid_run_leaves_no_output(
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_trust_flags_reach_the_safe_loader(
+    tmp_path: Path, csv_input: Path, frame: pd.DataFrame, custom_code: Saved
+) -> None:
+    refused = _run(custom_code.path, csv_input, "-o", tmp_path / "o.csv", "--id-column", "id")
+    assert refused.exit_code == 1
+    assert "batchdata.log1p_abs" in refused.stderr and "--trust batchdata.log1p_abs" in refused.stderr
+    assert not (tmp_path / "o.csv").exists()
+    trusted = _run(
+        custom_code.path,
+        csv_input,
+        "-o",
+        tmp_path / "o.csv",
+        "--id-column",
+        "id",
+        "--trust",
+        "batchdata.log1p_abs",
+    )
+    assert trusted.exit_code == 0, trusted.stderr
+    scored = pd.read_csv(tmp_path / "o.csv", float_precision="round_trip")
+    np.testing.assert_array_equal(scored["predict"], custom_code.model.predict(frame[FEATURES]))
