@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from batchdata import FEATURES, Saved, make_frame
@@ -204,5 +205,5 @@ def test_trust_flags_reach_the_safe_loader(
         "batchdata.log1p_abs",
     )
     assert trusted.exit_code == 0, trusted.stderr
-    scored = pd.read_csv(tmp_path / "o.csv", float_precision="round_trip")
+    scored = pacsv.read_csv(tmp_path / "o.csv").to_pandas()
     np.testing.assert_array_equal(scored["predict"], custom_code.model.predict(frame[FEATURES]))

@@ -38,7 +38,7 @@ def convert_column(
             return _slow(column, dtype, kind)
     else:
         assert not isinstance(column, list)
-        arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        arr = column
     if dtype is None:
         values = np.empty(len(arr), dtype=object)
         values[:] = arr.to_pylist()

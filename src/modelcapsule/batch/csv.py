@@ -67,13 +67,13 @@ class CsvReader:
                 pending.append(batch)
                 held += batch.num_rows
                 while held >= self.batch_rows:
-                    table = pa.Table.from_batches(pending).combine_chunks()
+                    table = pa.Table.from_batches(pending)  # slices below are zero-copy
                     yield self._chunk(table.slice(0, self.batch_rows), start)
                     start += self.batch_rows
                     rest = table.slice(self.batch_rows)
                     pending, held = rest.to_batches(), rest.num_rows
             if held:
-                yield self._chunk(pa.Table.from_batches(pending).combine_chunks(), start)
+                yield self._chunk(pa.Table.from_batches(pending), start)
         except pa.ArrowInvalid as exc:
             raise InputFileError(f"{self.name} is not a readable CSV file: {_first_line(exc)}") from None
 

@@ -1,5 +1,6 @@
-"""Parquet through ``pyarrow.parquet``: batches from ``ParquetFile.iter_batches`` (memory is bounded by
-the batch plus one row group's pages) and a ``ParquetWriter`` that appends one row group per chunk."""
+"""Parquet through ``pyarrow.parquet``: batches from ``ParquetFile.iter_batches``, one row group at a
+time (memory is bounded by the batch plus one row group's compressed bytes), and a ``ParquetWriter``
+that appends one row group per chunk."""
 
 from __future__ import annotations
 
@@ -30,8 +31,7 @@ class ParquetReader:
         self.name = name
         self.batch_rows = batch_rows
         try:
-            # pre_buffer reads a whole row group ahead and the allocator keeps it: ~30 MiB more at peak.
-            self._file = pq.ParquetFile(source, pre_buffer=False)
+            self._file = pq.ParquetFile(source, pre_buffer=True)
             schema = self._file.schema_arrow
         except (pa.ArrowException, OSError) as exc:
             raise InputFileError(f"{name} is not a readable Parquet file: {_first_line(exc)}") from None
@@ -49,7 +49,7 @@ class ParquetReader:
     def chunks(self, columns: tuple[str, ...]) -> Iterator[Chunk]:
         start = 0
         try:
-            for batch in self._file.iter_batches(batch_size=self.batch_rows, columns=list(columns)):
+            for batch in self._batches(columns):
                 n = batch.num_rows
                 rows = np.arange(start + 1, start + n + 1, dtype=np.int64)
                 yield Chunk(rows=rows, columns={c: batch.column(c) for c in batch.schema.names})
@@ -59,6 +59,14 @@ class ParquetReader:
                 f"{self.name} is not a readable Parquet file (failed near row {start + 1}): "
                 f"{_first_line(exc)}"
             ) from None
+
+    def _batches(self, columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
+        # One row group at a time: pre-buffering coalesces a row group's reads (2-3x faster than page
+        # by page), but given the whole file it would buffer the whole file.
+        for group in range(self._file.num_row_groups):
+            yield from self._file.iter_batches(
+                batch_size=self.batch_rows, row_groups=[group], columns=list(columns)
+            )
 
     def close(self) -> None:
         self._file.close()
