@@ -191,10 +191,8 @@ def _check_request(
         raise BatchUsageError(f"batch_rows must be at least 1, not {batch_rows}.")
     in_fmt = format_for_path(str(input), input_format)
     out_path = str(output) if output is not None else _default_output(str(input), in_fmt)
-    if output_format is None and out_path == "-":
-        out_fmt = in_fmt
-    else:
-        out_fmt = format_for_path(out_path, output_format)
+    streamed = output_format is None and out_path == "-"
+    out_fmt = in_fmt if streamed else format_for_path(out_path, output_format)
     for end, where, fmt in (("input", str(input), in_fmt), ("output", out_path, out_fmt)):
         if where == "-" and not fmt.streams:
             raise BatchUsageError(f"{fmt.name} cannot stream through '-' as {end}; give a file path.")
