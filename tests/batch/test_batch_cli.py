@@ -70,6 +70,7 @@ def test_scores_a_file_and_reports_on_stderr(
     )
     assert result.exit_code == 0, result.stderr
     summary = json.loads(result.stderr.strip().splitlines()[-1])
+    assert "scoring" not in result.stderr  # no progress bar: standard error is not a terminal
     assert (summary["rows"], summary["scored"], summary["rejected"]) == (200, 200, 0)
     assert summary["rows_per_second"] > 0
     scored = pq.read_table(out).to_pandas()

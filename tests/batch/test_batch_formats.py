@@ -56,9 +56,12 @@ def test_csv_header_is_read_from_gzip_and_stdin_like_streams(tmp_path: Path) -> 
     assert reader.columns == ("a", "b")
     assert [c.columns["b"].to_pylist() for c in reader.chunks(("b",))] == [["2", "4"]]
     reader.close()
-    stream = get_table_format("csv").open_reader(io.BytesIO(data), "<stdin>", 1)
+    stdin = io.BytesIO(data)
+    stream = get_table_format("csv").open_reader(stdin, "<stdin>", 1)
     assert stream.columns == ("a", "b")
     assert [c.columns["a"].to_pylist() for c in stream.chunks(("a",))] == [["1"], ["3"]]
+    stream.close()
+    assert not stdin.closed  # standard input belongs to the caller
 
 
 def test_csv_with_a_ragged_row_is_a_one_line_error(tmp_path: Path) -> None:

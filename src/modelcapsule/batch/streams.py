@@ -16,9 +16,10 @@ class CountingStream(io.RawIOBase):
     """A read-only stream over ``inner`` that starts with ``prefix`` and counts the bytes it delivers
     from the underlying file (``counted``: the compressed size for gzip input)."""
 
-    def __init__(self, inner: IO[bytes], counter: CountingStream | None = None) -> None:
+    def __init__(self, inner: IO[bytes], counter: CountingStream | None = None, *, owned: bool = True) -> None:
         super().__init__()
         self._inner = inner
+        self._owned = owned
         self._prefix = b""
         self._counter = counter
         self.count = 0
@@ -52,7 +53,7 @@ class CountingStream(io.RawIOBase):
         return self._counter.count if self._counter is not None else self.count
 
     def close(self) -> None:
-        if not self.closed and self._inner is not None:
+        if not self.closed and self._owned:
             self._inner.close()
         super().close()
 
@@ -60,7 +61,7 @@ class CountingStream(io.RawIOBase):
 def open_binary(source: Path | IO[bytes]) -> tuple[CountingStream, int | None]:
     """An input stream over ``source`` and its size on disk when known (for progress)."""
     if not isinstance(source, Path):
-        return CountingStream(source), None
+        return CountingStream(source, owned=False), None  # standard input stays open for the caller
     raw = CountingStream(open(source, "rb"))  # noqa: SIM115 - owned by the returned stream
     size = source.stat().st_size
     if source.suffix.lower() == ".gz":
