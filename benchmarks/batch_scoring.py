@@ -82,7 +82,7 @@ print(json.dumps({"rows": rows, "seconds": seconds, "growth": status("VmHWM") - 
 
 
 def prepare(folder: Path, rows: int, columns: int, model_kind: str) -> None:
-    """Write the data as CSV and Parquet (in slices), a 20k-row warm-up copy, the capsule, a joblib file."""
+    """Write the data as CSV and Parquet (in slices), a 150k-row warm-up copy, the capsule, a joblib file."""
     import joblib
     import numpy as np
     import pandas as pd
@@ -117,7 +117,7 @@ def prepare(folder: Path, rows: int, columns: int, model_kind: str) -> None:
             )
             c.write_table(block)
             p.write_table(block, row_group_size=min(n, 65_536))
-    head = pq.read_table(folder / "data.parquet").slice(0, 20_000)
+    head = pq.read_table(folder / "data.parquet").slice(0, min(rows, 150_000))
     pacsv.write_csv(head, folder / "warm.csv")
     pq.write_table(head, folder / "warm.parquet")
 
