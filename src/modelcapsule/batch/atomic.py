@@ -52,7 +52,7 @@ class AtomicOutput:
                 self._fh.flush()
                 os.fsync(self._fh.fileno())
                 self._fh.close()
-                os.chmod(self._tmp, 0o666 & ~_umask())
+                os.chmod(self._tmp, 0o666 & ~_UMASK)  # mkstemp made it 0600; give it a normal file's mode
                 os.replace(self._tmp, self.path)
                 _fsync_dir(Path(self.path).parent)
         finally:
@@ -61,10 +61,14 @@ class AtomicOutput:
             self._tmp.unlink(missing_ok=True)
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
+"""Read once at import: setting and restoring the umask later could race with other threads."""
 
 
 def _fsync_dir(path: Path) -> None:
