@@ -28,7 +28,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> dic
     return paths
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batch_rows=st.integers(min_value=1, max_value=260), fmt=st.sampled_from(["csv", "parquet", "jsonl", "npy"]))
 def test_any_batch_size_gives_the_whole_table_predictions(
     tmp_path: Path, inputs: dict[str, Path], frame: pd.DataFrame, classifier: Saved, batch_rows: int, fmt: str
