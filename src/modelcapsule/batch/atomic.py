@@ -35,8 +35,13 @@ class AtomicOutput:
             raise IsADirectoryError(f"{target} is a directory; give a file name for the output.")
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
-        self._tmp = Path(tmp)
-        self._fh = os.fdopen(fd, "w+b")
+        try:  # a signal between here and the return would skip __exit__: clean up ourselves
+            self._tmp = Path(tmp)
+            self._fh = os.fdopen(fd, "w+b")
+        except BaseException:
+            os.close(fd)
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return self._fh
 
     def __exit__(
