@@ -133,8 +133,6 @@ def score_file(
         )
     start = time.perf_counter()
     source: Source = sys.stdin.buffer if str(input) == "-" else Path(input)
-    if isinstance(source, Path) and not source.is_file():
-        raise FileNotFoundError(f"input file {source} does not exist.")
     name = "<stdin>" if str(input) == "-" else str(input)
     reader = in_fmt.open_reader(source, name, batch_rows)
     try:
@@ -189,6 +187,8 @@ def _check_request(
 ) -> tuple[TableFormat, TableFormat, str]:
     if batch_rows < 1:
         raise BatchUsageError(f"batch_rows must be at least 1, not {batch_rows}.")
+    if str(input) != "-" and not Path(input).is_file():  # checked before the model is loaded
+        raise FileNotFoundError(f"input file {input} does not exist.")
     in_fmt = format_for_path(str(input), input_format)
     out_path = str(output) if output is not None else _default_output(str(input), in_fmt)
     streamed = output_format is None and out_path == "-"
