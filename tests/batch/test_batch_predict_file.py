@@ -67,20 +67,14 @@ def test_tables_score_exactly_like_one_predict_call(
     np.testing.assert_array_equal(proba, classifier.model.predict_proba(frame[FEATURES]))
 
 
-def test_npy_in_and_out_for_a_model_fitted_on_an_array(
-    tmp_path: Path, frame: pd.DataFrame, array_model: Saved
-) -> None:
+def test_npy_in_and_out_for_a_model_fitted_on_an_array(tmp_path: Path, frame: pd.DataFrame, array_model: Saved) -> None:
     source = _write(frame[FEATURES], tmp_path / "in.npy")
     summary = mc.predict_file(array_model.path, source, tmp_path / "out.npy", batch_rows=16)
     assert summary.rows == 200
-    np.testing.assert_array_equal(
-        np.load(tmp_path / "out.npy"), array_model.model.predict(frame[FEATURES].to_numpy())
-    )
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), array_model.model.predict(frame[FEATURES].to_numpy()))
 
 
-def test_default_output_sits_beside_the_input(
-    tmp_path: Path, frame: pd.DataFrame, array_model: Saved
-) -> None:
+def test_default_output_sits_beside_the_input(tmp_path: Path, frame: pd.DataFrame, array_model: Saved) -> None:
     source = _write(frame[FEATURES], tmp_path / "day.csv")
     summary = mc.predict_file(array_model.path, source)
     assert summary.output == str(tmp_path / "day.predictions.csv")
@@ -101,24 +95,18 @@ def test_columns_pick_and_order_features_for_a_model_without_names(
 
 def test_missing_and_extra_columns_are_named(tmp_path: Path, frame: pd.DataFrame, classifier: Saved) -> None:
     lacking = _write(frame.drop(columns=["b", "d"]), tmp_path / "lacking.csv")
-    with pytest.raises(
-        InputSchemaError, match=r"lacking.csv lacks column\(s\) 'b', 'd' that the model takes"
-    ) as e:
+    with pytest.raises(InputSchemaError, match=r"lacking.csv lacks column\(s\) 'b', 'd' that the model takes") as e:
         mc.predict_file(classifier.path, lacking, tmp_path / "o.csv")
     assert "\n" not in str(e.value)
     extra = _write(frame.assign(label=1), tmp_path / "extra.csv")
-    with pytest.raises(
-        InputSchemaError, match=r"extra.csv has column\(s\) 'id', 'label' that the model does not"
-    ):
+    with pytest.raises(InputSchemaError, match=r"extra.csv has column\(s\) 'id', 'label' that the model does not"):
         mc.predict_file(classifier.path, extra, tmp_path / "o.csv")
     summary = mc.predict_file(classifier.path, extra, tmp_path / "o.csv", columns=FEATURES, id_column="id")
     assert summary.scored == 200
     assert not (tmp_path / "o.csv.tmp").exists()
 
 
-def test_a_typed_column_of_the_wrong_dtype_is_named(
-    tmp_path: Path, frame: pd.DataFrame, classifier: Saved
-) -> None:
+def test_a_typed_column_of_the_wrong_dtype_is_named(tmp_path: Path, frame: pd.DataFrame, classifier: Saved) -> None:
     source = _write(frame.assign(c=frame["c"].astype(str)), tmp_path / "strings.parquet")
     with pytest.raises(
         InputSchemaError,
@@ -132,15 +120,11 @@ def test_a_typed_column_of_the_wrong_dtype_is_named(
 def test_npy_of_the_wrong_shape_is_refused(tmp_path: Path, array_model: Saved) -> None:
     source = tmp_path / "wide.npy"
     np.save(source, np.zeros((5, 7)))
-    with pytest.raises(
-        InputSchemaError, match=r"holds an array of shape \(5, 7\), but the model takes \(n, 4\)"
-    ):
+    with pytest.raises(InputSchemaError, match=r"holds an array of shape \(5, 7\), but the model takes \(n, 4\)"):
         mc.predict_file(array_model.path, source, tmp_path / "o.npy")
 
 
-def test_a_non_number_rejects_its_row_by_number(
-    tmp_path: Path, frame: pd.DataFrame, classifier: Saved
-) -> None:
+def test_a_non_number_rejects_its_row_by_number(tmp_path: Path, frame: pd.DataFrame, classifier: Saved) -> None:
     text = frame.astype({"b": object})
     text.loc[57, "b"] = "oops"
     source = _write(text, tmp_path / "in.csv")
@@ -180,9 +164,7 @@ def test_rejects_file_collects_bad_rows_and_the_rest_is_scored(
     assert scored["predict"].tolist() == classifier.model.predict(kept[FEATURES]).tolist()
 
 
-def test_missing_values_reach_models_that_take_them(
-    tmp_path: Path, frame: pd.DataFrame, nan_tolerant: Saved
-) -> None:
+def test_missing_values_reach_models_that_take_them(tmp_path: Path, frame: pd.DataFrame, nan_tolerant: Saved) -> None:
     holes = frame.copy()
     holes.loc[[5, 150], "a"] = np.nan
     source = _write(holes, tmp_path / "in.parquet")
@@ -199,9 +181,7 @@ def test_missing_values_reject_their_rows_when_the_model_refuses_them(
     holes = frame.copy()
     holes.loc[[5, 150], "d"] = np.nan
     source = _write(holes, tmp_path / "in.csv")
-    with pytest.raises(
-        RejectedRowError, match=r"row 6: missing value in column 'd', which the model does not take"
-    ):
+    with pytest.raises(RejectedRowError, match=r"row 6: missing value in column 'd', which the model does not take"):
         mc.predict_file(linear.path, source, tmp_path / "out.csv", id_column="id")
     summary = mc.predict_file(
         linear.path, source, tmp_path / "out.csv", id_column="id", rejects=tmp_path / "rejects.jsonl"
@@ -209,16 +189,13 @@ def test_missing_values_reject_their_rows_when_the_model_refuses_them(
     assert (summary.scored, summary.rejected) == (198, 2)
     assert pd.read_json(tmp_path / "rejects.jsonl", lines=True)["row"].tolist() == [6, 151]
     kept = holes.dropna()
-    np.testing.assert_array_equal(
-        _read(tmp_path / "out.csv")["predict"], linear.model.predict(kept[FEATURES])
-    )
+    np.testing.assert_array_equal(_read(tmp_path / "out.csv")["predict"], linear.model.predict(kept[FEATURES]))
 
 
 def test_integer_columns_parse_whole_numbers_and_reject_the_rest(tmp_path: Path, counts_model: Saved) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text(
-        '{"n": 3, "x": 0.5}\n{"n": 2.0, "x": 1}\n{"n": 2.5, "x": 1}\n{"n": null, "x": 1}\n'
-        '{"n": "7", "x": 1}\n'
+        '{"n": 3, "x": 0.5}\n{"n": 2.0, "x": 1}\n{"n": 2.5, "x": 1}\n{"n": null, "x": 1}\n{"n": "7", "x": 1}\n'
     )
     summary = mc.predict_file(counts_model.path, source, tmp_path / "out.jsonl", rejects=tmp_path / "r.csv")
     assert (summary.scored, summary.rejected) == (2, 3)
@@ -254,9 +231,7 @@ def test_usage_errors_name_the_fix(tmp_path: Path, frame: pd.DataFrame, classifi
         mc.predict_file(classifier.path, source, tmp_path / "o.csv", method="transform", id_column="id")
     with pytest.raises(BatchUsageError, match="parquet cannot stream through '-' as output"):
         mc.predict_file(classifier.path, source, "-", output_format="parquet", id_column="id")
-    with pytest.raises(
-        BatchUsageError, match="an NPY output holds one method's predictions and no id column"
-    ):
+    with pytest.raises(BatchUsageError, match="an NPY output holds one method's predictions and no id column"):
         mc.predict_file(classifier.path, source, tmp_path / "o.npy", id_column="id")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         mc.predict_file(classifier.path, tmp_path / "absent.csv", tmp_path / "o.csv")
@@ -267,7 +242,21 @@ def test_a_model_failure_not_explained_by_a_row_stops_the_run(
 ) -> None:
     strings = tmp_path / "in.npy"
     np.save(strings, np.full((10, 4), np.inf))
-    with pytest.raises(
-        ScoringError, match=r"the model failed on rows 1–10 of .*in.npy: Input .*contains infinity"
-    ):
+    with pytest.raises(ScoringError, match=r"the model failed on rows 1–10 of .*in.npy: Input .*contains infinity"):
         mc.predict_file(classifier.path, strings, tmp_path / "o.csv")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "npy"])
+def test_an_input_without_rows_gives_a_valid_empty_output(tmp_path: Path, classifier: Saved, fmt: str) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id,a,b,c,d\n")
+    out = tmp_path / f"out.{fmt}"
+    if fmt == "npy":
+        summary = mc.predict_file(classifier.path, source, out, columns=FEATURES, method="predict_proba")
+        assert np.load(out).shape == (0, 2)
+        return
+    summary = mc.predict_file(classifier.path, source, out, id_column="id", method=["predict", "predict_proba"])
+    assert summary.rows == 0
+    table = _read(out) if fmt == "parquet" else pacsv.read_csv(out).to_pandas()
+    assert len(table) == 0
+    assert list(table.columns) == ["id", "predict", "predict_proba_down", "predict_proba_up"]

@@ -32,6 +32,7 @@ class ScoreCounts:
 
     rows: int = 0
     rejected: int = 0
+    written: bool = False
 
 
 class RejectsWriter:
@@ -108,7 +109,26 @@ def score_chunks(
             else:
                 writer.write(np.asarray(results[methods[0]]))
         tick(counts.rows)
+        counts.written = counts.written or bool(keep.any())
+    if not counts.written:  # still write a valid, empty file with the columns the model would give
+        empty = _empty_results(predictor, methods)
+        if tabular_output:
+            ids = None if plan.id_column is None else (plan.id_column, pa.array([], type=pa.string()))
+            writer.write(output_table(empty, classes, ids))
+        else:
+            writer.write(empty[methods[0]])
     return counts
+
+
+def _empty_results(predictor: Predictor, methods: tuple[str, ...]) -> dict[str, np.ndarray[Any, Any]]:
+    specs = {t.name: t for t in predictor.signature.outputs}
+    out: dict[str, np.ndarray[Any, Any]] = {}
+    for method in methods:
+        spec = specs.get(method)
+        shape = (0,) if spec is None else (0, *(max(d, 1) for d in spec.shape[1:]))
+        dtype = np.dtype("float64") if spec is None else np.dtype(spec.dtype)
+        out[method] = np.empty(shape, dtype=dtype)
+    return out
 
 
 def _predict(
@@ -129,9 +149,7 @@ def _predict(
     missing = {pos: col for pos, col in conv.missing.items() if keep[pos]}
     span = f"rows {int(chunk.rows[0])}–{int(chunk.rows[-1])}"
     if not missing:
-        raise ScoringError(
-            f"the model failed on {span} of {plan.source}: {_line(first_error)}"
-        ) from first_error
+        raise ScoringError(f"the model failed on {span} of {plan.source}: {_line(first_error)}") from first_error
     narrowed = keep.copy()
     narrowed[list(missing)] = False
     cause = _line(first_error)
@@ -182,9 +200,7 @@ def _frame(columns: dict[str, np.ndarray[Any, Any]]) -> Any:
 
 def _as_arrow(column: pa.Array | pa.ChunkedArray | list[Any]) -> pa.Array:
     if isinstance(column, list):
-        return pa.array(
-            [v if v is None or isinstance(v, (str, int, float, bool)) else str(v) for v in column]
-        )
+        return pa.array([v if v is None or isinstance(v, (str, int, float, bool)) else str(v) for v in column])
     return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
