@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+from .advise import Advice, advise
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
+from .audit import AuditReport, audit
 from .batch import predict_file
 from .container import Limits
+from .convert import convert
 from .errors import (
     CapsuleError,
     CapsuleFormatError,
@@ -29,6 +32,8 @@ from .types import Predictor, Signature, TensorSpec
 
 __all__ = [
     "CAPSULE_VERSION",
+    "Advice",
+    "AuditReport",
     "CapsuleError",
     "CapsuleFormatError",
     "EnvironmentMismatchError",
@@ -48,6 +53,9 @@ __all__ = [
     "UntrustedTypesError",
     "VerificationError",
     "VerificationReport",
+    "advise",
+    "audit",
+    "convert",
     "inspect",
     "load",
     "load_capsule",
