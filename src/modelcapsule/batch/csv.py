@@ -8,7 +8,8 @@ Parsing text to numbers with ``pyarrow.compute.cast`` is as fast as pyarrow's ty
 from __future__ import annotations
 
 import csv as stdcsv
-from collections.abc import Iterator
+from collections.abc import Generator
+from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import numpy as np
@@ -37,29 +38,47 @@ class CsvReader:
         self.batch_rows = batch_rows
         self.types: dict[str, pa.DataType] = {}
         self.total_rows = None
+        self._path = source if isinstance(source, Path) else None
+        self._native: Any = None
         self._stream, self.total_bytes = open_binary(source)
         try:
             self.columns, header_bytes = _header(self._stream, name)
         except BaseException:
             self._stream.close()
             raise
+        if self._path is not None:  # the header was all we needed from the Python stream
+            self._stream.close()
         # Small blocks keep pyarrow's read-ahead small (1 MiB blocks cost ~5x the peak memory here);
         # a block must still hold whole rows, so wide files get larger ones.
         self._block = min(max(_BLOCK, 64 * header_bytes), 64 << 20)
 
     def bytes_read(self) -> int:
-        return self._stream.counted
+        if self._path is None:
+            return self._stream.counted
+        return int(self._native.tell()) if self._native is not None and not self._native.closed else 0
 
-    def chunks(self, columns: tuple[str, ...]) -> Iterator[Chunk]:
+    def _open(self) -> tuple[Any, pacsv.ReadOptions]:
+        """What pyarrow reads. A file is opened natively, so pyarrow's read-ahead threads never call
+        back into Python (a Python stream read from those threads can abort the process when it exits
+        mid-read on a signal); standard input, which only Python holds, is read without threads."""
+        if self._path is None:
+            return self._stream, pacsv.ReadOptions(block_size=self._block, use_threads=False)
+        self._native = pa.OSFile(str(self._path))
+        source: Any = self._native
+        if self._path.suffix.lower() == ".gz":
+            source = pa.CompressedInputStream(self._native, "gzip")
+        return source, pacsv.ReadOptions(block_size=self._block)
+
+    def chunks(self, columns: tuple[str, ...]) -> Generator[Chunk, None, None]:
         convert = pacsv.ConvertOptions(
             column_types=dict.fromkeys(columns, pa.string()),
             include_columns=list(columns),
             strings_can_be_null=True,
         )
+        source, options = self._open()
+        reader = None
         try:
-            reader = pacsv.open_csv(
-                self._stream, convert_options=convert, read_options=pacsv.ReadOptions(block_size=self._block)
-            )
+            reader = pacsv.open_csv(source, convert_options=convert, read_options=options)
             pending: list[pa.RecordBatch] = []
             held = 0
             start = 0
@@ -76,6 +95,11 @@ class CsvReader:
                 yield self._chunk(pa.Table.from_batches(pending), start)
         except pa.ArrowInvalid as exc:
             raise InputFileError(f"{self.name} is not a readable CSV file: {_first_line(exc)}") from None
+        finally:  # stop the read-ahead before the file goes away
+            if reader is not None:
+                reader.close()
+            if self._native is not None:
+                self._native.close()
 
     def _chunk(self, table: pa.Table, start: int) -> Chunk:
         rows = np.arange(start + 1, start + table.num_rows + 1, dtype=np.int64)
@@ -83,14 +107,14 @@ class CsvReader:
 
     def close(self) -> None:
         self._stream.close()
+        if self._native is not None:
+            self._native.close()
 
 
 def _header(stream: CountingStream, name: str) -> tuple[tuple[str, ...], int]:
     line = read_prefix_line(stream)
     if not line.strip():
-        raise InputFileError(
-            f"{name} is empty or has no header row; a CSV input needs a header naming its columns."
-        )
+        raise InputFileError(f"{name} is empty or has no header row; a CSV input needs a header naming its columns.")
     try:
         text = line.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import IO, Any, ClassVar
 
 import numpy as np
@@ -68,7 +68,7 @@ class JsonLinesReader:
     def bytes_read(self) -> int:
         return self._stream.counted
 
-    def chunks(self, columns: tuple[str, ...]) -> Iterator[Chunk]:
+    def chunks(self, columns: tuple[str, ...]) -> Generator[Chunk, None, None]:
         lineno = self._skipped
         values: dict[str, list[Any]] = {c: [] for c in columns}
         rows: list[int] = []

@@ -9,7 +9,7 @@ layout follows the NPY format specification in ``numpy.lib.format``'s documentat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -76,7 +76,7 @@ class NpyReader:
     def bytes_read(self) -> int:
         return 0  # progress counts rows: total_rows is known
 
-    def chunks(self, columns: tuple[str, ...]) -> Iterator[Chunk]:
+    def chunks(self, columns: tuple[str, ...]) -> Generator[Chunk, None, None]:
         row_shape = self.array_shape[1:]
         per_row = int(np.prod(row_shape, dtype=np.int64))
         mapped = None

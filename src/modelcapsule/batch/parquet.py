@@ -4,7 +4,7 @@ that appends one row group per chunk."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -46,7 +46,7 @@ class ParquetReader:
     def bytes_read(self) -> int:
         return 0  # progress counts rows: total_rows is known
 
-    def chunks(self, columns: tuple[str, ...]) -> Iterator[Chunk]:
+    def chunks(self, columns: tuple[str, ...]) -> Generator[Chunk, None, None]:
         start = 0
         try:
             for batch in self._batches(columns):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,37 +80,39 @@ def score_chunks(
     """Score every chunk of ``reader`` into ``writer``; return the counts."""
     counts = ScoreCounts()
     classes = predictor.signature.classes
-    for chunk in reader.chunks(plan.read_columns):
-        counts.rows += len(chunk) + len(chunk.rejected)
-        conv = convert_chunk(chunk, plan, reader.kind)
-        keep = np.ones(len(chunk), dtype=bool)
-        set_aside = list(chunk.rejected)
-        for pos, reason in conv.bad.items():
-            keep[pos] = False
-            set_aside.append(Reject(int(chunk.rows[pos]), reason, _row_values(chunk, plan, pos)))
-        results: dict[str, np.ndarray[Any, Any]] = {}
-        if keep.any():
-            results, refused = _predict(predictor, plan, conv, keep, methods=methods, chunk=chunk)
-            for pos, reason in refused.items():
+    # Closed explicitly, so a reader's read-ahead stops even when an exception (or a signal) ends the loop.
+    with closing(reader.chunks(plan.read_columns)) as chunks:
+        for chunk in chunks:
+            counts.rows += len(chunk) + len(chunk.rejected)
+            conv = convert_chunk(chunk, plan, reader.kind)
+            keep = np.ones(len(chunk), dtype=bool)
+            set_aside = list(chunk.rejected)
+            for pos, reason in conv.bad.items():
                 keep[pos] = False
                 set_aside.append(Reject(int(chunk.rows[pos]), reason, _row_values(chunk, plan, pos)))
-        if set_aside:
-            if rejects is None:
-                first = min(set_aside, key=lambda r: r.row)
-                raise RejectedRowError(first.row, first.reason, plan.source)
-            rejects.write(set_aside)
-            counts.rejected += len(set_aside)
-        if keep.any():
-            if tabular_output:
-                ids = None
-                if plan.id_column is not None:
-                    id_values = _as_arrow(chunk.columns[plan.id_column])
-                    ids = (plan.id_column, id_values if keep.all() else id_values.filter(pa.array(keep)))
-                writer.write(output_table(results, classes, ids))
-            else:
-                writer.write(np.asarray(results[methods[0]]))
-        tick(counts.rows)
-        counts.written = counts.written or bool(keep.any())
+            results: dict[str, np.ndarray[Any, Any]] = {}
+            if keep.any():
+                results, refused = _predict(predictor, plan, conv, keep, methods=methods, chunk=chunk)
+                for pos, reason in refused.items():
+                    keep[pos] = False
+                    set_aside.append(Reject(int(chunk.rows[pos]), reason, _row_values(chunk, plan, pos)))
+            if set_aside:
+                if rejects is None:
+                    first = min(set_aside, key=lambda r: r.row)
+                    raise RejectedRowError(first.row, first.reason, plan.source)
+                rejects.write(set_aside)
+                counts.rejected += len(set_aside)
+            if keep.any():
+                if tabular_output:
+                    ids = None
+                    if plan.id_column is not None:
+                        id_values = _as_arrow(chunk.columns[plan.id_column])
+                        ids = (plan.id_column, id_values if keep.all() else id_values.filter(pa.array(keep)))
+                    writer.write(output_table(results, classes, ids))
+                else:
+                    writer.write(np.asarray(results[methods[0]]))
+            tick(counts.rows)
+            counts.written = counts.written or bool(keep.any())
     if not counts.written:  # still write a valid, empty file with the columns the model would give
         empty = _empty_results(predictor, methods)
         if tabular_output:

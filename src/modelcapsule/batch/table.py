@@ -8,7 +8,7 @@ chunks arrive, so a file larger than memory streams through.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, Literal, Protocol, runtime_checkable
@@ -96,7 +96,7 @@ class ChunkReader(Protocol):
         """How far into the file reading has come (for progress when ``total_rows`` is unknown)."""
         ...
 
-    def chunks(self, columns: tuple[str, ...]) -> Iterator[Chunk]:
+    def chunks(self, columns: tuple[str, ...]) -> Generator[Chunk, None, None]:
         """Chunks of at most the batch size, holding only ``columns`` (all of them for NPY)."""
         ...
 
