@@ -10,6 +10,7 @@ from __future__ import annotations
 from .advise import Advice, advise
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
 from .audit import AuditReport, audit
+from .batch import predict_file
 from .container import Limits
 from .convert import convert
 from .errors import (
@@ -58,6 +59,7 @@ __all__ = [
     "inspect",
     "load",
     "load_capsule",
+    "predict_file",
     "save",
     "verify",
 ]

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("modelcapsule.cli.keygen:command", "Create an Ed25519 key pair for signing capsules."),
     "sign": ("modelcapsule.cli.sign:command", "Sign a capsule in place with a private key."),
     "serve": ("modelcapsule.cli.serve:command", "Serve capsules over TF Serving, V2 (REST, gRPC), Seldon, MLflow."),
+    "predict": ("modelcapsule.cli.predict:command", "Score a CSV, Parquet, JSON Lines or NPY file chunk by chunk."),
     "verify": ("modelcapsule.cli.verify:command", "Check hashes, signature, environment drift and golden sample."),
 }
 """One entry per subcommand; registered by :class:`LazyGroup` and imported only when invoked."""
