@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from . import pickle_values
-from .errors import CapsuleFormatError
+from .errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError
 
 __all__ = ["PickleScan", "scan_pickle"]
 
@@ -97,6 +97,10 @@ class _Refused(Exception):
     pass
 
 
+_WALK_AGAIN: tuple[type[BaseException], ...] = (_Refused, CapsuleFormatError, *MALFORMED_PICKLE_ERRORS)
+"""Anything the dry run stops on sends the stream to the exact opcode walk, which names the problem."""
+
+
 def _counting(counter: list[int]) -> Iterator[memoryview]:
     while True:
         counter[0] += 1
@@ -119,9 +123,7 @@ def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream") -> Pic
             warnings.simplefilter("ignore")
             runner.load()
             runner.dtypes.finish()
-    except (_Refused, pickle.UnpicklingError, ValueError, TypeError, EOFError, KeyError, IndexError,
-            AttributeError, OverflowError, MemoryError, RecursionError, UnicodeDecodeError, ImportError,
-            CapsuleFormatError):
+    except _WALK_AGAIN:
         return _scan_opcodes(view, what)  # the exact walk names the problem
     if stream.tell() != len(view):
         return _scan_opcodes(view, what)  # names the trailing bytes precisely

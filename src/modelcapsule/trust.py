@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import CapsuleFormatError, UntrustedTypesError
+from .errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError, UntrustedTypesError
 from .tamper import GlobalsSnapshot
 from .trust_defaults import admitted
 
@@ -135,8 +135,7 @@ def restricted_loads(data: bytes | memoryview, policy: TrustPolicy, *, buffers: 
             obj = unpickler.load()
     except (UntrustedTypesError, CapsuleFormatError):
         raise
-    except (pickle.PickleError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            OverflowError, MemoryError, RecursionError, ImportError) as exc:
+    except MALFORMED_PICKLE_ERRORS as exc:
         raise CapsuleFormatError(f"{source} could not be unpickled: {type(exc).__name__}: {exc}") from None
     finally:
         refuse_tampering(unpickler.handed_out, source)

@@ -171,3 +171,14 @@ def test_a_float_out_of_range_is_a_format_error() -> None:
     raw = json.dumps(manifest_for(MEMBERS, metadata={"x": "HUGE"})).replace('"HUGE"', "1e400")
     with pytest.raises(CapsuleFormatError, match="out of the range"):
         parse_manifest(raw.encode())
+
+
+def test_numpys_internal_argument_errors_are_format_errors() -> None:
+    """A zeroed byte inside a tree's node dtype made numpy raise SystemError from its C code."""
+    from test_fuzz_unpickler import load_checked, seeds
+
+    raw, _ = seeds()[0]
+    blob = bytearray(raw)
+    blob[443422 % len(blob)] = 0
+    with pytest.raises(CapsuleFormatError):
+        load_checked(bytes(blob))

@@ -28,7 +28,6 @@ import lzma
 import math
 import pickle
 import pickletools
-import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..container import Limits
-from ..errors import CapsuleFormatError, LimitExceededError, UntrustedTypesError
+from ..errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError, LimitExceededError, UntrustedTypesError
 from ..pickle_scan import scan_pickle
 from ..tamper import GlobalsSnapshot
 from ..trust import RestrictedUnpickler, TrustPolicy, refuse_tampering, restricted_loads
@@ -60,9 +59,7 @@ _MAGIC = (
 _IN_CHUNK = 1 << 20
 _OUT_CHUNK = 8 << 20
 _ARRAY_SUBCLASSES = ("numpy.ndarray", "numpy.memmap", "numpy.matrix")
-_FORMAT_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-                  AttributeError, OverflowError, MemoryError, RecursionError, ImportError, struct.error,
-                  UnicodeDecodeError)
+_FORMAT_ERRORS = MALFORMED_PICKLE_ERRORS
 
 
 @dataclass(frozen=True)
