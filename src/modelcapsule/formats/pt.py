@@ -10,33 +10,18 @@ admits (``trusted=["mypkg.Net"]``) are handed to the safe loader as extra safe g
 
 from __future__ import annotations
 
-import importlib
 import io
 import pickle
 from typing import Any, ClassVar
 
 from ..errors import CapsuleFormatError, UnsupportedModelError, UntrustedTypesError
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
-from .safetensors import main_member
+from ._members import main_member, resolve
 from .torch_pickles import torch_file_globals, unsafe_torch_globals
 
 __all__ = ["FORMATS", "TorchSaveFormat"]
 
 MEMBER = "model/model.pt"
-
-
-def resolve(name: str) -> Any:
-    """Import the object ``module.qualname`` names (only called for names the policy admitted)."""
-    parts = name.replace("__builtin__.", "builtins.", 1).split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise CapsuleFormatError(f"cannot import {name!r}, which the file needs")
 
 
 class TorchSaveFormat:

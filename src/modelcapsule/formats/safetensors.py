@@ -20,30 +20,13 @@ from typing import Any, ClassVar
 from ..errors import CapsuleFormatError, UnsupportedModelError
 from ..frameworks.torch import class_path, is_torch_module
 from . import torch_modules
+from ._members import main_member, read_json
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 
-__all__ = ["FORMATS", "SafetensorsFormat", "main_member"]
+__all__ = ["FORMATS", "SafetensorsFormat"]
 
 WEIGHTS = "model/model.safetensors"
 SPEC = "model/module.json"
-
-
-def main_member(source: MemberSource, details: dict[str, Any], default: str) -> str:
-    """The member holding the payload: the one named in ``details``, the default, or a plain file's only member."""
-    name = str(details.get("member", default))
-    if name in source:
-        return name
-    names = source.names()
-    if len(names) == 1:
-        return names[0]
-    raise CapsuleFormatError(f"the payload member {name!r} is missing; the capsule is incomplete or corrupt.")
-
-
-def read_json(source: MemberSource, name: str) -> Any:
-    try:
-        return json.loads(source.read(name))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CapsuleFormatError(f"{name} is not valid JSON ({exc}); the capsule is corrupt.") from exc
 
 
 def _load_tensors(data: bytes, device: str | None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from ..errors import CapsuleFormatError, UnsupportedModelError
 from ..frameworks.torch import is_exported_program
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
-from .safetensors import main_member
+from ._members import main_member
 from .torch_pickles import pickle_globals, torch_file_globals, unsafe_torch_globals
 
 __all__ = ["FORMATS", "TorchExportFormat", "archive_globals"]
