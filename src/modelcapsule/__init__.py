@@ -1,0 +1,57 @@
+"""modelcapsule: take a trained model from the training script to production, and keep it trustworthy.
+
+>>> import modelcapsule as mc
+>>> mc.save(model, "iris.capsule", sample=X_test[:20])          # doctest: +SKIP
+>>> model = mc.load("iris.capsule")                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
+from .container import Limits
+from .errors import (
+    CapsuleError,
+    CapsuleFormatError,
+    EnvironmentMismatchError,
+    EnvironmentMismatchWarning,
+    IntegrityError,
+    LimitExceededError,
+    SignatureError,
+    UnsupportedModelError,
+    UntrustedCodeError,
+    UntrustedTypesError,
+    VerificationError,
+)
+from .manifest import CAPSULE_VERSION, Manifest
+from .trust import TrustPolicy
+from .types import Predictor, Signature, TensorSpec
+
+__all__ = [
+    "CAPSULE_VERSION",
+    "CapsuleError",
+    "CapsuleFormatError",
+    "EnvironmentMismatchError",
+    "EnvironmentMismatchWarning",
+    "IntegrityError",
+    "LimitExceededError",
+    "Limits",
+    "LoadedCapsule",
+    "Manifest",
+    "Predictor",
+    "Signature",
+    "SignatureError",
+    "TensorSpec",
+    "TrustPolicy",
+    "UnsupportedModelError",
+    "UntrustedCodeError",
+    "UntrustedTypesError",
+    "VerificationError",
+    "VerificationReport",
+    "inspect",
+    "load",
+    "load_capsule",
+    "save",
+    "verify",
+]
+
+__version__ = "0.1.0"

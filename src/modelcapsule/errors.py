@@ -21,6 +21,7 @@ __all__ = [
     "PackageDrift",
     "SignatureError",
     "UnsupportedModelError",
+    "UntrustedCodeError",
     "UntrustedTypesError",
     "VerificationError",
 ]
@@ -72,6 +73,20 @@ class UntrustedTypesError(CapsuleError, TypeError):
             "Nothing was imported or run. Loading it could execute arbitrary code. If you trust where it "
             "came from and have checked these names with `capsule audit`, pass "
             f"trusted=[{as_list}] to modelcapsule.load (or {flags} on the command line)."
+        )
+
+
+class UntrustedCodeError(UntrustedTypesError):
+    """The payload's format runs code from the file at load (cloudpickle) and ``trust_code`` was not set."""
+
+    def __init__(self, format_name: str, source: str = "the file") -> None:
+        self.names = [f"<code in a {format_name} payload>"]
+        self.format_name = format_name
+        TypeError.__init__(
+            self,
+            f"{source} is stored as {format_name!r}, whose loading runs code contained in the file itself; "
+            "no allowlist can make that safe. Nothing was loaded. If you trust where this file came from, "
+            "load it with trust_code=True; better, re-save the model in a safe format (capsule advise).",
         )
 
 

@@ -1,0 +1,111 @@
+"""Capture the environment a model was saved in, and compare it with the one loading it.
+
+Versions are recorded per *distribution* (``scikit-learn``, not ``sklearn``) for every package the
+model's types come from, plus numpy, scipy and joblib; ``requirements`` pins their whole dependency
+closure so the environment can be re-created.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from functools import cache
+from importlib import metadata
+from typing import Any
+
+from .errors import PackageDrift
+
+__all__ = ["capture_environment", "compare_environment", "distributions_for_modules", "installed_version"]
+
+ALWAYS_RECORDED = ("numpy", "scipy", "joblib")
+
+
+@cache
+def _module_to_dists() -> Mapping[str, list[str]]:
+    return metadata.packages_distributions()
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def installed_version(dist: str) -> str | None:
+    """The installed version of distribution ``dist``, or None."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def distributions_for_modules(modules: Iterable[str]) -> list[str]:
+    """Map top-level module names (``sklearn``) to installed distribution names (``scikit-learn``)."""
+    mapping = _module_to_dists()
+    out: dict[str, None] = {}
+    for module in modules:
+        top = module.split(".")[0]
+        if top in sys.stdlib_module_names or top == "builtins":
+            continue
+        for dist in mapping.get(top, []):
+            out.setdefault(dist, None)
+    return list(out)
+
+
+def _requirement_closure(roots: Iterable[str]) -> dict[str, str]:
+    """Installed versions of ``roots`` and everything they require (extras and markers evaluated)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    seen: dict[str, str] = {}
+    queue = list(roots)
+    while queue:
+        name = queue.pop()
+        key = _canonical(name)
+        if key in {_canonical(k) for k in seen}:
+            continue
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        seen[dist.metadata["Name"]] = dist.version
+        for raw in dist.requires or []:
+            try:
+                req = Requirement(raw)
+            except InvalidRequirement:
+                continue
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue
+            queue.append(req.name)
+    return seen
+
+
+def capture_environment(modules: Iterable[str]) -> dict[str, Any]:
+    """The manifest's ``environment`` section for a model whose types come from ``modules``."""
+    dists = distributions_for_modules(modules)
+    for always in ALWAYS_RECORDED:
+        if always not in dists and installed_version(always) is not None:
+            dists.append(always)
+    packages = {d: v for d in dists if (v := installed_version(d)) is not None}
+    closure = _requirement_closure(packages)
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.system(),
+        "machine": platform.machine(),
+        "packages": dict(sorted(packages.items())),
+        "requirements": sorted(f"{name}=={version}" for name, version in closure.items()),
+    }
+
+
+def compare_environment(saved: Mapping[str, Any]) -> list[PackageDrift]:
+    """Every package (and Python itself, by minor version) whose installed version differs from ``saved``."""
+    drifts: list[PackageDrift] = []
+    saved_python = str(saved.get("python", ""))
+    here = platform.python_version()
+    if saved_python and saved_python.split(".")[:2] != here.split(".")[:2]:
+        drifts.append(PackageDrift("python", saved_python, here))
+    for name, version in (saved.get("packages") or {}).items():
+        installed = installed_version(str(name))
+        if installed != version:
+            drifts.append(PackageDrift(str(name), str(version), installed))
+    return drifts

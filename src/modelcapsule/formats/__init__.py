@@ -1,0 +1,79 @@
+"""The registry of formats: one table, filled by one loop, duplicates refused.
+
+Each built-in format module ends with a ``FORMATS`` tuple; third-party packages add theirs through the
+``modelcapsule.formats`` entry-point group (each entry point names a module with a ``FORMATS`` tuple).
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from ..errors import UnsupportedModelError
+from .base import Format, LoadOptions, MemberSink, MemberSource, SaveResult
+
+__all__ = [
+    "BUILTIN_MODULES", "Format", "LoadOptions", "MemberSink", "MemberSource", "SaveResult", "all_formats",
+    "format_for_file", "get_format", "register_format",
+]
+
+BUILTIN_MODULES = (
+    "modelcapsule.formats.safepickle",
+)
+"""Modules whose ``FORMATS`` tables are registered on first use."""
+
+_REGISTRY: dict[str, Format] = {}
+_loaded = False
+
+
+def register_format(fmt: Format, *, replace: bool = False) -> None:
+    """Add a format to the registry. A second format with the same name is refused unless ``replace``."""
+    if not isinstance(fmt, Format):
+        raise TypeError(f"{fmt!r} does not implement modelcapsule.formats.Format")
+    if fmt.name in _REGISTRY and not replace:
+        raise ValueError(f"a format named {fmt.name!r} is already registered")
+    _REGISTRY[fmt.name] = fmt
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    modules = list(BUILTIN_MODULES) + [ep.value for ep in entry_points(group="modelcapsule.formats")]
+    for name in modules:
+        for fmt in getattr(importlib.import_module(name), "FORMATS", ()):
+            if fmt.name not in _REGISTRY:
+                register_format(fmt)
+
+
+def get_format(name: str) -> Format:
+    """The registered format called ``name``."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnsupportedModelError(
+            f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}. A capsule written by a "
+            "newer modelcapsule or a plug-in may need that package installed."
+        ) from None
+
+
+def all_formats() -> list[Format]:
+    """Every registered format, safest first."""
+    _ensure_loaded()
+    return sorted(_REGISTRY.values(), key=lambda f: (f.safety, f.name))
+
+
+def format_for_file(path: str | Path) -> Format:
+    """The format that reads a plain model file, by its suffix (``.pkl``, ``.joblib``, ``.skops``, ...)."""
+    suffixes = "".join(Path(path).suffixes[-2:]).lower()
+    suffix = Path(path).suffix.lower()
+    for fmt in all_formats():
+        if suffixes in fmt.extensions or suffix in fmt.extensions:
+            return fmt
+    raise UnsupportedModelError(
+        f"no format reads {Path(path).name!r} (suffix {suffix or 'none'}); known suffixes: "
+        + ", ".join(sorted({e for f in all_formats() for e in f.extensions}))
+    )

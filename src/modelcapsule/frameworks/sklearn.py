@@ -1,0 +1,94 @@
+"""scikit-learn (and estimators that follow its API): methods, description, formats, predictor."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..sample import to_numpy
+from ..types import Predictor, Signature
+from .predictor import MethodPredictor
+
+__all__ = ["SklearnFramework"]
+
+PREDICTION_METHODS = ("predict", "predict_proba", "decision_function", "transform")
+
+
+def _json_safe(value: Any) -> Any:
+    """A JSON-representable version of a hyper-parameter (estimators and callables become their repr)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+class SklearnFramework:
+    """Estimators with the scikit-learn API: anything with ``fit`` and ``get_params``."""
+
+    name: ClassVar[str] = "sklearn"
+
+    def matches(self, model: Any) -> bool:
+        return hasattr(model, "get_params") and hasattr(model, "fit")
+
+    def methods(self, model: Any) -> list[str]:
+        return [m for m in PREDICTION_METHODS if hasattr(model, m)]
+
+    def describe(self, model: Any) -> dict[str, Any]:
+        cls = type(model)
+        try:
+            params = _json_safe(model.get_params(deep=False))
+        except (AttributeError, TypeError):
+            params = {}
+        return {
+            "framework": self.name,
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "task": _task(model),
+            "methods": self.methods(model),
+            "params": params,
+        }
+
+    def call(self, model: Any, method: str, inputs: Any) -> np.ndarray[Any, Any]:
+        return to_numpy(getattr(model, method)(inputs))
+
+    def packages(self, model: Any) -> list[str]:
+        return ["sklearn", type(model).__module__.split(".")[0]]
+
+    def formats(self, model: Any) -> list[str]:
+        return ["safepickle", "skops"]
+
+    def predictor(self, model: Any, signature: Signature) -> Predictor:
+        return MethodPredictor(model, signature)
+
+
+def _task(model: Any) -> str:
+    kind = getattr(model, "_estimator_type", None)
+    try:
+        from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
+
+        if is_classifier(model):
+            return "classification"
+        if is_regressor(model):
+            return "regression"
+        if is_clusterer(model):
+            return "clustering"
+        if is_outlier_detector(model):
+            return "outlier_detection"
+    except ImportError:
+        pass
+    if kind:
+        return str(kind)
+    return "transformation" if hasattr(model, "transform") else "other"
+
+
+FRAMEWORKS = (SklearnFramework(),)
