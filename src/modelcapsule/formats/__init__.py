@@ -20,6 +20,8 @@ __all__ = [
 
 BUILTIN_MODULES = (
     "modelcapsule.formats.safepickle",
+    "modelcapsule.formats.safetensors", "modelcapsule.formats.torchexport", "modelcapsule.formats.pt",
+    "modelcapsule.formats.xgboost", "modelcapsule.formats.lightgbm",
 )
 """Modules whose ``FORMATS`` tables are registered on first use."""
 

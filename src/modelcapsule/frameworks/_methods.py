@@ -1,60 +1,25 @@
-"""A Predictor for models called through named methods on one input (``predict``, ``predict_proba``...).
-
-XGBoost, LightGBM and Keras models all take one array (or DataFrame) and give one array per method; the
-signature's outputs are named after the methods. This adapter maps the server's named inputs to that call.
-"""
+"""Helpers the gradient-boosting and Keras adapters share."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from ..types import Signature
-
-__all__ = ["MethodPredictor", "json_params"]
-
-Call = Callable[[Any, str, Any], np.ndarray[Any, Any]]
+__all__ = ["class_names", "json_params"]
 
 
-class MethodPredictor:
-    """``predict({"input": X}, outputs=["predict_proba"])`` → ``{"predict_proba": model.predict_proba(X)}``."""
-
-    def __init__(self, model: Any, signature: Signature, call: Call, default_outputs: Sequence[str]) -> None:
-        self.model = model
-        self._signature = signature
-        self._call = call
-        self._names = tuple(signature.output_names or default_outputs)
-
-    @property
-    def signature(self) -> Signature:
-        return self._signature
-
-    def predict(self, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray[Any, Any]]:
-        wanted = list(outputs) if outputs is not None else [self._names[0]]
-        unknown = [o for o in wanted if o not in self._names]
-        if unknown:
-            raise KeyError(f"unknown output(s) {unknown}; this model gives {list(self._names)}")
-        specs = self._signature.inputs
-        name = specs[0].name if specs else "input"
-        if name in inputs:
-            value = inputs[name]
-        elif specs and specs[0].columns is not None and all(c.name in inputs for c in specs[0].columns):
-            import pandas as pd
-
-            value = pd.DataFrame({c.name: np.asarray(inputs[c.name]) for c in specs[0].columns})
-        else:
-            raise KeyError(f"missing input {name!r}")
-        return {method: self._call(self.model, method, value) for method in wanted}
+def class_names(model: Any) -> set[str]:
+    """``module.qualname`` of every class in ``model``'s MRO: recognise a model without importing its library."""
+    return {f"{c.__module__}.{c.__qualname__}" for c in type(model).__mro__}
 
 
 def json_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON-safe part of ``get_params()`` for the manifest (numpy scalars unwrapped, others named)."""
     out: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, np.generic):
-            value = value.item()
+    for key, raw in params.items():
+        value = raw.item() if isinstance(raw, np.generic) else raw
         if isinstance(value, float) and not np.isfinite(value):
             value = repr(value)
         if value is None or isinstance(value, (bool, int, float, str)):

@@ -11,7 +11,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..types import Signature
-from ._methods import MethodPredictor, json_params
+from ._methods import class_names, json_params
+from .predictor import MethodPredictor
 
 __all__ = ["FRAMEWORKS", "LightGBMFramework"]
 
@@ -19,16 +20,12 @@ BOOSTER = "lightgbm.basic.Booster"
 WRAPPER = "lightgbm.sklearn.LGBMModel"
 
 
-def _mro_names(model: Any) -> set[str]:
-    return {f"{c.__module__}.{c.__qualname__}" for c in type(model).__mro__}
-
-
 def is_booster(model: Any) -> bool:
-    return BOOSTER in _mro_names(model)
+    return BOOSTER in class_names(model)
 
 
 def is_wrapper(model: Any) -> bool:
-    return WRAPPER in _mro_names(model)
+    return WRAPPER in class_names(model)
 
 
 class LightGBMFramework:
@@ -46,7 +43,7 @@ class LightGBMFramework:
             params = json_params(model.get_params())
         else:
             task, params = "booster", {"num_trees": int(model.num_trees())}
-        return {"class": f"{cls.__module__}.{cls.__qualname__}", "task": task, "methods": self.methods(model),
+        return {"framework": self.name, "class": f"{cls.__module__}.{cls.__qualname__}", "task": task, "methods": self.methods(model),
                 "params": params}
 
     def methods(self, model: Any) -> list[str]:
@@ -66,7 +63,7 @@ class LightGBMFramework:
         return ["lightgbm"]
 
     def predictor(self, model: Any, signature: Signature) -> MethodPredictor:
-        return MethodPredictor(model, signature, self.call, self.methods(model))
+        return MethodPredictor(model, signature, self.call)
 
 
 FRAMEWORKS = (LightGBMFramework(),)

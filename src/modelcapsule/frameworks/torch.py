@@ -1,7 +1,8 @@
 """PyTorch: ``torch.nn.Module`` instances and ``torch.export`` programs.
 
 A module is called with one tensor (the signature's single input, ``"input"``) and its ``forward``
-output is the one prediction method (output ``"forward"``). Inputs arrive as numpy arrays; they are cast
+output is the one prediction method (output ``"forward"``). A plain ``state_dict`` (what a raw ``.pt``
+or ``.safetensors`` file holds) is recognised too, for ``audit`` and ``load``, but has nothing to call. Inputs arrive as numpy arrays; they are cast
 to the dtype of the module's first floating-point parameter, run under ``torch.inference_mode()`` in
 ``eval()`` mode on the module's device, and the output comes back as a numpy array on the CPU.
 
@@ -11,15 +12,16 @@ at the names of the model's classes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import UnsupportedModelError
 from ..types import Signature
+from .predictor import MethodPredictor
 
-__all__ = ["FRAMEWORKS", "TorchFramework", "TorchPredictor", "class_path", "is_torch_module"]
+__all__ = ["FRAMEWORKS", "TorchFramework", "class_path", "is_state_dict", "is_torch_module"]
 
 _EXPORTED = "torch.export.exported_program.ExportedProgram"
 
@@ -36,6 +38,13 @@ def is_torch_module(model: Any) -> bool:
 
 def is_exported_program(model: Any) -> bool:
     return any(class_path(c) == _EXPORTED for c in type(model).__mro__)
+
+
+def is_state_dict(model: Any) -> bool:
+    """Whether ``model`` is a plain ``state_dict`` (what a raw ``.pt`` or ``.safetensors`` file holds)."""
+    return (isinstance(model, Mapping) and len(model) > 0
+            and all(type(v).__module__.startswith("torch") and type(v).__name__ in ("Tensor", "Parameter")
+                    for v in model.values()))
 
 
 def to_tensor(model: Any, value: Any) -> Any:
@@ -89,49 +98,34 @@ def run(model: Any, inputs: Any) -> np.ndarray[Any, Any]:
         return to_numpy(model(to_tensor(model, inputs)))
 
 
-class TorchPredictor:
-    """Serves a module's ``forward`` as the output ``"forward"`` of the signature's single input."""
-
-    def __init__(self, model: Any, signature: Signature) -> None:
-        self.model = model
-        self._signature = signature
-
-    @property
-    def signature(self) -> Signature:
-        return self._signature
-
-    def predict(self, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray[Any, Any]]:
-        names = self._signature.output_names or ("forward",)
-        wanted = list(outputs) if outputs is not None else [names[0]]
-        unknown = [o for o in wanted if o not in names]
-        if unknown:
-            raise KeyError(f"unknown output(s) {unknown}; this model gives {list(names)}")
-        input_name = self._signature.inputs[0].name if self._signature.inputs else "input"
-        if input_name not in inputs:
-            raise KeyError(f"missing input {input_name!r}")
-        result = run(self.model, inputs[input_name])
-        return {name: result for name in wanted}
-
-
 class TorchFramework:
     """PyTorch modules (stored as safetensors + class path) and ``torch.export`` programs."""
 
     name: ClassVar[str] = "torch"
 
     def matches(self, model: Any) -> bool:
-        return is_torch_module(model) or is_exported_program(model)
+        return is_torch_module(model) or is_exported_program(model) or is_state_dict(model)
 
     def describe(self, model: Any) -> dict[str, Any]:
-        cls = type(model)
+        if is_state_dict(model):
+            n = int(sum(v.numel() for v in model.values()))
+            return {"framework": self.name, "class": "state_dict", "task": "weights", "methods": [],
+                    "params": {"n_tensors": len(model), "n_values": n}}
         params: dict[str, Any] = {}
         if is_torch_module(model):
             params["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
-        return {"class": class_path(cls), "task": "tensor", "methods": self.methods(model), "params": params}
+        return {"framework": self.name, "class": class_path(type(model)), "task": "tensor",
+                "methods": self.methods(model), "params": params}
 
     def methods(self, model: Any) -> list[str]:
-        return ["forward"]
+        return [] if is_state_dict(model) else ["forward"]
 
     def call(self, model: Any, method: str, inputs: Any) -> np.ndarray[Any, Any]:
+        if is_state_dict(model):
+            raise UnsupportedModelError(
+                "this file holds weights only (a state_dict), not a module: build your module, call "
+                "module.load_state_dict(weights), then save the module with modelcapsule.save."
+            )
         if method != "forward":
             raise ValueError(f"PyTorch models have one method, forward, not {method!r}")
         return run(model, inputs)
@@ -146,8 +140,8 @@ class TorchFramework:
     def formats(self, model: Any) -> list[str]:
         return ["torchexport"] if is_exported_program(model) else ["safetensors"]
 
-    def predictor(self, model: Any, signature: Signature) -> TorchPredictor:
-        return TorchPredictor(model, signature)
+    def predictor(self, model: Any, signature: Signature) -> MethodPredictor:
+        return MethodPredictor(model, signature, self.call)
 
 
 FRAMEWORKS = (TorchFramework(),)

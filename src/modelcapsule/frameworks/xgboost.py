@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..types import Signature
-from ._methods import MethodPredictor, json_params
+from ._methods import class_names, json_params
+from .predictor import MethodPredictor
 
 __all__ = ["FRAMEWORKS", "XGBoostFramework"]
 
@@ -20,16 +21,12 @@ BOOSTER = "xgboost.core.Booster"
 WRAPPER = "xgboost.sklearn.XGBModel"
 
 
-def _mro_names(model: Any) -> set[str]:
-    return {f"{c.__module__}.{c.__qualname__}" for c in type(model).__mro__}
-
-
 def is_booster(model: Any) -> bool:
-    return BOOSTER in _mro_names(model)
+    return BOOSTER in class_names(model)
 
 
 def is_wrapper(model: Any) -> bool:
-    return WRAPPER in _mro_names(model)
+    return WRAPPER in class_names(model)
 
 
 class XGBoostFramework:
@@ -47,7 +44,7 @@ class XGBoostFramework:
             params = json_params(model.get_params())
         else:
             task, params = "booster", {"num_boosted_rounds": int(model.num_boosted_rounds())}
-        return {"class": f"{cls.__module__}.{cls.__qualname__}", "task": task, "methods": self.methods(model),
+        return {"framework": self.name, "class": f"{cls.__module__}.{cls.__qualname__}", "task": task, "methods": self.methods(model),
                 "params": params}
 
     def methods(self, model: Any) -> list[str]:
@@ -69,7 +66,7 @@ class XGBoostFramework:
         return ["xgboost"]
 
     def predictor(self, model: Any, signature: Signature) -> MethodPredictor:
-        return MethodPredictor(model, signature, self.call, self.methods(model))
+        return MethodPredictor(model, signature, self.call)
 
 
 FRAMEWORKS = (XGBoostFramework(),)
