@@ -32,8 +32,11 @@ def class_path(cls: type) -> str:
 
 
 def is_torch_module(model: Any) -> bool:
-    """Whether ``model`` is a ``torch.nn.Module`` (judged by class names, so torch is never imported)."""
-    return any(class_path(c) == "torch.nn.modules.module.Module" for c in type(model).__mro__)
+    """Whether ``model`` is a ``torch.nn.Module`` (judged by class names, so torch is never imported).
+
+    Keras models on the PyTorch backend are torch modules too; they belong to the Keras adapter."""
+    names = {class_path(c) for c in type(model).__mro__}
+    return "torch.nn.modules.module.Module" in names and "keras.src.models.model.Model" not in names
 
 
 def is_exported_program(model: Any) -> bool:
