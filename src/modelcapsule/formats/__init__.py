@@ -22,7 +22,7 @@ BUILTIN_MODULES = (
     "modelcapsule.formats.safepickle",
     "modelcapsule.formats.safetensors", "modelcapsule.formats.torchexport", "modelcapsule.formats.pt",
     "modelcapsule.formats.xgboost", "modelcapsule.formats.lightgbm",
-    "modelcapsule.formats.keras",
+    "modelcapsule.formats.keras", "modelcapsule.formats.onnx",
 )
 """Modules whose ``FORMATS`` tables are registered on first use."""
 
