@@ -34,7 +34,14 @@ from .formats import Format, LoadOptions, format_for_file, get_format
 from .frameworks import framework_for, get_framework
 from .manifest import Manifest
 from .members import MemoryMembers, PlainFile
-from .sample import compare_outputs, infer_signature, model_inputs, normalize_inputs, read_sample, write_sample
+from .sample import (
+    compare_outputs,
+    infer_signature,
+    model_inputs,
+    normalize_inputs,
+    read_sample,
+    write_sample,
+)
 from .trust import TrustPolicy
 from .types import Predictor
 
@@ -76,7 +83,7 @@ def _round_trip(payload: _Payload, policy: TrustPolicy, framework: Any, inputs: 
     for method, expected in outputs.items():
         try:
             got = framework.call(clone, method, model_inputs(inputs))
-        except Exception as exc:  # noqa: BLE001 - any failure of the clone disqualifies this format
+        except Exception as exc:
             return f"{method}() fails after reloading: {type(exc).__name__}: {exc}"
         if (diff := compare_outputs(expected, got, exact=True)) is not None:
             return f"{method}() differs after reloading ({diff.splitlines()[0]})"
@@ -121,7 +128,7 @@ def save(
     model: Any,
     path: str | os.PathLike[str],
     *,
-    format: str = "auto",  # noqa: A002 - the public keyword of the contract
+    format: str = "auto",
     sample: Any = None,
     training_data: Any = None,
     metrics: Mapping[str, Any] | None = None,
@@ -154,7 +161,7 @@ def save(
         for method in framework.methods(model):
             try:
                 outputs[method] = framework.call(model, method, model_inputs(inputs))
-            except Exception as exc:  # noqa: BLE001 - a method unusable on this sample is recorded, not fatal
+            except Exception as exc:
                 skipped[method] = f"{type(exc).__name__}: {exc}"
     payload, choice = _choose_payload(model, framework, format, policy, inputs, outputs)
 
@@ -162,7 +169,8 @@ def save(
     if skipped:
         description["skipped_methods"] = skipped
     modules = [t.split(".")[0] for t in payload.types] + framework.packages(model)
-    source_entry, source_text = provenance.describe_source(source)
+    script = source if source is None or isinstance(source, bool) else Path(source)
+    source_entry, source_text = provenance.describe_source(script)
     prov: dict[str, Any] = {"metrics": provenance.json_metrics(metrics)}
     if source_entry is not None:
         prov["source"] = source_entry
@@ -202,7 +210,8 @@ def _export_onnx(model: Any, framework: Any, inputs: Mapping[str, Any] | None, o
         raise UnsupportedModelError(
             f"ONNX export needs the onnx extra: pip install 'modelcapsule[onnx]' ({exc})."
         ) from None
-    return export_to_capsule(model, framework, inputs, outputs, writer)
+    section: dict[str, Any] = export_to_capsule(model, framework, inputs, outputs, writer)
+    return section
 
 
 # ----------------------------------------------------------------------------------------------- load
@@ -331,7 +340,8 @@ def _runtime_predictor(reader: CapsuleReader, manifest: Manifest, predictor: Pre
         from .onnx_runtime import select_predictor
     except ImportError as exc:
         raise UnsupportedModelError(f"runtime={runtime!r} needs the onnx extra ({exc}).") from None
-    return select_predictor(reader, manifest, predictor, runtime, options)
+    chosen: Predictor = select_predictor(reader, manifest, predictor, runtime, options)
+    return chosen
 
 
 def _check_sample(reader: CapsuleReader, manifest: Manifest, framework: Any, model: Any) -> None:
@@ -340,7 +350,7 @@ def _check_sample(reader: CapsuleReader, manifest: Manifest, framework: Any, mod
     for method, expected in outputs.items():
         try:
             got = framework.call(model, method, model_inputs(inputs))
-        except Exception as exc:  # noqa: BLE001 - reported as a verification failure, with its cause
+        except Exception as exc:
             raise VerificationError(method, f"calling it raised {type(exc).__name__}: {exc}") from exc
         if (diff := compare_outputs(expected, got)) is not None:
             raise VerificationError(method, diff)
@@ -458,7 +468,7 @@ def verify(path: str | os.PathLike[str], *, trusted: Iterable[str] | TrustPolicy
         for method, expected in outputs.items():
             try:
                 diff = compare_outputs(expected, framework.call(model, method, model_inputs(inputs)))
-            except Exception as exc:  # noqa: BLE001 - reported, not raised
+            except Exception as exc:
                 diff = f"calling it raised {type(exc).__name__}: {exc}"
             report.sample[method] = "ok" if diff is None else "differs"
             if diff is not None:

@@ -73,7 +73,7 @@ def sha256_of(data: bytes | memoryview | mmap.mmap) -> str:
 
 def check_member_name(name: str) -> str:
     """Refuse member names that could escape the capsule or collide: absolute, ``..``, backslashes, drives."""
-    if not name or "\\" in name or "\x00" in name or name.startswith("/") or ":" in name.split("/")[0]:
+    if not name or "\\" in name or "\x00" in name or name.startswith("/") or ":" in name.split("/", maxsplit=1)[0]:
         raise CapsuleFormatError(f"member name {name!r} is absolute or malformed; refusing to read this file.")
     parts = PurePosixPath(name).parts
     if any(p in ("..", ".", "") for p in parts) or name.endswith("/"):
@@ -419,7 +419,7 @@ class CapsuleReader:
             if len(data) != self._dir_sizes[name]:
                 raise CapsuleFormatError(f"member {name!r} changed size while being read.")
             return data
-        offset, size, csize, method = self._entries[name]
+        _offset, size, _csize, method = self._entries[name]
         if method == zipfile.ZIP_STORED:
             return bytes(self.view(name))
         assert self._zip is not None

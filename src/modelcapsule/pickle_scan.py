@@ -51,7 +51,7 @@ def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream") -> Pic
         for op, arg, pos in pickletools.genops(view.tobytes() if not isinstance(data, bytes) else data):
             name = op.name
             if name == "PROTO":
-                protocol = int(arg)
+                protocol = int(arg)  # type: ignore[arg-type]
                 if protocol > 5:
                     raise CapsuleFormatError(f"{what} uses pickle protocol {protocol}, newer than 5; refusing it.")
             elif name in ("PERSID", "BINPERSID"):
@@ -68,9 +68,10 @@ def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream") -> Pic
                 buffers += 1
             elif name in ("REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"):
                 calls += 1
+            at = int(pos or 0)
             if name == "STOP":
-                end = pos
-            _step(op, arg, pos, name, stack, memo, found, what)
+                end = at
+            _step(op, arg, at, name, stack, memo, found, what)
     except CapsuleFormatError:
         raise
     except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError) as exc:
@@ -113,13 +114,13 @@ def _step(op: pickletools.OpcodeInfo, arg: object, pos: int, name: str, stack: l
     if name == "STACK_GLOBAL":
         if len(stack) < 2:
             raise CapsuleFormatError(f"{what}: STACK_GLOBAL on a short stack at byte {pos}.")
-        qualname, module = stack.pop(), stack.pop()
-        if not isinstance(module, str) or not isinstance(qualname, str):
+        top, below = stack.pop(), stack.pop()
+        if not isinstance(below, str) or not isinstance(top, str):
             raise CapsuleFormatError(
                 f"{what}: STACK_GLOBAL at byte {pos} takes its module or name from a computed value; a normal "
                 "pickler never writes this, refusing it."
             )
-        found.setdefault(f"{module}.{qualname}", None)
+        found.setdefault(f"{below}.{top}", None)
         stack.append(_UNKNOWN)
         return
     before, after = op.stack_before, op.stack_after

@@ -4,8 +4,9 @@ data (never the data itself) and the metrics the user reports, such as cross-val
 from __future__ import annotations
 
 import hashlib
-import inspect
 import subprocess
+import sys
+import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,27 @@ SOURCE_MEMBER = "provenance/source.py"
 MAX_SOURCE_BYTES = 4 << 20
 
 
+def _library_dirs() -> list[Path]:
+    paths = sysconfig.get_paths()
+    dirs = {Path(__file__).resolve().parent}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if key in paths:
+            dirs.add(Path(paths[key]).resolve())
+    return list(dirs)
+
+
 def calling_script() -> Path | None:
-    """The first file on the call stack outside modelcapsule: the user's training script, if it is a file."""
-    package_dir = Path(__file__).resolve().parent
-    for frame in inspect.stack(context=0)[1:]:
-        path = Path(frame.filename)
-        if not path.is_file():
-            continue
-        resolved = path.resolve()
-        if package_dir in resolved.parents:
-            continue
-        return resolved
+    """The user's training script: the first file on the call stack that is neither modelcapsule nor an
+    installed library (so a CLI or notebook call records nothing rather than a library file)."""
+    libraries = _library_dirs()
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = Path(frame.f_code.co_filename)
+        if path.is_file():
+            resolved = path.resolve()
+            if not any(lib == resolved.parent or lib in resolved.parents for lib in libraries):
+                return resolved
+        frame = frame.f_back  # type: ignore[assignment]
     return None
 
 
@@ -69,7 +80,7 @@ def describe_source(source: str | Path | bool | None) -> tuple[dict[str, Any] | 
 
 def _hash_array(h: Any, values: Any) -> None:
     array = np.asarray(values)
-    if array.dtype.kind == "O" or array.dtype.kind == "U":
+    if array.dtype.kind in {"O", "U"}:
         for v in array.ravel():
             h.update(repr(v).encode())
     else:

@@ -9,6 +9,7 @@ compares outputs after a reload.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,6 +72,12 @@ def _write_array(sink: MemberSink, member: str, array: Any) -> dict[str, Any]:
     if values.dtype.kind in "biufcmMS" or (values.dtype.kind == "U"):
         sink.add(member, _npy_bytes(values))
         return entry
+    if values.ndim == 1 and any(isinstance(v, (dict, list, set, tuple)) for v in values):
+        # records (dicts) or label sets: JSON, never pickle
+        entry["member"] = member = member.removesuffix(".npy") + ".json"
+        sink.add(member, json.dumps([_json_value(v) for v in values]).encode())
+        entry["stored_as"] = "json"
+        return entry
     # object, categorical, pandas string: store text plus a null mask
     mask = np.array([v is None or (isinstance(v, float) and np.isnan(v)) or _is_na(v) for v in values.ravel()],
                     dtype=bool).reshape(values.shape)
@@ -82,6 +89,29 @@ def _write_array(sink: MemberSink, member: str, array: Any) -> dict[str, Any]:
         entry["mask"] = member + ".mask"
     entry["stored_as"] = "text"
     return entry
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted(_json_value(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def plain(value: Any) -> Any:
+    """Nested lists of Python scalars from arrays, lists of arrays and numpy scalars (for JSON)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _is_na(value: Any) -> bool:
@@ -118,12 +148,17 @@ def write_sample(sink: MemberSink, inputs: Mapping[str, Any], outputs: Mapping[s
 
 def _read_npy(source: MemberSource, member: str) -> np.ndarray[Any, Any]:
     try:
-        return np.load(io.BytesIO(source.read(member)), allow_pickle=False)
+        return np.asarray(np.load(io.BytesIO(source.read(member)), allow_pickle=False))
     except (ValueError, OSError, EOFError) as exc:
         raise CapsuleFormatError(f"golden-sample member {member!r} is not a valid .npy array: {exc}") from None
 
 
 def _read_array(source: MemberSource, entry: Mapping[str, Any]) -> Any:
+    if entry.get("stored_as") == "json":
+        try:
+            return json.loads(source.read(str(entry["member"])))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CapsuleFormatError(f"golden-sample member {entry['member']!r} is not valid JSON: {exc}") from None
     values = _read_npy(source, str(entry["member"]))
     dtype = str(entry.get("dtype", values.dtype))
     if entry.get("stored_as") != "text":
@@ -179,7 +214,7 @@ def infer_signature(inputs: Mapping[str, Any], outputs: Mapping[str, Any], class
     return Signature(
         inputs=tuple(_tensor_spec(n, v) for n, v in inputs.items()),
         outputs=tuple(_tensor_spec(m, v) for m, v in outputs.items()),
-        classes=None if classes is None else tuple(np.asarray(classes).tolist()),
+        classes=None if classes is None else tuple(plain(classes)),
     )
 
 

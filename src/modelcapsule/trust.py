@@ -19,7 +19,7 @@ from typing import Any
 from .errors import CapsuleFormatError, UntrustedTypesError
 from .trust_defaults import default_names
 
-__all__ = ["DEFAULT_POLICY", "RestrictedUnpickler", "TrustPolicy", "restricted_loads", "resolve_name"]
+__all__ = ["DEFAULT_POLICY", "RestrictedUnpickler", "TrustPolicy", "resolve_name", "restricted_loads"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 

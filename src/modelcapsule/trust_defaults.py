@@ -79,6 +79,15 @@ def _is_excluded(module: str) -> bool:
     return module.startswith(SKLEARN_EXCLUDED_MODULES) or ".tests" in module
 
 
+def _is_pickle_helper(attr: str, obj: object) -> bool:
+    """Cython's unpickle helpers: they rebuild an instance of a class the pickle must also name."""
+    return callable(obj) and (attr.startswith("__pyx_unpickle_") or attr == "newObj")
+
+
+def _is_pure_function(module: str, obj: object) -> bool:
+    return module in SKLEARN_FUNCTION_MODULES and inspect.isfunction(obj) and obj.__module__ == module
+
+
 def compute_sklearn_names() -> frozenset[str]:
     """Walk the installed scikit-learn and list what a fitted estimator may need. Takes a few seconds."""
     import sklearn
@@ -96,10 +105,7 @@ def compute_sklearn_names() -> frozenset[str]:
             for attr, obj in vars(module).items():
                 if inspect.isclass(obj) and obj.__module__ == info.name:
                     names.add(f"{info.name}.{obj.__qualname__}")
-                elif callable(obj) and (attr.startswith("__pyx_unpickle_") or attr == "newObj"):
-                    names.add(f"{info.name}.{attr}")
-                elif (info.name in SKLEARN_FUNCTION_MODULES and inspect.isfunction(obj)
-                      and obj.__module__ == info.name):
+                elif _is_pickle_helper(attr, obj) or _is_pure_function(info.name, obj):
                     names.add(f"{info.name}.{attr}")
     return frozenset(names)
 

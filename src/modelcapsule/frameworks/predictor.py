@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,10 +33,8 @@ def assemble_table(spec: TensorSpec, value: Any, inputs: Mapping[str, Any]) -> A
     frame = pd.DataFrame(data, columns=names)
     for col in spec.columns:
         if str(frame[col.name].dtype) != col.dtype:
-            try:
+            with contextlib.suppress(TypeError, ValueError):  # left as is; the model reports what it cannot use
                 frame[col.name] = frame[col.name].astype(col.dtype)
-            except (TypeError, ValueError):
-                pass  # left as is; the model reports what it cannot use
     return frame
 
 
@@ -65,7 +64,9 @@ class MethodPredictor:
             value = next(iter(inputs.values()))
         return value
 
-    def predict(self, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray[Any, Any]]:
+    def predict(
+        self, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray[Any, Any]]:
         names = list(outputs) if outputs else list(self._signature.output_names[:1])
         x = self.model_input(inputs)
         return {name: to_numpy(self._call(self.model, name, x)) for name in names}

@@ -18,10 +18,12 @@ PREDICTION_METHODS = ("predict", "predict_proba", "decision_function", "transfor
 
 def _json_safe(value: Any) -> Any:
     """A JSON-representable version of a hyper-parameter (estimators and callables become their repr)."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return repr(value)
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, np.generic):
-        return value.item()
+        return _json_safe(value.item())
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     if isinstance(value, dict):
