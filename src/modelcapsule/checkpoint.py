@@ -66,8 +66,8 @@ def save_checkpoint(
     """
     import safetensors.torch
 
-    if hasattr(loss, "item"):
-        loss = float(loss.item())
+    if hasattr(loss, "detach"):
+        loss = float(loss.detach())
     tree = {
         "model": model.state_dict(),
         "optimizer": None if optimizer is None else optimizer.state_dict(),

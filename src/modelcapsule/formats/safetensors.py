@@ -1,8 +1,9 @@
 """``safetensors``: a PyTorch module as its ``state_dict`` in safetensors plus a JSON spec of its class.
 
 Members: ``model/model.safetensors`` (every tensor of the state dict, tied weights stored once) and
-``model/module.json`` (``{"spec": ..., "state": ...}``: the class path and constructor arguments, see
-:mod:`modelcapsule.formats.torch_modules`, and the state dict's structure, see :mod:`modelcapsule.tensortree`).
+``model/module.json`` (``{"spec", "state", "ties"}``: the class path and constructor arguments, see
+:mod:`modelcapsule.formats.torch_modules`; the state dict's structure, see :mod:`modelcapsule.tensortree`;
+which parameters are shared, so tied weights are tied again after loading).
 
 Load is parse → audit → construct: the JSON is read and every class it names is checked against the trust
 policy (classes of ``torch.nn`` itself excepted) before any import; then the class is imported, built
@@ -42,6 +43,31 @@ def _load_tensors(data: bytes, device: str | None) -> dict[str, Any]:
     return tensors
 
 
+def _ties(model: Any) -> dict[str, str]:
+    """``{alias: first name}`` for parameters shared between submodules (tied embeddings and heads)."""
+    first: dict[int, str] = {}
+    ties: dict[str, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in first:
+            ties[name] = first[id(param)]
+        else:
+            first[id(param)] = name
+    return ties
+
+
+def _retie(module: Any, ties: Any) -> None:
+    """Share again the parameters that were shared when the module was saved."""
+    if not isinstance(ties, dict):
+        raise CapsuleFormatError("malformed module.json: 'ties' must be an object")
+    for alias, target in ties.items():
+        try:
+            owner_name, _, attr = str(alias).rpartition(".")
+            owner = module.get_submodule(owner_name) if owner_name else module
+            setattr(owner, attr, module.get_parameter(str(target)))
+        except (AttributeError, TypeError) as exc:
+            raise CapsuleFormatError(f"cannot tie parameter {alias!r} to {target!r}: {exc}") from exc
+
+
 class SafetensorsFormat:
     """PyTorch modules: weights in safetensors, class and constructor arguments in JSON."""
 
@@ -67,7 +93,8 @@ class SafetensorsFormat:
         except TypeError as exc:
             raise UnsupportedModelError(f"the module's state_dict cannot be stored without pickle: {exc}") from exc
         sink.add(WEIGHTS, safetensors.torch.save(tensors))
-        sink.add(SPEC, json.dumps({"spec": spec, "state": state}, allow_nan=False).encode())
+        doc = {"spec": spec, "state": state, "ties": _ties(model)}
+        sink.add(SPEC, json.dumps(doc, allow_nan=False).encode())
         return SaveResult(
             details={"member": WEIGHTS, "spec": SPEC, "class": class_path(type(model))},
             types=torch_modules.spec_classes(spec),
@@ -98,6 +125,7 @@ class SafetensorsFormat:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
             raise CapsuleFormatError(f"the stored weights do not fit {doc['spec']['qualname']}: {exc}") from exc
+        _retie(module, doc.get("ties", {}))
         if options.device is not None:
             module.to(options.device)
         return module.eval()
