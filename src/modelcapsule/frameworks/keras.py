@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import UnsupportedModelError
+from ..sample import to_numpy
 from ..types import Signature
 from ._methods import class_names
 from .predictor import MethodPredictor
@@ -90,7 +91,12 @@ class KerasFramework:
             data: Any = {k: _as_floatx(keras, v) for k, v in inputs.items()}
         else:
             data = _as_floatx(keras, inputs)
-        return np.asarray(keras.ops.convert_to_numpy(model(data, training=False)))
+        if keras.backend.backend() == "torch":
+            import torch
+
+            with torch.no_grad():
+                return to_numpy(model(data, training=False))
+        return to_numpy(keras.ops.convert_to_numpy(model(data, training=False)))
 
     def packages(self, model: Any) -> list[str]:
         backend = import_keras().backend.backend()
