@@ -50,6 +50,14 @@ def _single_array(inputs: Mapping[str, Any], what: str) -> np.ndarray[Any, Any]:
     return np.asarray(value)
 
 
+def _numpy_dtype(dtype: Any) -> np.dtype[Any]:
+    """The numpy dtype of a column; pandas' own dtypes (string, category) count as text."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return np.dtype(object)
+
+
 def _sklearn_types(inputs: Mapping[str, Any]) -> list[tuple[str, Any]]:
     from skl2onnx.common.data_types import BooleanTensorType, FloatTensorType, Int64TensorType, StringTensorType
 
@@ -66,8 +74,7 @@ def _sklearn_types(inputs: Mapping[str, Any]) -> list[tuple[str, Any]]:
     if value is None:
         raise UnsupportedModelError(f"ONNX export takes one input (array or DataFrame), not {list(inputs)}")
     if type(value).__name__ == "DataFrame":
-        return [(str(col), tensor_type(np.dtype(value[col].dtype) if value[col].dtype != "category"
-                                       else np.dtype(object), [None, 1])) for col in value.columns]
+        return [(str(col), tensor_type(_numpy_dtype(value[col].dtype), [None, 1])) for col in value.columns]
     array = np.asarray(value)
     kind = array.dtype if array.dtype.kind != "i" else np.dtype(np.float64)  # numeric arrays go in as float32
     return [("input", tensor_type(kind, [None, *array.shape[1:]]))]

@@ -37,19 +37,23 @@ def check_graph(data: bytes) -> dict[str, Any]:
     n_nodes = 0
     while graphs:
         graph = graphs.pop()
-        for tensor in graph.initializer:
-            if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
-                raise CapsuleFormatError(
-                    f"the ONNX graph keeps tensor {tensor.name!r} in an external file; a capsule must be "
-                    "self-contained. Re-save it with onnx.save_model(model, path, save_as_external_data=False)."
-                )
+        tensors = list(graph.initializer) + [t.values for t in graph.sparse_initializer]
         for node in graph.node:
             n_nodes += 1
             domains.add(node.domain)
             for attr in node.attribute:
                 if attr.type == onnx.AttributeProto.GRAPH:
                     graphs.append(attr.g)
+                if attr.type == onnx.AttributeProto.TENSOR:
+                    tensors.append(attr.t)
                 graphs.extend(attr.graphs)
+                tensors.extend(attr.tensors)
+        for tensor in tensors:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+                raise CapsuleFormatError(
+                    f"the ONNX graph keeps tensor {tensor.name!r} in an external file; a capsule must be "
+                    "self-contained. Re-save it with onnx.save_model(model, path, save_as_external_data=False)."
+                )
     local = {f.domain for f in proto.functions}
     unknown = sorted(d for d in domains if d not in KNOWN_DOMAINS and d not in local)
     if unknown:
