@@ -318,7 +318,14 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
             _apply_drift_policy(drifts, on_mismatch)
         fmt = get_format(manifest.format_name)
         framework = get_framework(manifest.framework)
-        model, folded = _construct(fmt, reader, dict(manifest.format), options, what)
+        try:
+            model, folded = _construct(fmt, reader, dict(manifest.format), options, what)
+        except CapsuleError as exc:
+            if hashed is not None:  # a payload that was altered is reported as such, whatever broke first
+                hashed_error = hashed.exception()
+                if hashed_error is not None:
+                    raise hashed_error from exc
+            raise
         if hashed is not None:
             hashed.result()
     finally:

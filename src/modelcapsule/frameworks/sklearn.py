@@ -86,8 +86,8 @@ def _task(model: Any) -> str:
             return "clustering"
         if is_outlier_detector(model):
             return "outlier_detection"
-    except ImportError:
-        pass
+    except (ImportError, AttributeError, TypeError):
+        pass  # duck-typed estimators without scikit-learn tags
     if kind:
         return str(kind)
     return "transformation" if hasattr(model, "transform") else "other"
