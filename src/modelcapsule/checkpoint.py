@@ -116,7 +116,9 @@ def load_checkpoint(
     except SafetensorError as exc:
         raise CapsuleFormatError(f"{path} is not a readable checkpoint: {exc}") from exc
     if raw is None:
-        raise CapsuleFormatError(f"{path} is a safetensors file but not a modelcapsule checkpoint (no {_KEY!r} metadata)")
+        raise CapsuleFormatError(
+            f"{path} is a safetensors file but not a modelcapsule checkpoint (no {_KEY!r} metadata)"
+        )
     try:
         header = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -125,7 +127,8 @@ def load_checkpoint(
         raise CapsuleFormatError(f"{path}: the checkpoint metadata has no version")
     if header["version"] > CHECKPOINT_VERSION:
         raise CapsuleFormatError(
-            f"{path} was written by a newer modelcapsule (checkpoint version {header['version']}); upgrade modelcapsule."
+            f"{path} was written by a newer modelcapsule (checkpoint version {header['version']}); "
+            "upgrade modelcapsule."
         )
     tree = unflatten(header.get("tree"), tensors)
     if not isinstance(tree, dict) or not isinstance(tree.get("model"), dict):

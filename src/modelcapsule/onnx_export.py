@@ -6,9 +6,10 @@ PyTorch through ``torch.onnx``, Keras through ``model.export(format="onnx")``. A
 float32 input named ``input``; DataFrame inputs become one ``[N, 1]`` input per column (named after the
 column), as skl2onnx expects for column transformers.
 
-The export is run on the golden sample and compared with the Python outputs (methods the graph has no output for, such as
-``decision_function`` next to ``predict_proba``, are listed under ``not_exported``). ONNX computes in float32
-where Python often uses float64, so floating outputs are compared with ``rtol=1e-4, atol=1e-5``
+The export is run on the golden sample and compared with the Python outputs (methods the graph has no
+output for, such as ``decision_function`` next to ``predict_proba``, are listed under ``not_exported``).
+ONNX computes in float32 where Python often uses float64, so floating outputs are compared with
+``rtol=1e-4, atol=1e-5``
 (:data:`TOLERANCE`) and the largest differences are recorded; for label outputs the number of rows whose
 label changed (float32 trees can flip a label near a threshold) is recorded, never hidden. The report
 becomes the manifest's ``onnx`` section; the graph becomes the capsule member ``onnx/model.onnx``.
@@ -53,7 +54,7 @@ def _single_array(inputs: Mapping[str, Any], what: str) -> np.ndarray[Any, Any]:
 def _numpy_dtype(dtype: Any) -> np.dtype[Any]:
     """The numpy dtype of a column; pandas' own dtypes (string, category) count as text."""
     try:
-        return np.dtype(dtype)
+        return np.dtype(str(dtype)) if not isinstance(dtype, np.dtype) else dtype
     except TypeError:
         return np.dtype(object)
 
@@ -160,7 +161,8 @@ def _export_torch(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
         with warnings.catch_warnings():
             # the TorchScript-based exporter is deprecated in favour of one that needs onnxscript
             warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(model, (example,), buffer, input_names=["input"], output_names=["forward"],
+            torch.onnx.export(model, (example,), buffer,  # type: ignore[arg-type]  # file-likes work too
+                              input_names=["input"], output_names=["forward"],
                               dynamic_axes={"input": {0: "batch"}, "forward": {0: "batch"}}, dynamo=False)
     except (RuntimeError, TypeError, ValueError) as exc:
         raise UnsupportedModelError(f"torch.onnx cannot export {type(model).__name__}: {exc}") from exc
@@ -282,9 +284,9 @@ def check_export(data: bytes, inputs: Mapping[str, Any], outputs: Mapping[str, A
     feed = feed_for(session, inputs if len(inputs) > 1 else next(iter(inputs.values())))
     results = dict(zip(names, (onnx_to_numpy(v) for v in session.run(names, feed)), strict=True))
     refined: dict[str, str] = {}
-    free = [n for n in names]
-    for method, expected in outputs.items():
-        expected = np.asarray(expected)
+    free = list(names)
+    for method, value in outputs.items():
+        expected = np.asarray(value)
         positional = [o for o, m in mapping.items() if m == method and o in free]
         candidates = positional + [o for o in free if o not in positional]
         for out in candidates:
@@ -299,7 +301,8 @@ def check_export(data: bytes, inputs: Mapping[str, Any], outputs: Mapping[str, A
             checks[method] = {"comparable": False, "reason": "no ONNX output of the same size",
                               "within_tolerance": False}
             continue
-        checks[method] = {"onnx_output": by_method[method], **_compare(np.asarray(expected), results[by_method[method]])}
+        out = by_method[method]
+        checks[method] = {"onnx_output": out, **_compare(np.asarray(expected), results[out])}
     return refined, checks
 
 

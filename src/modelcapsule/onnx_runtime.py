@@ -61,7 +61,8 @@ class OnnxPredictor:
             return value.reshape(value.shape[0], *rest)
         return value
 
-    def predict(self, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray[Any, Any]]:
+    def predict(self, inputs: Mapping[str, Any],
+                outputs: Sequence[str] | None = None) -> dict[str, np.ndarray[Any, Any]]:
         names = list(outputs) if outputs else list(self._signature.output_names[:1])
         missing = [n for n in names if n not in self._to_onnx]
         if missing and self._fallback is None:

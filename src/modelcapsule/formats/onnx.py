@@ -93,8 +93,10 @@ class ONNXFormat:
             Fail,
             InvalidArgument,
             InvalidGraph,
-            NotImplemented as OrtNotImplemented,
             RuntimeException,
+        )
+        from onnxruntime.capi.onnxruntime_pybind11_state import (
+            NotImplemented as OrtNotImplemented,
         )
 
         data = source.read(main_member(source, details, MEMBER))

@@ -15,8 +15,8 @@ import pickle
 from typing import Any, ClassVar
 
 from ..errors import CapsuleFormatError, UnsupportedModelError, UntrustedTypesError
-from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from ._members import main_member, resolve
+from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from .torch_pickles import torch_file_globals, unsafe_torch_globals
 
 __all__ = ["FORMATS", "TorchSaveFormat"]

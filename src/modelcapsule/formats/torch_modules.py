@@ -46,7 +46,7 @@ def module_spec(module: Any) -> dict[str, Any]:
             f"{path} is defined inside a function or in __main__, so no other process can import it. Move the "
             "class to a module (e.g. mypkg/nets.py) and save again."
         )
-    if path == "torch.nn.modules.container.Sequential" or path == "torch.nn.modules.container.ModuleList":
+    if path in ("torch.nn.modules.container.Sequential", "torch.nn.modules.container.ModuleList"):
         children = [_encode({"$module": module_spec(child)}, f"{path}[{i}]") for i, child in enumerate(module)]
         spec["args"] = children if path.endswith("Sequential") else [children]
         return spec
@@ -89,11 +89,8 @@ def _encode(value: Any, where: str) -> Any:
         return [_encode(v, where) for v in value]
     if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
         return {k: _encode(v, where) for k, v in value.items()}
-    if type(value).__module__.startswith("torch") or any(
-        f"{c.__module__}.{c.__qualname__}" == "torch.nn.modules.module.Module" for c in type(value).__mro__
-    ):
-        if hasattr(value, "state_dict") and hasattr(value, "parameters"):
-            return {"$module": module_spec(value)}
+    if any(f"{c.__module__}.{c.__qualname__}" == "torch.nn.modules.module.Module" for c in type(value).__mro__):
+        return {"$module": module_spec(value)}
     raise TypeError(f"{where}: a {type(value).__name__} is not a plain constructor argument")
 
 

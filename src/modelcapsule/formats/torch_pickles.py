@@ -40,11 +40,11 @@ def pickle_globals(data: bytes) -> set[str]:
                     last = str(arg)
                     strings.append(last)
                 elif op.name in ("BINPUT", "LONG_BINPUT", "PUT"):
-                    memo[int(arg)] = last
+                    memo[int(str(arg))] = last
                 elif op.name == "MEMOIZE":
                     memo[len(memo)] = last
                 elif op.name in ("BINGET", "LONG_BINGET", "GET"):
-                    last = memo.get(int(arg))
+                    last = memo.get(int(str(arg)))
                     if isinstance(last, str):
                         strings.append(last)
                     continue

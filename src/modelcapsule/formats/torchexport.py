@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 
 from ..errors import CapsuleFormatError, UnsupportedModelError
 from ..frameworks.torch import is_exported_program
-from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from ._members import main_member
+from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from .torch_pickles import pickle_globals, torch_file_globals, unsafe_torch_globals
 
 __all__ = ["FORMATS", "TorchExportFormat", "archive_globals"]

@@ -43,8 +43,8 @@ class LightGBMFramework:
             params = json_params(model.get_params())
         else:
             task, params = "booster", {"num_trees": int(model.num_trees())}
-        return {"framework": self.name, "class": f"{cls.__module__}.{cls.__qualname__}", "task": task, "methods": self.methods(model),
-                "params": params}
+        return {"framework": self.name, "class": f"{cls.__module__}.{cls.__qualname__}", "task": task,
+                "methods": self.methods(model), "params": params}
 
     def methods(self, model: Any) -> list[str]:
         if is_wrapper(model) and hasattr(model, "predict_proba"):

@@ -2,9 +2,10 @@
 
 A module is called with one tensor (the signature's single input, ``"input"``) and its ``forward``
 output is the one prediction method (output ``"forward"``). A plain ``state_dict`` (what a raw ``.pt``
-or ``.safetensors`` file holds) is recognised too, for ``audit`` and ``load``, but has nothing to call. Inputs arrive as numpy arrays; they are cast
-to the dtype of the module's first floating-point parameter, run under ``torch.inference_mode()`` in
-``eval()`` mode on the module's device, and the output comes back as a numpy array on the CPU.
+or ``.safetensors`` file holds) is recognised too, for ``audit`` and ``load``, but has nothing to call.
+Inputs arrive as numpy arrays; they are cast to the dtype of the module's first floating-point parameter,
+run under ``torch.inference_mode()`` in ``eval()`` mode on the module's device, and the output comes back
+as a numpy array on the CPU.
 
 Nothing here imports torch until a model is actually handled: :meth:`TorchFramework.matches` looks only
 at the names of the model's classes.

@@ -44,8 +44,8 @@ class XGBoostFramework:
             params = json_params(model.get_params())
         else:
             task, params = "booster", {"num_boosted_rounds": int(model.num_boosted_rounds())}
-        return {"framework": self.name, "class": f"{cls.__module__}.{cls.__qualname__}", "task": task, "methods": self.methods(model),
-                "params": params}
+        return {"framework": self.name, "class": f"{cls.__module__}.{cls.__qualname__}", "task": task,
+                "methods": self.methods(model), "params": params}
 
     def methods(self, model: Any) -> list[str]:
         if is_wrapper(model) and hasattr(model, "predict_proba"):
