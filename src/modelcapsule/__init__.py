@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .container import Limits
 from .errors import (
     CapsuleError,
@@ -30,6 +31,7 @@ __all__ = [
     "CAPSULE_VERSION",
     "CapsuleError",
     "CapsuleFormatError",
+    "Checkpoint",
     "EnvironmentMismatchError",
     "EnvironmentMismatchWarning",
     "IntegrityError",
@@ -50,7 +52,9 @@ __all__ = [
     "inspect",
     "load",
     "load_capsule",
+    "load_checkpoint",
     "save",
+    "save_checkpoint",
     "verify",
 ]
 

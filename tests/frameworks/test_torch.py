@@ -15,7 +15,6 @@ import torch
 from mc_test_nets import ConfiguredNet, HiddenArgs, TinyNet
 
 import modelcapsule as mc
-from modelcapsule.checkpoint import load_checkpoint, save_checkpoint
 from modelcapsule.formats import LoadOptions, get_format
 from modelcapsule.members import PlainFile
 from modelcapsule.trust import DEFAULT_POLICY
@@ -218,12 +217,12 @@ def test_checkpoint_resumes_training_exactly(tmp_path: Path) -> None:
     for _ in range(2):
         loss = step(model, opt)
         sched.step()
-    save_checkpoint(tmp_path / "last.ckpt", model=model, optimizer=opt, scheduler=sched, epoch=1, loss=loss,
+    mc.save_checkpoint(tmp_path / "last.ckpt", model=model, optimizer=opt, scheduler=sched, epoch=1, loss=loss,
                     extra={"best": loss, "note": "two steps"})
     resumed = TinyNet(4, n_out=3)
     resumed_opt = torch.optim.AdamW(resumed.parameters(), lr=0.5)
     resumed_sched = torch.optim.lr_scheduler.StepLR(resumed_opt, step_size=1, gamma=0.5)
-    ckpt = load_checkpoint(tmp_path / "last.ckpt", model=resumed, optimizer=resumed_opt, scheduler=resumed_sched)
+    ckpt = mc.load_checkpoint(tmp_path / "last.ckpt", model=resumed, optimizer=resumed_opt, scheduler=resumed_sched)
     assert (ckpt.epoch, ckpt.loss, ckpt.extra["note"]) == (1, loss, "two steps")
     assert resumed_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
     assert step(resumed, resumed_opt) == step(model, opt)
@@ -235,10 +234,10 @@ def test_checkpoint_file_is_plain_safetensors(tmp_path: Path) -> None:
     from safetensors import safe_open
 
     model = torch.nn.Linear(2, 2)
-    save_checkpoint(tmp_path / "c.ckpt", model=model, epoch=3)
+    mc.save_checkpoint(tmp_path / "c.ckpt", model=model, epoch=3)
     with safe_open(str(tmp_path / "c.ckpt"), framework="pt") as fh:
         assert set(fh.keys()) == {"model.weight", "model.bias"}
         assert json.loads(fh.metadata()["modelcapsule.checkpoint"])["tree"]["epoch"] == 3
     (tmp_path / "not.ckpt").write_bytes(b"\x80\x04not a checkpoint")
     with pytest.raises(mc.CapsuleFormatError):
-        load_checkpoint(tmp_path / "not.ckpt")
+        mc.load_checkpoint(tmp_path / "not.ckpt")
