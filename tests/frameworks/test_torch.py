@@ -46,6 +46,7 @@ def test_module_round_trips_in_a_fresh_process(tmp_path: Path, fresh_python) -> 
     net = TinyNet(4, hidden=5, n_out=2)
     x = sample()
     manifest = mc.save(net, tmp_path / "net.capsule", sample=x, trusted=[TINY])
+    assert net.training  # saving ran the sample in eval mode and left the module as it was
     assert manifest.format["name"] == "safetensors"
     assert manifest.signature is not None and manifest.signature.output_names == ("forward",)
     assert {"torch", "safetensors"} <= set(manifest.environment["packages"])

@@ -126,7 +126,10 @@ def _restore(model: Any, booster: Any, fitted: dict[str, Any]) -> Any:
     model._fitted_with_feature_names = bool(fitted.get("fitted_with_feature_names", False))
     classes = fitted.get("classes")
     if classes is not None:
-        values = np.asarray(classes["values"], dtype=np.dtype(str(classes["dtype"])))
+        dtype = np.dtype(str(classes["dtype"]))
+        if dtype.kind not in "biufU":
+            raise CapsuleFormatError(f"class labels of dtype {dtype} are not allowed; the capsule is corrupt.")
+        values = np.asarray(classes["values"], dtype=dtype)
         model._le = _LGBMLabelEncoder().fit(values)
         model._classes = model._le.classes_
         model._n_classes = len(values)

@@ -13,6 +13,7 @@ at the names of the model's classes.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -84,8 +85,22 @@ def to_numpy(value: Any) -> np.ndarray[Any, Any]:
     return np.asarray(value.detach().to("cpu").numpy())
 
 
+_PROGRAM_MODULES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _program_module(program: Any) -> Any:
+    """The callable module of an exported program, built once per program (``module()`` rebuilds it)."""
+    try:
+        module = _PROGRAM_MODULES.get(program)
+        if module is None:
+            module = _PROGRAM_MODULES[program] = program.module()
+        return module
+    except TypeError:  # not weak-referenceable: build it each time
+        return program.module()
+
+
 def run(model: Any, inputs: Any) -> np.ndarray[Any, Any]:
-    """Call ``model`` on ``inputs`` without gradients and in eval mode."""
+    """Call ``model`` on ``inputs`` without gradients, in eval mode (the model's own mode is restored)."""
     import torch
 
     if isinstance(inputs, Mapping):
@@ -93,13 +108,16 @@ def run(model: Any, inputs: Any) -> np.ndarray[Any, Any]:
             raise TypeError(f"PyTorch modules take one input, got {sorted(inputs)}")
         (inputs,) = inputs.values()
     if is_exported_program(model):
-        module = model.module()
         with torch.inference_mode():
-            return to_numpy(module(to_tensor(model, inputs)))
-    if model.training:
-        model.eval()
-    with torch.inference_mode():
-        return to_numpy(model(to_tensor(model, inputs)))
+            return to_numpy(_program_module(model)(to_tensor(model, inputs)))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            return to_numpy(model(to_tensor(model, inputs)))
+    finally:
+        if was_training:
+            model.train()
 
 
 class TorchFramework:
