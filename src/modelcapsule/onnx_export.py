@@ -2,7 +2,8 @@
 
 Each framework has its converter: scikit-learn through skl2onnx (classifiers without ZipMap, nearest
 neighbours with ``optim="cdist"``, the fast conversion), XGBoost and LightGBM through onnxmltools,
-PyTorch through ``torch.onnx``, Keras through ``model.export(format="onnx")``. Array inputs become one
+PyTorch through ``torch.onnx``, Keras through ``torch.onnx`` on the PyTorch backend and
+``model.export(format="onnx")`` on the others. Array inputs become one
 float32 input named ``input``; DataFrame inputs become one ``[N, 1]`` input per column (named after the
 column), as skl2onnx expects for column transformers.
 
@@ -147,6 +148,26 @@ def _export_lightgbm(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]
     return proto.SerializeToString(), f"onnxmltools {onnxmltools.__version__}"
 
 
+def _torch_onnx(module: Any, example: Any, output: str) -> bytes:
+    """Export a torch module with the TorchScript-based exporter (the newer one needs onnxscript)."""
+    import torch
+    from torch.jit._trace import TracerWarning
+
+    buffer = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # that exporter is deprecated upstream
+            # Keras layers read shapes as Python ints while tracing; check_export runs the graph on one row
+            # as well, so a graph that baked the batch size in is reported
+            warnings.simplefilter("ignore", TracerWarning)
+            torch.onnx.export(module, (example,), buffer,  # type: ignore[arg-type]  # file-likes work too
+                              input_names=["input"], output_names=[output],
+                              dynamic_axes={"input": {0: "batch"}, output: {0: "batch"}}, dynamo=False)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise UnsupportedModelError(f"torch.onnx cannot export {type(module).__name__}: {exc}") from exc
+    return buffer.getvalue()
+
+
 def _export_torch(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
     import torch
 
@@ -155,18 +176,13 @@ def _export_torch(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
     if not is_torch_module(model):
         raise UnsupportedModelError("ONNX export of torch.export programs needs onnxscript; export the module")
     example = to_tensor(model, _single_array(inputs, "PyTorch"))
-    buffer = io.BytesIO()
+    was_training = model.training
     model.eval()
     try:
-        with warnings.catch_warnings():
-            # the TorchScript-based exporter is deprecated in favour of one that needs onnxscript
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(model, (example,), buffer,  # type: ignore[arg-type]  # file-likes work too
-                              input_names=["input"], output_names=["forward"],
-                              dynamic_axes={"input": {0: "batch"}, "forward": {0: "batch"}}, dynamo=False)
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise UnsupportedModelError(f"torch.onnx cannot export {type(model).__name__}: {exc}") from exc
-    return buffer.getvalue(), f"torch.onnx {torch.__version__}"
+        return _torch_onnx(model, example, "forward"), f"torch.onnx {torch.__version__}"
+    finally:
+        if was_training:
+            model.train()
 
 
 def _export_keras(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
@@ -174,17 +190,20 @@ def _export_keras(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
 
     keras = import_keras()
     array = _single_array(inputs, "Keras").astype(keras.config.floatx())
+    backend = keras.backend.backend()
     model(array[:1], training=False)  # Keras exports only models that have been called
+    if backend == "torch":  # a Keras model on the torch backend is a torch module
+        import torch
+
+        return _torch_onnx(model, torch.from_numpy(array), "predict"), f"keras {keras.__version__} via torch.onnx"
     with tempfile.TemporaryDirectory(prefix="modelcapsule-onnx-") as tmp:
         path = os.path.join(tmp, "model.onnx")
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                model.export(path, format="onnx", verbose=False)
+            model.export(path, format="onnx", verbose=False)
         except (RuntimeError, TypeError, ValueError, ImportError) as exc:
             raise UnsupportedModelError(f"Keras cannot export this model to ONNX: {exc}") from exc
         with open(path, "rb") as fh:
-            return fh.read(), f"keras {keras.__version__} ({keras.backend.backend()} backend)"
+            return fh.read(), f"keras {keras.__version__} ({backend} backend)"
 
 
 def _export_onnx_model(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
@@ -306,6 +325,29 @@ def check_export(data: bytes, inputs: Mapping[str, Any], outputs: Mapping[str, A
     return refined, checks
 
 
+def batch_independent(data: bytes, inputs: Mapping[str, Any]) -> bool:
+    """Whether the graph gives the first row the same outputs alone as inside the whole sample (a traced
+    export can bake the example's batch size into its shapes)."""
+    from .frameworks.onnx import feed_for, make_session, onnx_to_numpy
+
+    session = make_session(data)
+    feed = feed_for(session, inputs if len(inputs) > 1 else next(iter(inputs.values())))
+    whole = [onnx_to_numpy(v) for v in session.run(None, feed)]
+    try:
+        alone = [onnx_to_numpy(v) for v in session.run(None, {k: v[:1] for k, v in feed.items()})]
+    except Exception:  # onnxruntime errors share no base class: any failure answers "no"
+        return False
+    for a, w in zip(alone, whole, strict=True):
+        head = w[:1]
+        if a.shape != head.shape:
+            return False
+        if a.dtype.kind in "fc" and not np.allclose(a, head, equal_nan=True, **TOLERANCE):
+            return False
+        if a.dtype.kind not in "fc" and not np.array_equal(a, head):
+            return False
+    return True
+
+
 def export_to_capsule(model: Any, framework: Any, inputs: Mapping[str, Any] | None, outputs: Mapping[str, Any],
                       writer: MemberSink) -> dict[str, Any]:
     """Export ``model``, check it on the golden sample, write ``onnx/model.onnx``; returns the manifest section.
@@ -320,6 +362,8 @@ def export_to_capsule(model: Any, framework: Any, inputs: Mapping[str, Any] | No
         report["tolerance"] = dict(TOLERANCE)
         exported = {m: c for m, c in checks.items() if c.get("comparable", True)}
         report["not_exported"] = sorted(set(checks) - set(exported))
-        report["reproduces_sample"] = bool(exported) and all(c["within_tolerance"] for c in exported.values())
+        report["batch_independent"] = batch_independent(data, inputs)
+        report["reproduces_sample"] = (bool(exported) and report["batch_independent"]
+                                       and all(c["within_tolerance"] for c in exported.values()))
     writer.add(ONNX_MEMBER, data)
     return report

@@ -140,7 +140,7 @@ def test_dataframe_inputs_export_one_input_per_column(tmp_path: Path, iris) -> N
     np.testing.assert_array_equal(predictor.predict({"input": frame})["predict"], model.predict(frame))
 
 
-@pytest.mark.parametrize("library", ["xgboost", "lightgbm", "torch"])
+@pytest.mark.parametrize("library", ["xgboost", "lightgbm", "torch", "keras"])
 def test_other_frameworks_export_within_tolerance(library: str, tmp_path: Path, iris) -> None:
     x, y = iris
     if library == "xgboost":
@@ -151,13 +151,20 @@ def test_other_frameworks_export_within_tolerance(library: str, tmp_path: Path, 
         import lightgbm
 
         model = lightgbm.LGBMClassifier(n_estimators=3, num_leaves=4, verbose=-1).fit(x, y)
-    else:
+    elif library == "torch":
         import torch
 
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    else:
+        from modelcapsule.frameworks.keras import import_keras
+
+        keras = import_keras()
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu"), keras.layers.Dense(3)])
     manifest = mc.save(model, tmp_path / "m.capsule", sample=x[::10].astype(np.float32), onnx=True)
     assert manifest.onnx is not None and manifest.onnx["reproduces_sample"] is True, manifest.onnx
+    assert manifest.onnx["batch_independent"] is True
     predictor = load_capsule(tmp_path / "m.capsule", runtime="onnx").predictor
     python = load_capsule(tmp_path / "m.capsule").predictor
     first = manifest.signature.output_names[0] if manifest.signature else "predict"
