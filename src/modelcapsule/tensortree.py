@@ -106,7 +106,10 @@ def unflatten(doc: Any, tensors: Mapping[str, Any]) -> Any:
             return node
         raise CapsuleFormatError(f"unexpected value of type {type(node).__name__} in the state's JSON")
 
-    return visit(doc)
+    try:
+        return visit(doc)
+    except RecursionError as exc:
+        raise CapsuleFormatError("the state's JSON is nested too deeply; the file is corrupt or hostile") from exc
 
 
 def _key(pair: Any) -> str | int:

@@ -27,7 +27,7 @@ def read_json(source: MemberSource, name: str) -> Any:
     """Parse a JSON member; corrupt JSON is a :class:`CapsuleFormatError`."""
     try:
         return json.loads(source.read(name))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CapsuleFormatError(f"{name} is not valid JSON ({exc}); the capsule is corrupt.") from exc
 
 

@@ -114,7 +114,11 @@ def _walk(spec: Any) -> Iterator[dict[str, Any]]:
 def spec_classes(spec: Mapping[str, Any]) -> list[str]:
     """Every ``module.qualname`` the spec would import, found by reading JSON only."""
     names = []
-    for node in _walk({"$module": dict(spec)}):
+    try:
+        nodes = list(_walk({"$module": dict(spec)}))
+    except RecursionError as exc:
+        raise CapsuleFormatError("the module spec is nested too deeply; the file is corrupt or hostile") from exc
+    for node in nodes:
         module, qualname = node.get("module"), node.get("qualname")
         if not isinstance(module, str) or not isinstance(qualname, str) or not module or not qualname:
             raise CapsuleFormatError("malformed module spec: every module needs a 'module' and a 'qualname' string")
@@ -140,7 +144,12 @@ def _construct(spec: Mapping[str, Any]) -> Any:
     import torch
 
     module_name, qualname = str(spec["module"]), str(spec["qualname"])
-    obj: Any = importlib.import_module(module_name)
+    if any(part.startswith("__") for part in qualname.split(".")):
+        raise CapsuleFormatError(f"{module_name}.{qualname} is not a class name; refusing to follow it")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CapsuleFormatError(f"cannot import {module_name!r}, which the module spec names: {exc}") from exc
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
     if not (isinstance(obj, type) and issubclass(obj, torch.nn.Module)):
