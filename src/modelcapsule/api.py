@@ -34,6 +34,7 @@ from .formats import Format, LoadOptions, format_for_file, get_format
 from .frameworks import framework_for, get_framework
 from .manifest import Manifest
 from .members import MemoryMembers, PlainFile
+from .reproduce.redirect import redirected_target
 from .sample import (
     compare_outputs,
     infer_signature,
@@ -149,7 +150,7 @@ def save(
     stored. ``source`` is the training script (default: the calling script; False to leave it out).
     ``trusted`` names extra types the model holds (also needed later by ``load``). Saves are atomic.
     """
-    target = Path(path)
+    target, overwrite = redirected_target(path, overwrite)  # `capsule retrain` sends the save elsewhere
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it.")
     framework = framework_for(model)
@@ -178,7 +179,7 @@ def save(
         prov["training_data"] = provenance.fingerprint_data(training_data)
     classes = getattr(model, "classes_", None)
     manifest = Manifest(
-        name=name or target.name.split(".")[0],
+        name=name or Path(path).name.split(".")[0],
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         model=description,
         format={"name": payload.fmt.name, **payload.details, **choice},

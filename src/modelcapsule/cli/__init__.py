@@ -18,6 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:attribute", one-line help shown by `capsule --help`)
     "demo": ("modelcapsule.cli.demo:command", "Train, save, reload, verify and serve a small model."),
     "inspect": ("modelcapsule.cli.inspect:command", "Show a capsule's manifest without loading the model."),
+    "env": ("modelcapsule.cli.env:command", "Print or re-create (--venv) the pinned environment of a capsule."),
+    "dockerfile": ("modelcapsule.cli.dockerfile:command", "Write a Dockerfile that serves a capsule."),
+    "retrain": ("modelcapsule.cli.retrain:command", "Re-run a capsule's training script and compare."),
     "verify": ("modelcapsule.cli.verify:command", "Check hashes, signature, environment drift and golden sample."),
 }
 """One entry per subcommand; registered by :class:`LazyGroup` and imported only when invoked."""
