@@ -7,9 +7,12 @@
 
 from __future__ import annotations
 
+from .advise import Advice, advise
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
+from .audit import AuditReport, audit
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .container import Limits
+from .convert import convert
 from .errors import (
     CapsuleError,
     CapsuleFormatError,
@@ -29,6 +32,8 @@ from .types import Predictor, Signature, TensorSpec
 
 __all__ = [
     "CAPSULE_VERSION",
+    "Advice",
+    "AuditReport",
     "CapsuleError",
     "CapsuleFormatError",
     "Checkpoint",
@@ -49,6 +54,9 @@ __all__ = [
     "UntrustedTypesError",
     "VerificationError",
     "VerificationReport",
+    "advise",
+    "audit",
+    "convert",
     "inspect",
     "load",
     "load_capsule",

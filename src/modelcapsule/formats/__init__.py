@@ -20,6 +20,10 @@ __all__ = [
 
 BUILTIN_MODULES = (
     "modelcapsule.formats.safepickle",
+    "modelcapsule.formats.skops",
+    "modelcapsule.formats.pickle",
+    "modelcapsule.formats.joblib",
+    "modelcapsule.formats.cloudpickle",
     "modelcapsule.formats.safetensors", "modelcapsule.formats.torchexport", "modelcapsule.formats.pt",
     "modelcapsule.formats.xgboost", "modelcapsule.formats.lightgbm",
     "modelcapsule.formats.keras", "modelcapsule.formats.onnx",
