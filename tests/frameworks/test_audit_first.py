@@ -80,3 +80,25 @@ def test_no_framework_format_imports_what_the_file_names_before_the_audit(tmp_pa
         f"keras.keras ['{NOBODY}.PullDOM'] False",
         f"weights.pt ['{NOBODY}.parse'] False",
     ]
+
+
+def test_audit_lists_what_framework_files_would_import(tmp_path: Path) -> None:
+    (tmp_path / "weights.pt").write_bytes(STREAM)
+    report = mc.audit(tmp_path / "weights.pt")
+    assert (report.format, report.untrusted) == ("pt", [f"{NOBODY}.parse"])
+    assert report.trusted_arg == f"trusted=['{NOBODY}.parse']"
+
+    torch.save(torch.nn.Linear(2, 1).state_dict(), tmp_path / "clean.pt")
+    assert mc.audit(tmp_path / "clean.pt").ok
+
+    keras = import_keras()
+    from mc_test_keras_layers import Scale
+
+    keras.Sequential([keras.Input((2,)), Scale(2.0)]).save(tmp_path / "custom.keras")
+    report = mc.audit(tmp_path / "custom.keras")
+    assert (report.format, report.untrusted) == ("keras", ["mc_test_keras_layers.Scale"])
+
+    x, y = load_iris(return_X_y=True)
+    mc.save(xgb.XGBRegressor(n_estimators=2).fit(x, y), tmp_path / "x.capsule", sample=x[:3])
+    report = mc.audit(tmp_path / "x.capsule")
+    assert report.ok and report.format == "xgboost" and report.manifest["framework"] == "xgboost"
