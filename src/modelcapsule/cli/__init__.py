@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("modelcapsule.cli.env:command", "Print or re-create (--venv) the pinned environment of a capsule."),
     "dockerfile": ("modelcapsule.cli.dockerfile:command", "Write a Dockerfile that serves a capsule."),
     "retrain": ("modelcapsule.cli.retrain:command", "Re-run a capsule's training script and compare."),
+    "keygen": ("modelcapsule.cli.keygen:command", "Create an Ed25519 key pair for signing capsules."),
+    "sign": ("modelcapsule.cli.sign:command", "Sign a capsule in place with a private key."),
     "verify": ("modelcapsule.cli.verify:command", "Check hashes, signature, environment drift and golden sample."),
 }
 """One entry per subcommand; registered by :class:`LazyGroup` and imported only when invoked."""
