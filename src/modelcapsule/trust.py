@@ -114,6 +114,15 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise CapsuleFormatError(f"{self._source} uses persistent ids; refusing it.")
 
 
+def refuse_tampering(handed_out: GlobalsSnapshot, source: str) -> None:
+    """Restore any trusted global the stream modified (a BUILD on a class, say) and refuse the file."""
+    if changed := handed_out.undo_changes():
+        raise CapsuleFormatError(
+            f"{source} modified trusted globals while loading ({', '.join(changed)}); they were "
+            "restored. A pickler never writes this; refusing it."
+        )
+
+
 def restricted_loads(data: bytes | memoryview, policy: TrustPolicy, *, buffers: Iterable[Any] | None = None,
                      source: str = "the file") -> Any:
     """Unpickle ``data`` through :class:`RestrictedUnpickler`, turning pickle's own errors into
@@ -130,11 +139,7 @@ def restricted_loads(data: bytes | memoryview, policy: TrustPolicy, *, buffers: 
             OverflowError, MemoryError, RecursionError, ImportError) as exc:
         raise CapsuleFormatError(f"{source} could not be unpickled: {type(exc).__name__}: {exc}") from None
     finally:
-        if changed := unpickler.handed_out.undo_changes():
-            raise CapsuleFormatError(
-                f"{source} modified trusted globals while loading ({', '.join(changed)}); they were "
-                "restored. A pickler never writes this; refusing it."
-            )
+        refuse_tampering(unpickler.handed_out, source)
     if stream.tell() != len(memoryview(data)):
         raise CapsuleFormatError(f"{source} has trailing bytes after its pickle stream; refusing it.")
     return obj
