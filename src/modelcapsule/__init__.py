@@ -11,6 +11,7 @@ from .advise import Advice, advise
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
 from .audit import AuditReport, audit
 from .batch import predict_file
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .container import Limits
 from .convert import convert
 from .errors import (
@@ -36,6 +37,7 @@ __all__ = [
     "AuditReport",
     "CapsuleError",
     "CapsuleFormatError",
+    "Checkpoint",
     "EnvironmentMismatchError",
     "EnvironmentMismatchWarning",
     "IntegrityError",
@@ -59,8 +61,10 @@ __all__ = [
     "inspect",
     "load",
     "load_capsule",
+    "load_checkpoint",
     "predict_file",
     "save",
+    "save_checkpoint",
     "verify",
 ]
 
