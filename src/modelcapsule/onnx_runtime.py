@@ -52,9 +52,15 @@ class OnnxPredictor:
         return self._signature
 
     def _shaped(self, name: str, value: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        """Give an ONNX output the shape the signature promises ((N, 1) → (N,) for a regressor, say)."""
+        """Give an ONNX output the dtype and shape the signature promises (float32 → float64 probabilities,
+        (N, 1) → (N,) for a regressor, say), so that served answers match the served metadata."""
         spec = next((o for o in self._signature.outputs if o.name == name), None)
-        if spec is None or value.ndim == len(spec.shape) or not value.shape:
+        if spec is None:
+            return value
+        wanted = spec.np_dtype
+        if value.dtype != wanted and wanted.kind != "O" and np.can_cast(value.dtype, wanted, "safe"):
+            value = value.astype(wanted)
+        if value.ndim == len(spec.shape) or not value.shape:
             return value
         rest = [d for d in spec.shape[1:]]
         if all(d > 0 for d in rest) and value.size == value.shape[0] * int(np.prod(rest, dtype=np.int64)):
