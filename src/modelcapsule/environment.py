@@ -7,6 +7,7 @@ closure so the environment can be re-created.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import sys
@@ -31,8 +32,30 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@cache
+def _dist_info_versions() -> dict[str, str]:
+    """``{canonical name: version}`` from the ``*.dist-info`` folder names on ``sys.path``, first one wins
+    (as for imports). Reading folder names takes a millisecond where ``importlib.metadata`` takes ten per
+    package, and load calls this for every package the manifest lists."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                dist, _, version = name.removesuffix(".dist-info").partition("-")
+                if version:
+                    found.setdefault(_canonical(dist), version)
+    return found
+
+
 def installed_version(dist: str) -> str | None:
     """The installed version of distribution ``dist``, or None."""
+    version = _dist_info_versions().get(_canonical(dist))
+    if version is not None:
+        return version
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

@@ -7,6 +7,7 @@ thing a signature covers: it holds the SHA-256 of every other member.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,9 @@ class Manifest:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False, default=str).encode()
 
 
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
 def _require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
     if key not in data:
         raise CapsuleFormatError(f"capsule.json has no {key!r} field; the manifest is incomplete or corrupt.")
@@ -107,7 +111,7 @@ def _read_v1(data: Mapping[str, Any]) -> Manifest:
         ):
             raise CapsuleFormatError(f"capsule.json entry for member {member!r} needs a sha256 string and a size.")
         sha, size = entry["sha256"], entry["size"]
-        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha) or size < 0:
+        if not _SHA256_HEX.fullmatch(sha) or size < 0:
             raise CapsuleFormatError(f"capsule.json entry for member {member!r} has a malformed hash or size.")
         files[str(member)] = FileEntry(sha, size)
     fmt = _require(data, "format", dict)

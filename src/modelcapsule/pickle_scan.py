@@ -10,7 +10,11 @@ reporting layer, not the only guard.
 
 from __future__ import annotations
 
+import io
+import pickle
 import pickletools
+import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .errors import CapsuleFormatError
@@ -27,28 +31,95 @@ _UNKNOWN = object()
 
 @dataclass(frozen=True)
 class PickleScan:
-    """What a pickle stream would do: the globals it imports (``module.qualname``, in order of first
-    appearance), whether it calls anything (REDUCE/INST/OBJ/NEWOBJ), and its protocol."""
+    """What a pickle stream would import: its globals (``module.qualname``, in order of first appearance),
+    its protocol, and how many out-of-band buffers it consumes."""
 
     globals: tuple[str, ...]
-    calls: int
     protocol: int
     out_of_band_buffers: int
 
 
-def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream") -> PickleScan:
-    """Scan ``data`` (one complete pickle) and return the globals it names.
+class _Stub:
+    """Stands in for every global during a dry run: accepts any construction, call or state, does nothing."""
 
-    Raises :class:`CapsuleFormatError` for malformed or deliberately evasive streams.
+    def __new__(cls, *args: object, **kwargs: object) -> _Stub:
+        return object.__new__(cls)
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, *args: object, **kwargs: object) -> _Stub:
+        return _Stub()
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> _Stub:
+        return _Stub()
+
+
+class _DryRun(pickle.Unpickler):
+    """The C unpickler with every global replaced by :class:`_Stub`: it walks the stream at C speed,
+    records each ``module.qualname`` that ``find_class`` is asked for, and imports nothing."""
+
+    def __init__(self, file: io.BytesIO, buffers: Iterable[object]) -> None:
+        super().__init__(file, fix_imports=False, buffers=buffers)
+        self.found: dict[str, None] = {}
+
+    def find_class(self, module: str, name: str) -> type[_Stub]:
+        self.found.setdefault(f"{module}.{name}", None)
+        return _Stub
+
+    def persistent_load(self, pid: object) -> object:
+        raise _Refused("persistent ids")
+
+
+class _Refused(Exception):
+    pass
+
+
+def _counting(counter: list[int]) -> Iterator[memoryview]:
+    while True:
+        counter[0] += 1
+        yield memoryview(b"")
+
+
+def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream") -> PickleScan:
+    """Scan ``data`` (one complete pickle) and return the globals it names, importing nothing.
+
+    A dry run of the C unpickler with every global stubbed out finds them fast; a stream the dry run
+    cannot walk is walked again opcode by opcode, which names the exact problem. Raises
+    :class:`CapsuleFormatError` for malformed or deliberately evasive streams.
     """
     view = memoryview(data)
+    stream = io.BytesIO(view)
+    buffers = [0]
+    runner = _DryRun(stream, _counting(buffers))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            runner.load()
+    except (_Refused, pickle.UnpicklingError, ValueError, TypeError, EOFError, KeyError, IndexError,
+            AttributeError, OverflowError, MemoryError, RecursionError, UnicodeDecodeError, ImportError):
+        return _scan_opcodes(view, what)
+    if stream.tell() != len(view):
+        return _scan_opcodes(view, what)  # names the trailing bytes precisely
+    protocol = view[1] if len(view) > 1 and view[0] == 0x80 else 0
+    return PickleScan(tuple(runner.found), int(protocol), buffers[0])
+
+
+def _scan_opcodes(view: memoryview, what: str) -> PickleScan:
+    """The slow, exact walk: a symbolic stack over every opcode, with precise errors."""
     found: dict[str, None] = {}
     stack: list[object] = []
     memo: dict[int, object] = {}
-    calls = protocol = buffers = 0
+    protocol = buffers = 0
     end = -1
     try:
-        for op, arg, pos in pickletools.genops(view.tobytes() if not isinstance(data, bytes) else data):
+        for op, arg, pos in pickletools.genops(view.tobytes()):
             name = op.name
             if name == "PROTO":
                 protocol = int(arg)  # type: ignore[arg-type]
@@ -66,8 +137,6 @@ def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream") -> Pic
                 )
             elif name == "NEXT_BUFFER":
                 buffers += 1
-            elif name in ("REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"):
-                calls += 1
             at = int(pos or 0)
             if name == "STOP":
                 end = at
@@ -83,7 +152,7 @@ def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream") -> Pic
             f"{what} has {len(view) - end - 1} byte(s) after its end (STOP at byte {end}): several pickles "
             "concatenated or hidden trailing data; refusing it."
         )
-    return PickleScan(tuple(found), calls, protocol, buffers)
+    return PickleScan(tuple(found), protocol, buffers)
 
 
 def _step(op: pickletools.OpcodeInfo, arg: object, pos: int, name: str, stack: list[object],

@@ -19,6 +19,9 @@ from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 __all__ = ["SafePickleFormat"]
 
 STREAM = "model/model.pkl"
+OUT_OF_BAND_MIN_BYTES = 64 << 10
+"""Buffers smaller than this stay in the pickle stream: a small array kept alive by the model (``classes_``)
+must not pin the whole file's mapping, whose pages the hash check has touched."""
 
 
 def buffer_member(index: int) -> str:
@@ -38,7 +41,15 @@ class SafePickleFormat:
 
     def save(self, model: Any, sink: MemberSink) -> SaveResult:
         buffers: list[pickle.PickleBuffer] = []
-        stream = pickle.dumps(model, protocol=5, buffer_callback=buffers.append)
+
+        def out_of_band(buf: pickle.PickleBuffer) -> bool:
+            """False (out of band) for large buffers; True keeps a small one in the stream."""
+            if buf.raw().nbytes < OUT_OF_BAND_MIN_BYTES:
+                return True
+            buffers.append(buf)
+            return False
+
+        stream = pickle.dumps(model, protocol=5, buffer_callback=out_of_band)
         sink.add(STREAM, stream)
         for i, buf in enumerate(buffers):
             sink.add(buffer_member(i), buf.raw())

@@ -1,0 +1,234 @@
+"""Load-time benchmark: modelcapsule's safepickle against pickle, joblib, skops and cloudpickle.
+
+    python -m benchmarks.load            # full sizes (about 5 minutes on 2 cores)
+    python -m benchmarks.load --quick    # small models, a smoke run
+
+For a large random forest and an array-heavy model (brute-force KNN), each format is saved once and then
+loaded in fresh processes (median of ``--repeat`` runs, after one warm-up so every format reads from a
+warm page cache). Imports are done before the clock starts, so the figures are the load itself.
+modelcapsule loads with its default checks on: every member's SHA-256 and the golden sample.
+The table prints ratios against plain pickle measured in the same run and is written to
+``docs/benchmarks-load.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / ".work"
+
+LOADER = r"""
+import json, os, sys, time, pickle, gc
+import numpy as np, joblib, sklearn.ensemble, sklearn.neighbors, skops.io, cloudpickle
+import modelcapsule as mc
+import modelcapsule.trust_defaults as td; td.default_names()
+
+def rss():
+    fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    return {k: int(fields[k].split()[0]) * 1024 for k in ("VmRSS", "RssAnon", "RssFile")}
+
+method, path = sys.argv[1], sys.argv[2]
+gc.collect()
+before = rss()
+start = time.perf_counter()
+if method == "safepickle (modelcapsule)":
+    model = mc.load(path)
+elif method in ("pickle", "cloudpickle"):
+    with open(path, "rb") as fh:
+        model = pickle.load(fh)
+elif method == "joblib mmap":
+    model = joblib.load(path, mmap_mode="r")
+elif method.startswith("joblib"):
+    model = joblib.load(path)
+elif method == "skops":
+    model = skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+else:
+    raise SystemExit(f"unknown method {method}")
+seconds = time.perf_counter() - start
+gc.collect()
+after = rss()
+print(json.dumps({"seconds": seconds, "before": before, "after": after, "type": type(model).__name__}))
+"""
+
+
+@dataclass
+class Case:
+    name: str
+    model: Any
+    sample: np.ndarray[Any, Any]
+    payload_bytes: int
+    payload_label: str
+
+
+def _forest(quick: bool) -> Case:
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import RandomForestClassifier
+
+    n_trees, n_rows = (30, 5_000) if quick else (300, 50_000)
+    x, y = make_classification(n_samples=n_rows, n_features=20, n_informative=10, random_state=0)
+    model = RandomForestClassifier(n_estimators=n_trees, n_jobs=-1, random_state=0).fit(x, y)
+    model.n_jobs = 1
+    nodes = sum(t.tree_.__getstate__()["nodes"].nbytes + t.tree_.value.nbytes for t in model.estimators_)
+    return Case(f"RandomForest, {n_trees} trees on {n_rows:,}×20", model, x[:20], nodes, "node arrays")
+
+
+def _knn(quick: bool) -> Case:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    n_rows = 50_000 if quick else 1_000_000
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n_rows, 32))
+    model = KNeighborsClassifier(algorithm="brute").fit(x, rng.integers(0, 2, n_rows))
+    return Case(f"brute KNN on {n_rows:,}×32", model, x[:20], x.nbytes, "training array")
+
+
+def _savers() -> dict[str, Callable[[Any, np.ndarray[Any, Any], Path], Path]]:
+    import pickle
+
+    import cloudpickle
+    import joblib
+    import skops.io
+
+    import modelcapsule as mc
+
+    def capsule(model: Any, sample: np.ndarray[Any, Any], base: Path) -> Path:
+        path = base.with_suffix(".capsule")
+        mc.save(model, path, format="safepickle", sample=sample, overwrite=True, source=False)
+        return path
+
+    def plain_pickle(model: Any, _s: np.ndarray[Any, Any], base: Path) -> Path:
+        path = base.with_suffix(".pkl")
+        with open(path, "wb") as fh:
+            pickle.dump(model, fh, protocol=5)
+        return path
+
+    def cloud(model: Any, _s: np.ndarray[Any, Any], base: Path) -> Path:
+        path = base.with_suffix(".cloudpickle")
+        with open(path, "wb") as fh:
+            cloudpickle.dump(model, fh, protocol=5)
+        return path
+
+    def jl(compress: int) -> Callable[[Any, np.ndarray[Any, Any], Path], Path]:
+        def save(model: Any, _s: np.ndarray[Any, Any], base: Path) -> Path:
+            path = base.with_suffix(f".c{compress}.joblib")
+            joblib.dump(model, path, compress=compress)
+            return path
+
+        return save
+
+    def sk(model: Any, _s: np.ndarray[Any, Any], base: Path) -> Path:
+        path = base.with_suffix(".skops")
+        skops.io.dump(model, path)
+        return path
+
+    return {
+        "pickle": plain_pickle,
+        "safepickle (modelcapsule)": capsule,
+        "joblib": jl(0),
+        "joblib compressed": jl(3),
+        "joblib mmap": jl(0),
+        "skops": sk,
+        "cloudpickle": cloud,
+    }
+
+
+def _load_once(method: str, path: Path) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    out = subprocess.run([sys.executable, "-c", LOADER, method, str(path)], capture_output=True, text=True,
+                         env=env, check=True)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _measure(case: Case, repeat: int, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    rows = []
+    base = WORK / case.name.split(",")[0].split(" on ")[0].replace(" ", "_").lower()
+    for method, saver in _savers().items():
+        progress(f"{case.name}: {method}")
+        start = time.perf_counter()
+        path = saver(case.model, case.sample, base)
+        save_seconds = time.perf_counter() - start
+        _load_once(method, path)  # warm-up: page cache and first-run caches
+        runs = [_load_once(method, path) for _ in range(repeat)]
+        growth = [r["after"]["VmRSS"] - r["before"]["VmRSS"] for r in runs]
+        anon = [r["after"]["RssAnon"] - r["before"]["RssAnon"] for r in runs]
+        rows.append({
+            "method": method,
+            "save_s": save_seconds,
+            "load_s": statistics.median(r["seconds"] for r in runs),
+            "size": path.stat().st_size,
+            "rss_growth": statistics.median(growth),
+            "anon_growth": statistics.median(anon),
+        })
+    return rows
+
+
+def _fmt_seconds(s: float) -> str:
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def render(case: Case, rows: list[dict[str, Any]]) -> str:
+    base = next(r for r in rows if r["method"] == "pickle")
+    lines = [
+        f"### {case.name} ({case.payload_label}: {case.payload_bytes / 2**20:.0f} MiB)",
+        "",
+        "| format | save | load (fresh process) | load vs pickle | file size | RSS growth | vs "
+        f"{case.payload_label} | anonymous memory |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {_fmt_seconds(r['save_s'])} | {_fmt_seconds(r['load_s'])} | "
+            f"{r['load_s'] / base['load_s']:.2f}× | {r['size'] / 2**20:.1f} MiB | "
+            f"{r['rss_growth'] / 2**20:.0f} MiB | {r['rss_growth'] / case.payload_bytes:.2f}× | "
+            f"{r['anon_growth'] / 2**20:.0f} MiB |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small models: a smoke run of the benchmark")
+    parser.add_argument("--repeat", type=int, default=5, help="fresh-process loads per format (median)")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks-load.md")
+    args = parser.parse_args(argv)
+    WORK.mkdir(parents=True, exist_ok=True)
+
+    def progress(message: str) -> None:
+        print(f"… {message}", file=sys.stderr, flush=True)
+
+    sections = []
+    for build in (_forest, _knn):
+        progress(f"training {build.__name__.strip('_')}")
+        case = build(args.quick)
+        table = render(case, _measure(case, args.repeat, progress))
+        print(table + "\n", flush=True)
+        sections.append(table)
+    if not args.quick:
+        header = (
+            "# Load benchmark\n\n"
+            f"`python -m benchmarks.load`, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
+            f"Python {sys.version.split()[0]}. Median of {args.repeat} fresh processes after a warm-up; imports "
+            "excluded. modelcapsule loads with its default checks on (SHA-256 of every member, golden sample of "
+            "20 rows). RSS growth counts resident pages after load, file-backed mapped pages included; "
+            "anonymous memory is private to the process.\n\n"
+        )
+        args.output.write_text(header + "\n\n".join(sections) + "\n")
+        print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
