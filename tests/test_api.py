@@ -208,3 +208,13 @@ def test_verify_reports_every_check(tmp_path: Path) -> None:
 def test_unsupported_objects_get_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(mc.UnsupportedModelError, match="no framework knows how to save a builtins.dict"):
         mc.save({"weights": [1, 2]}, tmp_path / "x.capsule")
+
+
+def test_a_plain_pickle_of_data_loads_through_the_restricted_path(tmp_path: Path) -> None:
+    import pickle
+
+    (tmp_path / "weights.pkl").write_bytes(pickle.dumps({"w": np.arange(3)}))
+    loaded = mc.load_capsule(tmp_path / "weights.pkl")
+    np.testing.assert_array_equal(loaded.model["w"], np.arange(3))
+    with pytest.raises(mc.UnsupportedModelError, match="builtins.dict"):
+        loaded.predictor.predict({"input": np.zeros((1, 3))})

@@ -21,7 +21,11 @@ from modelcapsule.testing import (
 )
 
 NAMES = sklearn_case_names()
-ROUND_TRIP_FORMATS = ["safepickle"]
+ROUND_TRIP_FORMATS = ["safepickle", "skops", "pickle", "joblib"]
+FORMAT_LIMITS = {
+    ("Birch", "skops"): "skops 0.16 refuses Birch: its CF-tree subclusters are not a type skops can store",
+}
+"""Estimators that cannot round-trip through one format, and why (also listed in docs/formats.md)."""
 fitted_case = functools.cache(sklearn_case)  # fit once, check through every format
 
 
@@ -35,7 +39,9 @@ def test_every_estimator_has_a_case() -> None:
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("fmt", ROUND_TRIP_FORMATS)
 @pytest.mark.parametrize("name", NAMES)
-def test_round_trip(name: str, fmt: str, tmp_path: Path) -> None:
+def test_round_trip(name: str, fmt: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if (name, fmt) in FORMAT_LIMITS:
+        request.applymarker(pytest.mark.xfail(reason=FORMAT_LIMITS[name, fmt], strict=True))
     case: EstimatorCase = fitted_case(name)
     check_round_trip(case.model, case.sample, tmp_path / "m.capsule", format=fmt)
 

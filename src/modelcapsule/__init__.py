@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+from .advise import Advice, advise
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
+from .audit import AuditReport, audit
 from .container import Limits
+from .convert import convert
 from .errors import (
     CapsuleError,
     CapsuleFormatError,
@@ -28,6 +31,8 @@ from .types import Predictor, Signature, TensorSpec
 
 __all__ = [
     "CAPSULE_VERSION",
+    "Advice",
+    "AuditReport",
     "CapsuleError",
     "CapsuleFormatError",
     "EnvironmentMismatchError",
@@ -47,6 +52,9 @@ __all__ = [
     "UntrustedTypesError",
     "VerificationError",
     "VerificationReport",
+    "advise",
+    "audit",
+    "convert",
     "inspect",
     "load",
     "load_capsule",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import pickle
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +35,7 @@ from .formats import Format, LoadOptions, format_for_file, get_format
 from .frameworks import framework_for, get_framework
 from .manifest import Manifest
 from .members import MemoryMembers, PlainFile
+from .reproduce.redirect import redirected_target
 from .sample import (
     compare_outputs,
     infer_signature,
@@ -43,7 +45,7 @@ from .sample import (
     write_sample,
 )
 from .trust import TrustPolicy
-from .types import Predictor
+from .types import Predictor, Signature
 
 __all__ = ["LoadedCapsule", "VerificationReport", "inspect", "load", "load_capsule", "save", "verify"]
 
@@ -105,7 +107,8 @@ def _choose_payload(model: Any, framework: Any, fmt_name: str, policy: TrustPoli
             continue
         try:
             payload = _write_payload(fmt, model)
-        except (TypeError, ValueError, AttributeError, NotImplementedError, RuntimeError) as exc:
+        except (TypeError, ValueError, AttributeError, NotImplementedError, RuntimeError,
+                pickle.PicklingError) as exc:
             passed_over[name] = f"cannot write it: {type(exc).__name__}: {exc}"
             continue
         reason = _round_trip(payload, policy, framework, inputs, outputs)
@@ -149,7 +152,7 @@ def save(
     stored. ``source`` is the training script (default: the calling script; False to leave it out).
     ``trusted`` names extra types the model holds (also needed later by ``load``). Saves are atomic.
     """
-    target = Path(path)
+    target, overwrite = redirected_target(path, overwrite)  # `capsule retrain` sends the save elsewhere
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} already exists; pass overwrite=True to replace it.")
     framework = framework_for(model)
@@ -178,7 +181,7 @@ def save(
         prov["training_data"] = provenance.fingerprint_data(training_data)
     classes = getattr(model, "classes_", None)
     manifest = Manifest(
-        name=name or target.name.split(".")[0],
+        name=name or Path(path).name.split(".")[0],
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         model=description,
         format={"name": payload.fmt.name, **payload.details, **choice},
@@ -370,10 +373,32 @@ def _load_plain(path: Path, options: LoadOptions) -> LoadedCapsule:
     model, folded = _construct(fmt, source, details, options, str(path))
     if folded:
         warn_drift(folded)
-    framework = framework_for(model)
-    manifest = Manifest(name=path.stem, created_at="", model=framework.describe(model),
+    signature = infer_signature({}, {})
+    try:
+        framework = framework_for(model)
+    except UnsupportedModelError as exc:  # plain data (a dict of weights, say): loadable, not callable
+        description: dict[str, Any] = {"framework": "none", "class": f"{type(model).__module__}."
+                                       f"{type(model).__qualname__}"}
+        predictor: Predictor = _NotCallable(signature, str(exc))
+    else:
+        description, predictor = framework.describe(model), framework.predictor(model, signature)
+    manifest = Manifest(name=path.stem, created_at="", model=description,
                         format={"name": fmt.name, **details}, files={}, signature=None, environment={})
-    return LoadedCapsule(model, manifest, framework.predictor(model, infer_signature({}, {})), path, folded)
+    return LoadedCapsule(model, manifest, predictor, path, folded)
+
+
+class _NotCallable:
+    """The predictor of a loaded object that no framework knows how to call."""
+
+    def __init__(self, signature: Signature, reason: str) -> None:
+        self._signature, self._reason = signature, reason
+
+    @property
+    def signature(self) -> Signature:
+        return self._signature
+
+    def predict(self, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, Any]:
+        raise UnsupportedModelError(self._reason)
 
 
 def load(

@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
@@ -75,8 +75,7 @@ def check_member_name(name: str) -> str:
     """Refuse member names that could escape the capsule or collide: absolute, ``..``, backslashes, drives."""
     if not name or "\\" in name or "\x00" in name or name.startswith("/") or ":" in name.split("/", maxsplit=1)[0]:
         raise CapsuleFormatError(f"member name {name!r} is absolute or malformed; refusing to read this file.")
-    parts = PurePosixPath(name).parts
-    if any(p in ("..", ".", "") for p in parts) or name.endswith("/"):
+    if any(part in ("..", ".", "") for part in name.split("/")):
         raise CapsuleFormatError(f"member name {name!r} contains '..' or empty parts; refusing to read this file.")
     return name
 
@@ -289,6 +288,9 @@ class CapsuleReader:
         if len(infos) > self.limits.max_members:
             raise LimitExceededError("the number of members", len(infos), self.limits.max_members, "max_members")
         file_size = os.fstat(self._fh.fileno()).st_size
+        if file_size:
+            self._zmap = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_COPY)
+            self._maps.append(self._zmap)
         total = 0
         for info in infos:
             name = info.filename
@@ -317,21 +319,17 @@ class CapsuleReader:
             if offset + info.compress_size > file_size:
                 raise CapsuleFormatError(f"member {name!r} runs past the end of the file; it is truncated.")
             self._entries[name] = (offset, info.file_size, info.compress_size, info.compress_type)
-        if file_size:
-            self._zmap = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_COPY)
-            self._maps.append(self._zmap)
 
     def _data_offset(self, info: zipfile.ZipInfo, file_size: int) -> int:
-        assert self._fh is not None
-        if info.header_offset < 0 or info.header_offset + _LOCAL_HEADER.size > file_size:
+        assert self._zmap is not None
+        start = info.header_offset
+        if start < 0 or start + _LOCAL_HEADER.size > file_size:
             raise CapsuleFormatError(f"member {info.filename!r} has a header outside the file; it is corrupt.")
-        self._fh.seek(info.header_offset)
-        header = self._fh.read(_LOCAL_HEADER.size)
-        fields = _LOCAL_HEADER.unpack(header)
+        fields = _LOCAL_HEADER.unpack_from(self._zmap, start)
         if fields[0] != b"PK\x03\x04":
             raise CapsuleFormatError(f"member {info.filename!r} has a bad local header; the file is corrupt.")
         name_len, extra_len = fields[9], fields[10]
-        name = self._fh.read(name_len)
+        name = self._zmap[start + _LOCAL_HEADER.size : start + _LOCAL_HEADER.size + name_len]
         if name.decode("utf-8", "replace") != info.filename and name.decode("cp437", "replace") != info.filename:
             raise CapsuleFormatError(
                 f"member {info.filename!r} is named differently in its local header ({name!r}); refusing "

@@ -185,10 +185,21 @@ def sklearn_cases() -> Iterator[EstimatorCase]:
         yield sklearn_case(name)
 
 
+def _is_sparse(value: Any) -> bool:
+    try:
+        import scipy.sparse
+    except ImportError:
+        return False
+    return bool(scipy.sparse.issparse(value))
+
+
 def same_state(a: Any, b: Any, _depth: int = 0) -> bool:
     """Deep equality of fitted state: arrays by value (NaN equal to NaN), objects by their attributes."""
     if _depth > 50:
         return True
+    if _is_sparse(a) or _is_sparse(b):  # by value: cached flags such as _has_canonical_format may differ
+        return (_is_sparse(a) and _is_sparse(b) and a.shape == b.shape and a.dtype == b.dtype
+                and a.format == b.format and (a != b).nnz == 0)
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         a_arr, b_arr = np.asarray(a), np.asarray(b)
         if a_arr.shape != b_arr.shape or a_arr.dtype != b_arr.dtype:

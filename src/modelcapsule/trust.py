@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .errors import CapsuleFormatError, UntrustedTypesError
-from .trust_defaults import default_names
+from .trust_defaults import admitted
 
 __all__ = ["DEFAULT_POLICY", "RestrictedUnpickler", "TrustPolicy", "resolve_name", "restricted_loads"]
 
@@ -50,7 +50,7 @@ class TrustPolicy:
 
     def admits(self, name: str) -> bool:
         """Whether ``name`` (``module.qualname``) may be imported."""
-        return name in self.extra or (self.include_defaults and name in default_names())
+        return name in self.extra or (self.include_defaults and admitted(name))
 
     def untrusted(self, names: Iterable[str]) -> list[str]:
         """The names in ``names`` that this policy does not admit, sorted."""

@@ -128,24 +128,25 @@ def _numpy_scipy_names() -> frozenset[str]:
         obj = getattr(scipy.sparse, attr)
         if inspect.isclass(obj):
             names.add(f"{obj.__module__}.{obj.__qualname__}")
-    names.update({"scipy.interpolate._bsplines.BSpline", "scipy.interpolate._interpolate.PPoly",
-                  "scipy.stats._distn_infrastructure.rv_continuous_frozen",
-                  "scipy.stats._distn_infrastructure.rv_discrete_frozen"})
-    names.update(_scipy_distribution_names())
+    names.update({"scipy.interpolate._bsplines.BSpline", "scipy.interpolate._interpolate.PPoly"})
     return frozenset(names)
 
 
-def _scipy_distribution_names() -> set[str]:
+@functools.cache
+def scipy_distribution_names() -> frozenset[str]:
+    """Frozen scipy.stats distributions (search spaces of RandomizedSearchCV keep them). Importing
+    scipy.stats takes a second, so this family is computed only when a name from it is audited."""
     try:
         from scipy.stats import _continuous_distns, _discrete_distns
     except ImportError:
-        return set()
-    out = set()
+        return frozenset()
+    out = {"scipy.stats._distn_infrastructure.rv_continuous_frozen",
+           "scipy.stats._distn_infrastructure.rv_discrete_frozen"}
     for mod in (_continuous_distns, _discrete_distns):
         for obj in vars(mod).values():
             if inspect.isclass(obj) and obj.__name__.endswith("_gen") and obj.__module__ == mod.__name__:
                 out.add(f"{mod.__name__}.{obj.__qualname__}")
-    return out
+    return frozenset(out)
 
 
 def _cache_dir() -> Path:
@@ -178,5 +179,12 @@ def sklearn_names() -> frozenset[str]:
 
 @functools.cache
 def default_names() -> frozenset[str]:
-    """Every name the default policy admits."""
+    """Every name the default policy admits, except the lazily computed families (see :func:`admitted`)."""
     return BUILTIN_NAMES | NUMPY_NAMES | _numpy_scipy_names() | sklearn_names()
+
+
+def admitted(name: str) -> bool:
+    """Whether the default policy admits ``name``."""
+    if name in default_names():
+        return True
+    return name.startswith("scipy.stats.") and name in scipy_distribution_names()

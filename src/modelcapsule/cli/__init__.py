@@ -16,8 +16,14 @@ __all__ = ["COMMANDS", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:attribute", one-line help shown by `capsule --help`)
+    "advise": ("modelcapsule.cli.advise:command", "Measure every format on a model and recommend one."),
+    "audit": ("modelcapsule.cli.audit:command", "List what a model file would import, importing nothing."),
+    "convert": ("modelcapsule.cli.convert:command", "Turn a .joblib/.pkl/.skops file into a safe capsule."),
     "demo": ("modelcapsule.cli.demo:command", "Train, save, reload, verify and serve a small model."),
     "inspect": ("modelcapsule.cli.inspect:command", "Show a capsule's manifest without loading the model."),
+    "env": ("modelcapsule.cli.env:command", "Print or re-create (--venv) the pinned environment of a capsule."),
+    "dockerfile": ("modelcapsule.cli.dockerfile:command", "Write a Dockerfile that serves a capsule."),
+    "retrain": ("modelcapsule.cli.retrain:command", "Re-run a capsule's training script and compare."),
     "serve": ("modelcapsule.cli.serve:command", "Serve capsules over TF Serving, V2 (REST, gRPC), Seldon, MLflow."),
     "verify": ("modelcapsule.cli.verify:command", "Check hashes, signature, environment drift and golden sample."),
 }

@@ -20,6 +20,10 @@ __all__ = [
 
 BUILTIN_MODULES = (
     "modelcapsule.formats.safepickle",
+    "modelcapsule.formats.skops",
+    "modelcapsule.formats.pickle",
+    "modelcapsule.formats.joblib",
+    "modelcapsule.formats.cloudpickle",
 )
 """Modules whose ``FORMATS`` tables are registered on first use."""
 

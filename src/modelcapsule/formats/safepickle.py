@@ -24,8 +24,26 @@ OUT_OF_BAND_MIN_BYTES = 64 << 10
 must not pin the whole file's mapping, whose pages the hash check has touched."""
 
 
+BUFFERS = "model/buffers.bin"
+"""All out-of-band buffers, each starting on a 64-byte boundary; the manifest lists their ``[offset, size]``."""
+ALIGN = 64
+
+
 def buffer_member(index: int) -> str:
+    """One member per buffer: the layout of capsules whose manifest gives ``buffers`` as a count."""
     return f"model/buffers/{index:06d}.bin"
+
+
+def _pack(buffers: list[pickle.PickleBuffer]) -> tuple[bytearray, list[list[int]]]:
+    spans, offset = [], 0
+    for buf in buffers:
+        size = buf.raw().nbytes
+        spans.append([offset, size])
+        offset += size + (-size) % ALIGN
+    packed = bytearray(offset)
+    for buf, (start, size) in zip(buffers, spans, strict=True):
+        packed[start : start + size] = buf.raw()
+    return packed, spans
 
 
 class SafePickleFormat:
@@ -51,10 +69,13 @@ class SafePickleFormat:
 
         stream = pickle.dumps(model, protocol=5, buffer_callback=out_of_band)
         sink.add(STREAM, stream)
-        for i, buf in enumerate(buffers):
-            sink.add(buffer_member(i), buf.raw())
+        details: dict[str, Any] = {"member": STREAM, "protocol": 5, "buffers": 0}
+        if buffers:
+            packed, spans = _pack(buffers)
+            sink.add(BUFFERS, memoryview(packed))
+            details.update(buffers=spans, buffers_member=BUFFERS)
         scan = scan_pickle(stream, what=STREAM)
-        return SaveResult({"member": STREAM, "protocol": 5, "buffers": len(buffers)}, list(scan.globals))
+        return SaveResult(details, list(scan.globals))
 
     def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
         member = str(details.get("member", STREAM))
@@ -62,7 +83,7 @@ class SafePickleFormat:
             raise LimitExceededError(f"the pickle stream {member!r}", source.size(member),
                                      options.limits.max_pickle_size, "max_pickle_size")
         scan = scan_pickle(source.view(member), what=member)
-        expected = int(details.get("buffers", 0))
+        expected = len(self._buffers(source, details))
         if scan.out_of_band_buffers != expected:
             raise CapsuleFormatError(
                 f"{member} uses {scan.out_of_band_buffers} out-of-band buffer(s) but the manifest lists {expected}."
@@ -71,8 +92,28 @@ class SafePickleFormat:
 
     def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
         member = str(details.get("member", STREAM))
-        buffers = [source.view(buffer_member(i)) for i in range(int(details.get("buffers", 0)))]
+        buffers = self._buffers(source, details)
         return restricted_loads(source.view(member), options.policy, buffers=buffers, source=member)
+
+    @staticmethod
+    def _buffers(source: MemberSource, details: dict[str, Any]) -> list[memoryview]:
+        """Views of the out-of-band buffers, each checked to lie inside its member."""
+        spec = details.get("buffers", 0)
+        if isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
+            return [source.view(buffer_member(i)) for i in range(spec)]
+        if not isinstance(spec, list):
+            raise CapsuleFormatError(f"the manifest's 'buffers' entry is malformed: {spec!r}")
+        whole = source.view(str(details.get("buffers_member", BUFFERS)))
+        views = []
+        for span in spec:
+            if (not isinstance(span, list) or len(span) != 2
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in span)
+                    or span[0] + span[1] > whole.nbytes):
+                raise CapsuleFormatError(
+                    f"the manifest lists a buffer span {span!r} outside {BUFFERS} ({whole.nbytes} bytes)."
+                )
+            views.append(whole[span[0] : span[0] + span[1]])
+        return views
 
 
 FORMATS = (SafePickleFormat(),)

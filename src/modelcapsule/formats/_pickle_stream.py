@@ -1,0 +1,420 @@
+"""Reading pickle and joblib streams without pickle's or joblib's own loaders.
+
+A joblib file is a pickle stream in which every numpy array is replaced by a
+``joblib.numpy_pickle.NumpyArrayWrapper`` object whose raw bytes follow it in the same file, right after
+the wrapper's BUILD opcode (after a one-byte padding length and that many padding bytes, joblib >= 1.2).
+Arrays of Python objects are instead written as a *nested* pickle stream at that place. The whole file
+may be compressed (zlib, gzip, bz2, xz, lzma).
+
+This module reads that layout itself; joblib's classes are never imported. It has two modes sharing one
+walker, so the names reported are those the loader would import:
+
+* audit: every global is recorded and replaced by an inert placeholder (only ``numpy.dtype`` is real,
+  to size the arrays); array bytes are skipped; nested streams are scanned with
+  :func:`~modelcapsule.pickle_scan.scan_pickle`. Nothing named by the file is imported or called.
+* load: globals go through :meth:`RestrictedUnpickler.find_class` (the exact trust policy); array bytes
+  are copied into fresh arrays whose size is checked against ``Limits.max_array_elements`` and the bytes
+  left in the file; nested streams are scanned, checked against the policy, then read by the restricted
+  unpickler.
+
+A stream with no wrapper is a plain pickle and takes the fast path: scan, then the C restricted unpickler.
+"""
+
+from __future__ import annotations
+
+import bz2
+import io
+import lzma
+import math
+import pickle
+import pickletools
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..container import Limits
+from ..errors import CapsuleFormatError, LimitExceededError, UntrustedTypesError
+from ..pickle_scan import scan_pickle
+from ..trust import RestrictedUnpickler, TrustPolicy, restricted_loads
+
+__all__ = ["JOBLIB_WRAPPER", "StreamAudit", "audit_stream", "compression_of", "load_stream"]
+
+JOBLIB_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+"""The one joblib name this module reads itself; it is never imported, so it needs no trust."""
+
+LEGACY_WRAPPERS = frozenset({
+    "joblib.numpy_pickle.NDArrayWrapper", "joblib.numpy_pickle.ZNDArrayWrapper",
+    "joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper",
+})
+"""Wrappers of joblib < 0.10, which kept arrays in side files next to the pickle: not supported."""
+
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"]\x00\x00", "lzma"),
+    (b"\x04\x22\x4d\x18", "lz4"), (b"ZF", "zfile"), (b"x", "zlib"),
+)
+_IN_CHUNK = 1 << 20
+_OUT_CHUNK = 8 << 20
+_ARRAY_SUBCLASSES = ("numpy.ndarray", "numpy.memmap", "numpy.matrix")
+_FORMAT_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+                  AttributeError, OverflowError, MemoryError, RecursionError, ImportError, struct.error,
+                  UnicodeDecodeError)
+
+
+@dataclass(frozen=True)
+class StreamAudit:
+    """What a pickle or joblib stream would import (main and nested streams), and how it is stored."""
+
+    globals: tuple[str, ...]
+    compression: str | None
+    joblib: bool
+    arrays: int
+
+
+# ------------------------------------------------------------------------------------ decompression
+
+
+def compression_of(head: bytes | memoryview) -> str | None:
+    """The compression a joblib file uses, from its first bytes (None for a bare pickle)."""
+    start = bytes(head[:8])
+    for magic, kind in _MAGIC:
+        if start.startswith(magic):
+            return kind
+    return None
+
+
+def _decompressor(kind: str) -> Any:
+    if kind == "zlib":
+        return zlib.decompressobj()
+    if kind == "gzip":
+        return zlib.decompressobj(wbits=31)
+    if kind == "bz2":
+        return bz2.BZ2Decompressor()
+    if kind == "xz":
+        return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)
+
+
+def decompress(data: memoryview, kind: str, limit: int, what: str) -> bytes:
+    """Decompress ``data`` chunk by chunk, refusing to produce more than ``limit`` bytes (zip-bomb safe)."""
+    if kind in ("lz4", "zfile"):
+        reason = ("lz4 needs a package outside the standard library" if kind == "lz4"
+                  else "it was written by joblib < 0.9.3")
+        raise CapsuleFormatError(
+            f"{what} is a {kind}-compressed joblib file, which is not supported ({reason}). "
+            "Re-save it with joblib.dump(..., compress=3) (zlib) or without compression."
+        )
+    dec = _decompressor(kind)
+    out = bytearray()
+    pos = 0
+    try:
+        while True:
+            if kind in ("zlib", "gzip"):
+                tail = dec.unconsumed_tail
+                if not tail:
+                    if pos >= len(data):
+                        break
+                    tail = data[pos:pos + _IN_CHUNK]
+                    pos += len(tail)
+                out += dec.decompress(tail, _OUT_CHUNK)
+                done = dec.eof
+            else:
+                if dec.needs_input:
+                    if pos >= len(data):
+                        break
+                    chunk: bytes | memoryview = data[pos:pos + _IN_CHUNK]
+                    pos += len(chunk)
+                else:
+                    chunk = b""
+                out += dec.decompress(chunk, max_length=_OUT_CHUNK)
+                done = dec.eof
+            if len(out) > limit:
+                raise LimitExceededError(f"the decompressed size of {what}", len(out), limit,
+                                         "max_member_size")
+            if done:
+                break
+    except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
+        raise CapsuleFormatError(f"{what} is not a valid {kind} stream: {exc}") from None
+    if not dec.eof:
+        raise CapsuleFormatError(f"{what} ends in the middle of its {kind} stream: it is truncated.")
+    if pos < len(data) or dec.unused_data:
+        raise CapsuleFormatError(f"{what} has data after the end of its {kind} stream; refusing it.")
+    return bytes(out)
+
+
+# ------------------------------------------------------------------------------------ the walker
+
+
+class _ViewFile:
+    """A read-only file over a buffer, handing out zero-copy slices for array bytes."""
+
+    def __init__(self, view: memoryview) -> None:
+        self.view = view.cast("B") if view.format != "B" or view.ndim != 1 else view
+        self.pos = 0
+
+    def remaining(self) -> int:
+        return len(self.view) - self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, pos: int) -> None:
+        self.pos = pos
+
+    def take(self, n: int) -> memoryview:
+        if n < 0 or n > self.remaining():
+            short = n - self.remaining()
+            raise CapsuleFormatError(f"the stream ends {short:,} byte(s) short of an array's data.")
+        chunk = self.view[self.pos:self.pos + n]
+        self.pos += n
+        return chunk
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.remaining() if n is None or n < 0 else min(n, self.remaining())
+        return self.take(n).tobytes()
+
+    def readinto(self, buf: Any) -> int:
+        target = memoryview(buf).cast("B")
+        data = self.take(min(len(target), self.remaining()))
+        target[:len(data)] = data
+        return len(data)
+
+    def readline(self) -> bytes:
+        start = self.pos
+        while self.pos < len(self.view):
+            chunk = bytes(self.view[self.pos:self.pos + 4096])
+            nl = chunk.find(b"\n")
+            if nl >= 0:
+                self.pos += nl + 1
+                break
+            self.pos += len(chunk)
+        return self.view[start:self.pos].tobytes()
+
+
+class _Placeholder:
+    """What an audited global becomes: inert, records nothing, accepts every pickle operation."""
+
+    capsule_name: str = ""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        pass
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pass
+
+    def append(self, value: Any) -> None:
+        pass
+
+    def extend(self, values: Any) -> None:
+        pass
+
+
+def _placeholder(name: str) -> type[_Placeholder]:
+    return type("Placeholder", (_Placeholder,), {"capsule_name": name})
+
+
+class _ArrayWrapper:
+    """Stands in for joblib's NumpyArrayWrapper; its BUILD is handled by :class:`_JoblibUnpickler`."""
+
+    def __init__(self, *args: Any) -> None:
+        raise CapsuleFormatError("the stream builds a joblib array wrapper by calling it; joblib never does.")
+
+
+class _JoblibUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler with the restricted policy, reading joblib's arrays itself.
+
+    The pure-Python unpickler is used because only it lets a subclass handle BUILD (as joblib's own
+    reader does); its ``find_class`` is :class:`RestrictedUnpickler`'s, so the policy is one code path.
+    """
+
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def __init__(self, file: _ViewFile, policy: TrustPolicy, *, source: str, limits: Limits,
+                 audit: bool) -> None:
+        super().__init__(file, fix_imports=False)  # type: ignore[arg-type]
+        self._file = file
+        self._policy = policy
+        self._source = source
+        self._limits = limits
+        self._audit = audit
+        self.names: dict[str, None] = {}
+        self.arrays = 0
+
+    def find_class(self, module: str, name: str) -> Any:
+        full = f"{module}.{name}"
+        if full == JOBLIB_WRAPPER:
+            return _ArrayWrapper
+        if full in LEGACY_WRAPPERS:
+            raise CapsuleFormatError(_legacy_message(self._source, full))
+        self.names.setdefault(full, None)
+        if self._audit:
+            return np.dtype if full == "numpy.dtype" else _placeholder(full)
+        return RestrictedUnpickler.find_class(self, module, name)  # type: ignore[arg-type]
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise CapsuleFormatError(f"{self._source} uses persistent ids; refusing it.")
+
+    def _load_build(self) -> None:
+        stack: list[Any] = self.stack  # type: ignore[attr-defined]
+        if len(stack) >= 2 and isinstance(stack[-2], _ArrayWrapper):
+            state = stack.pop()
+            stack.pop()
+            self._check_frame_ended()
+            stack.append(self._read_array(state))
+        else:
+            pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.BUILD[0]] = _load_build
+
+    def _check_frame_ended(self) -> None:
+        frame = getattr(getattr(self, "_unframer", None), "current_frame", None)
+        if frame is not None:
+            here = frame.tell()
+            end = frame.seek(0, io.SEEK_END)
+            frame.seek(here)
+            if here != end:
+                raise CapsuleFormatError(
+                    f"{self._source}: an array's bytes would start inside a pickle frame; joblib never "
+                    "writes this."
+                )
+
+    def _subclass_name(self, subclass: Any) -> str:
+        if isinstance(subclass, type) and issubclass(subclass, _Placeholder):
+            return subclass.capsule_name
+        if isinstance(subclass, type):
+            return f"{subclass.__module__}.{subclass.__qualname__}"
+        return repr(subclass)
+
+    def _read_array(self, state: Any) -> Any:
+        self.arrays += 1
+        what = f"{self._source} (array #{self.arrays})"
+        if not isinstance(state, dict):
+            raise CapsuleFormatError(f"{what}: the array wrapper's state is not a dict.")
+        shape, order, dtype = state.get("shape"), state.get("order"), state.get("dtype")
+        subclass = self._subclass_name(state.get("subclass"))
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise CapsuleFormatError(f"{what}: invalid shape {shape!r}.")
+        if order not in ("C", "F") or not isinstance(dtype, np.dtype):
+            raise CapsuleFormatError(f"{what}: invalid order {order!r} or dtype {dtype!r}.")
+        if subclass not in _ARRAY_SUBCLASSES:
+            raise CapsuleFormatError(f"{what}: arrays of class {subclass} are not supported.")
+        count = math.prod(shape)
+        if count > self._limits.max_array_elements:
+            raise LimitExceededError(f"the number of elements of {what}", count,
+                                     self._limits.max_array_elements, "max_array_elements")
+        if dtype.hasobject:
+            array = self._read_nested(what)
+        else:
+            if state.get("numpy_array_alignment_bytes") is not None:
+                self._file.take(self._file.take(1)[0])
+            nbytes = count * dtype.itemsize
+            if nbytes > self._file.remaining():
+                raise CapsuleFormatError(f"{what} claims {nbytes:,} bytes but the file holds only "
+                                         f"{self._file.remaining():,} more: it is truncated or forged.")
+            data = self._file.take(nbytes)
+            if self._audit:
+                return None
+            flat = np.frombuffer(data, dtype=dtype, count=count).copy() if nbytes else np.empty(count, dtype)
+            array = flat.reshape(shape[::-1]).T if order == "F" else flat.reshape(shape)
+            if not flat.dtype.isnative:  # as joblib does: native byte order for compiled code
+                array = array.astype(array.dtype.newbyteorder("="))
+        if self._audit:
+            return None
+        if not isinstance(array, np.ndarray) or array.shape != shape:
+            raise CapsuleFormatError(f"{what}: the nested stream does not hold an array of shape {shape}.")
+        return np.asmatrix(array) if subclass == "numpy.matrix" else array
+
+    def _read_nested(self, what: str) -> Any:
+        start = self._file.tell()
+        try:
+            for op, _arg, _pos in pickletools.genops(self._file):  # type: ignore[arg-type]
+                if op.name == "STOP":
+                    break
+        except ValueError as exc:
+            raise CapsuleFormatError(f"{what}: the nested pickle of an object array is malformed: {exc}") \
+                from None
+        end = self._file.tell()
+        if end - start > self._limits.max_pickle_size:
+            raise LimitExceededError(f"the nested pickle of {what}", end - start,
+                                     self._limits.max_pickle_size, "max_pickle_size")
+        blob = self._file.view[start:end]
+        nested_what = f"{what}, nested pickle"
+        scan = scan_pickle(blob, what=nested_what)
+        for name in scan.globals:
+            self.names.setdefault(name, None)
+        if self._audit:
+            return None
+        self._policy.check(scan.globals, nested_what)
+        return restricted_loads(blob, self._policy, source=nested_what)
+
+
+def _walk(view: memoryview, policy: TrustPolicy, source: str, limits: Limits,
+          audit: bool) -> tuple[_JoblibUnpickler, Any]:
+    """Run the walker over a whole stream; returns it (names found, arrays read) and the object built."""
+    file = _ViewFile(view)
+    unpickler = _JoblibUnpickler(file, policy, source=source, limits=limits, audit=audit)
+    try:
+        result = unpickler.load()
+    except (UntrustedTypesError, CapsuleFormatError):
+        raise
+    except _FORMAT_ERRORS as exc:
+        raise CapsuleFormatError(f"{source} could not be read: {type(exc).__name__}: {exc}") from None
+    if file.remaining():
+        raise CapsuleFormatError(f"{source} has {file.remaining():,} byte(s) after its pickle stream; "
+                                 "refusing it.")
+    return unpickler, result
+
+
+# ------------------------------------------------------------------------------------ entry points
+
+
+def _plain(view: memoryview, what: str, limits: Limits) -> tuple[memoryview, str | None]:
+    kind = compression_of(view)
+    if kind is not None:
+        view = memoryview(decompress(view, kind, limits.max_member_size, what))
+    return view, kind
+
+
+def _fast_scan(view: memoryview, what: str) -> tuple[str, ...] | None:
+    """The globals of a plain pickle, or None when the stream holds joblib arrays (or is malformed)."""
+    try:
+        scan = scan_pickle(view, what=what)
+    except CapsuleFormatError:
+        return None
+    legacy = LEGACY_WRAPPERS.intersection(scan.globals)
+    if legacy:
+        raise CapsuleFormatError(_legacy_message(what, min(legacy)))
+    return None if JOBLIB_WRAPPER in scan.globals else scan.globals
+
+
+def _legacy_message(what: str, name: str) -> str:
+    return (f"{what} was written by joblib < 0.10 ({name}), which stores arrays in side files; this layout is "
+            "not supported. Load it once with joblib in an isolated environment you trust and re-save it with "
+            "modelcapsule.")
+
+
+def audit_stream(view: memoryview, *, what: str, limits: Limits) -> StreamAudit:
+    """Every global a pickle or joblib stream (compressed or not) would import, found without importing."""
+    data, kind = _plain(view, what, limits)
+    names = _fast_scan(data, what)
+    if names is not None:
+        return StreamAudit(names, kind, False, 0)
+    walker, _placeholders = _walk(data, TrustPolicy(include_defaults=False), what, limits, audit=True)
+    return StreamAudit(tuple(walker.names), kind, True, walker.arrays)
+
+
+def load_stream(view: memoryview, policy: TrustPolicy, *, what: str, limits: Limits) -> Any:
+    """Construct the object in a pickle or joblib stream, importing only what ``policy`` admits."""
+    data, _kind = _plain(view, what, limits)
+    names = _fast_scan(data, what)
+    if names is not None:
+        policy.check(names, what)
+        return restricted_loads(data, policy, source=what)
+    _walker, result = _walk(data, policy, what, limits, audit=False)
+    return result

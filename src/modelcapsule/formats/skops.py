@@ -1,0 +1,145 @@
+"""``skops``: skops.io files (``.skops``) and payloads, audited against *our* trust policy.
+
+A ``.skops`` file is a ZIP holding ``schema.json`` (a tree of nodes, each naming the ``__module__`` and
+``__class__`` it would build) and ``.npy`` members. The audit parses the schema as plain JSON and lists
+every name in it, plus what ``skops.io.get_untrusted_types`` reports; nothing is imported from the file.
+Our policy then decides (skops' own defaults are not our policy: it flags ``sklearn.tree._tree.Tree``,
+which ours admits). Loading passes skops exactly the names our policy admitted as ``trusted=``; skops'
+own untrusted-type error is turned into :class:`~modelcapsule.errors.UntrustedTypesError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any, ClassVar
+
+from ..container import Limits
+from ..errors import CapsuleFormatError, LimitExceededError, UntrustedTypesError
+from .base import LoadOptions, MemberSink, MemberSource, SaveResult
+from .pickle import member_of
+
+__all__ = ["SkopsFormat", "schema_names"]
+
+STREAM = "model/model.skops"
+SCHEMA = "schema.json"
+
+
+def _walk(node: Any, found: dict[str, None]) -> None:
+    if isinstance(node, dict):
+        module, cls = node.get("__module__"), node.get("__class__")
+        if isinstance(module, str) and isinstance(cls, str):
+            found.setdefault(f"{module}.{cls}", None)
+        for value in node.values():
+            _walk(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _walk(value, found)
+
+
+def _check_sizes(archive: zipfile.ZipFile, what: str, limits: Limits) -> None:
+    """Refuse zip bombs before skops inflates anything: per-member, total and ratio caps."""
+    total = 0
+    for info in archive.infolist():
+        total += info.file_size
+        if info.file_size > limits.max_member_size:
+            raise LimitExceededError(f"member {info.filename!r} of {what}", info.file_size, limits.max_member_size,
+                                     "max_member_size")
+        ratio = info.file_size // max(info.compress_size, 1)
+        if info.compress_type != zipfile.ZIP_STORED and ratio > limits.max_compression_ratio:
+            raise LimitExceededError(f"the compression ratio of {info.filename!r} in {what}", ratio,
+                                     limits.max_compression_ratio, "max_compression_ratio")
+    if total > limits.max_total_size:
+        raise LimitExceededError(f"the uncompressed size of {what}", total, limits.max_total_size, "max_total_size")
+
+
+def schema_names(data: bytes | memoryview, *, what: str, max_schema: int,
+                 limits: Limits | None = None) -> tuple[list[str], Any]:
+    """Every ``module.qualname`` a skops file's schema names, and its protocol; parsed as JSON only."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if limits is not None:
+                _check_sizes(archive, what, limits)
+            try:
+                info = archive.getinfo(SCHEMA)
+            except KeyError:
+                raise CapsuleFormatError(f"{what} is not a skops file: it has no {SCHEMA}.") from None
+            if info.file_size > max_schema:
+                raise LimitExceededError(f"the size of {what}'s {SCHEMA}", info.file_size, max_schema,
+                                         "max_manifest_size")
+            with archive.open(info) as fh:
+                raw = fh.read(max_schema + 1)
+            if len(raw) > max_schema:
+                raise LimitExceededError(f"the size of {what}'s {SCHEMA}", len(raw), max_schema,
+                                         "max_manifest_size")
+            schema = json.loads(raw)
+    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise CapsuleFormatError(f"{what} is not a valid skops file: {exc}") from None
+    found: dict[str, None] = {}
+    _walk(schema, found)
+    return list(found), schema.get("protocol") if isinstance(schema, dict) else None
+
+
+def _untrusted_by_skops(data: bytes, what: str) -> list[str]:
+    import skops.io
+
+    try:
+        return list(skops.io.get_untrusted_types(data=data))
+    except (ValueError, TypeError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise CapsuleFormatError(f"skops could not audit {what}: {type(exc).__name__}: {exc}") from None
+
+
+class SkopsFormat:
+    """skops.io's format, with the names it imports held to the exact trust policy."""
+
+    name: ClassVar[str] = "skops"
+    runs_code: ClassVar[bool] = False
+    safety: ClassVar[int] = 10
+    extensions: ClassVar[tuple[str, ...]] = (".skops",)
+
+    def supports(self, model: Any) -> bool:
+        return True
+
+    def save(self, model: Any, sink: MemberSink) -> SaveResult:
+        import skops.io
+
+        try:
+            data = skops.io.dumps(model)
+        except (TypeError, ValueError, AttributeError, NotImplementedError) as exc:
+            raise TypeError(f"skops cannot store this model: {type(exc).__name__}: {exc}") from exc
+        sink.add(STREAM, data)
+        names, protocol = schema_names(data, what=STREAM, max_schema=1 << 30)
+        return SaveResult({"member": STREAM, "skops_protocol": protocol}, names)
+
+    def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
+        member = member_of(details, STREAM)
+        view = source.view(member)
+        names, _protocol = schema_names(view, what=member, max_schema=options.limits.max_manifest_size,
+                                        limits=options.limits)
+        extra = _untrusted_by_skops(bytes(view), member)
+        return names + [n for n in extra if n not in names]
+
+    def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
+        import skops.io
+        from skops.io.exceptions import UntrustedTypesFoundException as SkopsUntrusted
+
+        member = member_of(details, STREAM)
+        data = bytes(source.view(member))
+        names = self.audit(source, details, options)
+        options.policy.check(names, member)
+        try:
+            return skops.io.load(io.BytesIO(data), trusted=names)
+        except SkopsUntrusted as exc:
+            raise UntrustedTypesError(_names_in(str(exc)), member) from None
+
+
+def _names_in(message: str) -> list[str]:
+    """The type names in skops' untrusted-types message (its first line lists them as a Python list)."""
+    first = message.splitlines()[0] if message else message
+    start, end = first.find("["), first.rfind("]")
+    inner = first[start + 1:end] if 0 <= start < end else first
+    return [part.strip().strip("'\"") for part in inner.split(",") if part.strip()] or [message]
+
+
+FORMATS = (SkopsFormat(),)
