@@ -79,15 +79,21 @@ def start_server(capsule_cmd: list[str], env: dict[str, str], log_dir: Path, *ar
         )
     server = Server(f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port, log_dir)
     deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"capsule serve exited with {process.returncode}:\n{server.stdout()}\n{server.stderr()}")
-        with contextlib.suppress(requests.ConnectionError):
-            if requests.get(server.url + "/v2/health/live", timeout=2).status_code == 200:
-                return server
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError("capsule serve did not answer within the start timeout")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"capsule serve exited with {process.returncode}:\n{server.stdout()}\n{server.stderr()}"
+                )
+            # the socket listens before the workers answer: a connection may wait in the backlog
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(server.url + "/v2/health/live", timeout=10).status_code == 200:
+                    return server
+            time.sleep(0.1)
+        raise RuntimeError("capsule serve did not answer within the start timeout")
+    except BaseException:
+        server.stop()
+        raise
 
 
 @dataclass(frozen=True)

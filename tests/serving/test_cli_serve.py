@@ -131,16 +131,11 @@ def test_shutdown_drains_in_flight_requests(
 
     client = threading.Thread(target=call)
     client.start()
-    deadline = time.monotonic() + 20
-    while '"path":"/v2/models/knn/infer"' not in server.stderr() and time.monotonic() < deadline:
-        if "model_rows" in server.stderr():
-            break
-        time.sleep(0.02)
-        if (
-            requests.get(f"{server.url}/metrics", timeout=5).text.count("modelcapsule_batch_rows_count")
-            and "modelcapsule_requests_total{" not in requests.get(f"{server.url}/metrics", timeout=5).text
-        ):
-            break
+    deadline = time.monotonic() + 30
+    in_flight = 'modelcapsule_requests_in_flight{protocol="v2"} 1.0'
+    while in_flight not in requests.get(f"{server.url}/metrics", timeout=10).text:
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.01)
     exit_code = server.stop()
     client.join(60)
     assert exit_code == 0

@@ -58,3 +58,9 @@ def test_openapi_describes_every_protocol(server: Server) -> None:
         "/metrics",
     ):
         assert path in doc["paths"]
+
+
+def test_unknown_model_names_do_not_create_metric_series(server: Server) -> None:
+    for i in range(3):
+        requests.post(f"{server.url}/v2/models/made-up-{i}/infer", json={}, timeout=10)
+    assert "made-up" not in requests.get(f"{server.url}/metrics", timeout=10).text

@@ -53,3 +53,18 @@ def test_checked_in_stubs_match_the_proto(tmp_path: Path) -> None:
         assert checked_in.read_text() == generated.read_text(), (
             f"{checked_in.name} is stale: run python -m modelcapsule.serving.grpc.generate"
         )
+
+
+def test_typed_contents_instead_of_raw_bytes(server: Server, models: Models) -> None:
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+    request = service_pb2.ModelInferRequest(model_name="iris", id="typed-1")
+    tensor = request.inputs.add(name="input", datatype="FP64", shape=[3, 4])
+    tensor.contents.fp64_contents.extend(models.X[20:23].ravel().tolist())
+    request.outputs.add(name="predict_proba")
+    with grpc.insecure_channel(server.grpc_address) as channel:
+        response = service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=10)
+    assert response.id == "typed-1" and [o.name for o in response.outputs] == ["predict_proba"]
+    assert list(response.outputs[0].shape) == [3, 3]
+    values = np.frombuffer(response.raw_output_contents[0], dtype="<f8").reshape(3, 3)
+    np.testing.assert_allclose(values, models.iris.predict_proba(models.X[20:23]))

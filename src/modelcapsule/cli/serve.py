@@ -92,6 +92,12 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
     metavar="NAME",
     help="An extra module.qualname the loader may import (repeatable).",
 )
+@click.option(
+    "--runtime",
+    default="python",
+    show_default=True,
+    help="python (the saved model object) or onnx (its ONNX export through onnxruntime, when it has one).",
+)
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
 def command(
     paths: tuple[Path, ...],
@@ -107,6 +113,7 @@ def command(
     max_body_bytes: int,
     threads: int,
     trusted: tuple[str, ...],
+    runtime: str,
     no_access_log: bool,
 ) -> None:
     """Serve capsules or a repository (<name>/<version>/) over TF Serving REST, V2 REST and gRPC, Seldon,
@@ -122,6 +129,7 @@ def command(
         predict_threads=threads,
         numeric_threads=threads,
         trusted=trusted,
+        runtime=runtime,
     )
     settings = ServeSettings(
         host=host,

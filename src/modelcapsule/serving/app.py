@@ -63,6 +63,9 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> Starlette:
     ]
     for factory in PROTOCOLS.values():
         routes.extend(factory(dataplane))
+    # Starlette tries routes in order: inference (POST) routes first, so a prediction does not pay for
+    # matching every status and metadata route before its own.
+    routes.sort(key=lambda r: 0 if "POST" in (getattr(r, "methods", None) or ()) else 1)
     return Starlette(routes=routes, lifespan=lifespan)
 
 

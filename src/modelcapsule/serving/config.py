@@ -70,6 +70,9 @@ class ServerOptions:
     """Threads numpy/BLAS/OpenMP may use inside one model call (avoids oversubscription between workers)."""
     verify: bool = True
     trusted: tuple[str, ...] = ()
+    runtime: str = "python"
+    """How models are run: ``python`` (the saved object) or another runtime ``load_capsule`` knows, such as
+    ``onnx`` (the capsule's ONNX export through onnxruntime, often far faster for tree ensembles)."""
 
     def model_defaults(self) -> ModelConfig:
         return ModelConfig(batch_size=self.batch_size, batch_wait_ms=self.batch_wait_ms)

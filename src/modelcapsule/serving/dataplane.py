@@ -49,7 +49,7 @@ class DataPlane:
         self.options = options or repository.options
         self.metrics = metrics or ServingMetrics()
         self.loader: Loader = loader or partial(
-            load_for_serving, trusted=self.options.trusted, verify=self.options.verify
+            load_for_serving, trusted=self.options.trusted, verify=self.options.verify, runtime=self.options.runtime
         )
         self.models: dict[str, ModelEntry] = {}
         self._executor: ModelExecutor | None = None

@@ -21,13 +21,15 @@ Loader = Callable[[Path], tuple[Manifest, Predictor]]
 log = logging.getLogger("modelcapsule.serving")
 
 
-def load_for_serving(path: Path, *, trusted: tuple[str, ...] = (), verify: bool = True) -> tuple[Manifest, Predictor]:
+def load_for_serving(
+    path: Path, *, trusted: tuple[str, ...] = (), verify: bool = True, runtime: str = "python"
+) -> tuple[Manifest, Predictor]:
     """Load, check and verify ``path``; environment drift is logged, not raised (the sample decides)."""
     from ..api import load_capsule
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        loaded = load_capsule(path, trusted=trusted, verify=verify, on_mismatch="warn")
+        loaded = load_capsule(path, trusted=trusted, verify=verify, on_mismatch="warn", runtime=runtime)
     for warning in caught:
         log.warning("%s: %s", path, warning.message)
     return loaded.manifest, loaded.predictor

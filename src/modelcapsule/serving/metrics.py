@@ -28,6 +28,10 @@ class ServingMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "modelcapsule_requests_in_flight", "Requests being answered now, by protocol.", ["protocol"],
+            registry=self.registry,
+        )
         self.batch_rows = Histogram(
             "modelcapsule_batch_rows",
             "Rows per model call (adaptive batching merges requests).",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 
+from ..types import TensorSpec
 from .dataplane import DataPlane
 from .dtypes import numpy_to_v2
 
@@ -34,6 +35,14 @@ async function tryModel(form) {
   return false;
 }
 """
+
+
+def _form_datatype(spec: TensorSpec) -> str:
+    """The V2 datatype the form sends: the input's own, FP64 for all-numeric tables, else BYTES."""
+    if spec.columns is None:
+        return numpy_to_v2(spec.dtype)
+    numeric = all(c.dtype.startswith(("int", "uint", "float", "bool")) for c in spec.columns)
+    return "FP64" if numeric else "BYTES"
 
 
 def render_index(dataplane: DataPlane) -> str:
@@ -71,7 +80,7 @@ def render_index(dataplane: DataPlane) -> str:
             + "</p>"
         )
         first = sig.inputs[0]
-        datatype = "FP64" if first.columns else numpy_to_v2(first.dtype)
+        datatype = _form_datatype(first)
         width = first.shape[1] if len(first.shape) == 2 and first.shape[1] > 0 else 1
         example = json.dumps([[0] * width])
         parts.append(

@@ -103,29 +103,46 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
         loop="none",
     )
     server = uvicorn.Server(config)
+    _stop.server = server
+    if _stop.requested:
+        return
     grpc_server: Any = None
     if settings.grpc_port is not None:
         from .grpc.service import start_grpc_server
 
         grpc_server = await start_grpc_server(dataplane, settings.host, settings.grpc_port)
     try:
-        await server.serve(sockets=[sock])
+        if not _stop.requested:
+            await server.serve(sockets=[sock])
     finally:
         if grpc_server is not None:
             await grpc_server.stop(GRACE_SECONDS)
 
 
-def _stopped_by_signal(signum: int, _frame: Any) -> None:
-    """What a stop signal does once the server has drained: nothing more, so the worker exits with 0.
+class _StopSignal:
+    """The worker's SIGTERM/SIGINT handler outside uvicorn's own (before it serves, and after).
 
-    uvicorn catches SIGTERM/SIGINT while serving, shuts down gracefully, then re-raises the signal
-    into the handler that was there before; this is that handler."""
+    A stop that arrives while the worker is still starting (before uvicorn installs its handlers) is
+    remembered and ends the server as soon as it exists; one that arrives after the graceful shutdown
+    (uvicorn re-raises the signal it caught) does nothing more, so the worker exits with 0."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.server: Any = None
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+
+_stop = _StopSignal()
 
 
 def _run(dataplane: DataPlane, sock: socket.socket, settings: ServeSettings) -> None:
     limit_numeric_threads(dataplane.options.numeric_threads)
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, _stopped_by_signal)
+        signal.signal(signum, _stop)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run_worker(dataplane, sock, settings))

@@ -147,10 +147,12 @@ def endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``handler`` with error mapping, request ids, metrics and the access log."""
     metrics = dataplane.metrics
+    in_flight = metrics.in_flight.labels(protocol)
 
     async def wrapped(request: Request) -> Response:
         start = time.perf_counter()
         call = Call(protocol, request.headers.get("x-request-id") or new_request_id())
+        in_flight.inc()
         try:
             response = await handler(request, call)
         except ServingError as exc:
@@ -158,9 +160,11 @@ def endpoint(
         except Exception:
             log.exception("request %s (%s %s) failed", call.request_id, request.method, request.url.path)
             response = error(str(ModelFailedError(call.request_id)), Status.INTERNAL)
+        finally:
+            in_flight.dec()
         elapsed = time.perf_counter() - start
         response.headers["x-request-id"] = call.request_id
-        if call.model:
+        if call.model in dataplane.models:  # never a label value taken from an unknown name in a URL
             metrics.requests.labels(call.model, call.version, call.protocol, str(response.status_code)).inc()
             metrics.latency.labels(call.model, call.version, call.protocol).observe(elapsed)
         if access_log.isEnabledFor(logging.INFO):
