@@ -42,7 +42,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,8 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     errors: int = 0
+    rows_per_call: float | None = None
+    """Mean rows per model call during the point (capsule serve's metrics; shows whether batches merged)."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +298,8 @@ class Endpoint:
     make_body: Callable[[list[list[float]]], bytes]
     first: Callable[[Any], Any]
     grpc_model: str | None = None
+    metrics_port: int | None = None
+    """The HTTP port of a single-process capsule server whose /metrics count rows per model call."""
 
 
 def check_answer(endpoint: Endpoint, rows: list[list[float]], expected: Any) -> None:
@@ -592,16 +596,35 @@ def memory_case(quick: bool, progress: Callable[[str], None]) -> dict[Any, Any]:
         progress(f"capsule serve --workers {workers} on the KNN")
         spec = capsule_spec(f"capsule serve knn workers {workers}", capsule, batching=False, workers=workers)
         with running(spec) as server:
-            _hit_every_worker(spec.port, body, requests=8 * workers)
-            pids = process_tree(server.process.pid)
-            # the launcher is `python -m modelcapsule`: the server process itself is that pid
+            pids = process_tree(server.process.pid)  # `python -m modelcapsule serve` is the server itself
+            workers_pids = pids[1:] if workers > 1 else pids
+            # the kernel hands connections to whichever worker accepts first: keep predicting until every
+            # worker has read the whole array (its resident pages of the capsule file show it), or give up
+            for _ in range(40):
+                _predict_concurrently(spec.port, body, requests=16)
+                touched = {pid: mapped_rss(pid, capsule) for pid in workers_pids}
+                if min(touched.values()) >= 0.9 * x.nbytes:
+                    break
             per_process = {pid: pss_bytes(pid) for pid in pids}
-            result[workers] = {"total": sum(per_process.values()), "processes": per_process}
+            result[workers] = {"total": sum(per_process.values()), "processes": per_process, "touched": touched}
     return result
 
 
-def _hit_every_worker(port: int, body: bytes, requests: int) -> None:
-    """Concurrent predictions so that every worker has loaded, touched and used the model."""
+def mapped_rss(pid: int, path: Path) -> int:
+    """Resident bytes of ``path``'s mappings in process ``pid`` (pages it has touched), from /proc/pid/smaps."""
+    total, inside = 0, False
+    target = str(path.resolve())
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(None, 5)
+        if len(head) >= 5 and "-" in head[0] and ":" in head[3]:  # a mapping's header line
+            inside = len(head) == 6 and head[5] == target
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1]) * 1024
+    return total
+
+
+def _predict_concurrently(port: int, body: bytes, requests: int) -> None:
+    """``requests`` predictions at once, each on its own connection."""
     errors: list[str] = []
 
     def one() -> None:
@@ -640,25 +663,49 @@ def measure_endpoints(
     expected = model.estimator.predict(model.x[:1])[0]
     for endpoint in endpoints:
         check_answer(endpoint, one, expected)
-        for c in single_only or plan.single_row_concurrency:
-            progress(f"{model.name}: {endpoint.label}, 1 row, c={c}")
-            results.append(load_point(endpoint, model.name, one, c, plan.seconds, plan.warmup))
+        points = [(one, c) for c in single_only or plan.single_row_concurrency]
         if single_only is None:
-            c = plan.batch_concurrency
-            progress(f"{model.name}: {endpoint.label}, {plan.batch_rows} rows, c={c}")
-            results.append(load_point(endpoint, model.name, many, c, plan.seconds, plan.warmup))
+            points.append((many, plan.batch_concurrency))
+        for rows, c in points:
+            progress(f"{model.name}: {endpoint.label}, {len(rows)} row(s), c={c}")
+            before = batch_counters(endpoint.metrics_port)
+            m = load_point(endpoint, model.name, rows, c, plan.seconds, plan.warmup)
+            after = batch_counters(endpoint.metrics_port)
+            if before is not None and after is not None and after[0] > before[0]:
+                m = replace(m, rows_per_call=(after[1] - before[1]) / (after[0] - before[0]))
+            results.append(m)
+
+
+def batch_counters(port: int | None) -> tuple[float, float] | None:
+    """(model calls, rows) so far, from ``modelcapsule_batch_rows`` on a capsule server's /metrics."""
+    if port is None:
+        return None
+    status, raw = http(port, "/metrics")
+    if status != 200:
+        return None
+    calls = rows = 0.0
+    for line in raw.decode().splitlines():
+        if line.startswith("modelcapsule_batch_rows_count"):
+            calls += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("modelcapsule_batch_rows_sum"):
+            rows += float(line.rsplit(" ", 1)[1])
+    return calls, rows
 
 
 def capsule_endpoints(prefix: str, spec: Spec, model: Model, *, every_protocol: bool) -> list[Endpoint]:
-    v2 = Endpoint(f"{prefix} (V2 REST)", spec.port, f"/v2/models/{model.name}/infer", body_v2, first_v2)
+    single = spec.argv[spec.argv.index("--workers") + 1] == "1"
+    metrics = spec.port if single else None
+    v2 = Endpoint(f"{prefix} (V2 REST)", spec.port, f"/v2/models/{model.name}/infer", body_v2, first_v2,
+                  metrics_port=metrics)  # fmt: skip
     if not every_protocol:
         return [v2]
     return [
         v2,
         Endpoint(f"{prefix} (TF Serving REST)", spec.port, f"/v1/models/{model.name}:predict", body_tfserving,
-                 first_tfserving),
-        Endpoint(f"{prefix} (plain /predict)", spec.port, "/predict", body_plain, first_plain),
-        Endpoint(f"{prefix} (V2 gRPC)", grpc_port_of(spec), "", body_v2, first_v2, grpc_model=model.name),
+                 first_tfserving, metrics_port=metrics),
+        Endpoint(f"{prefix} (plain /predict)", spec.port, "/predict", body_plain, first_plain, metrics_port=metrics),
+        Endpoint(f"{prefix} (V2 gRPC)", grpc_port_of(spec), "", body_v2, first_v2, grpc_model=model.name,
+                 metrics_port=metrics),
     ]  # fmt: skip
 
 
@@ -895,6 +942,12 @@ def report(
         "|" + "---|" * len(head),
     ]
     lines += [render_row(s, [find(results, s, r, c) for r, c in cols]) for s in servers]
+    merged = [m for m in results if m.rows_per_call is not None]
+    if merged:
+        lines += ["", "Rows per model call in `capsule serve` (from its `/metrics`; more than the rows of one "
+                  "request means batches merged): "
+                  + "; ".join(f"{m.server.removeprefix('capsule serve, ')} {m.rows} row{'s' if m.rows > 1 else ''} "
+                              f"c={m.concurrency}: {m.rows_per_call:.1f}" for m in merged) + "."]  # fmt: skip
     lines += [
         "",
         f"In-process `predict` (the compute floor, one thread): {floor_rates[1]:,.0f} calls/s on 1 row, "
@@ -935,15 +988,18 @@ def report(
             f"## Memory: `capsule serve --workers N` on brute KNN {memory['rows']:,}×32 "
             f"({memory['array_mib']:.0f} MiB training array)",
             "",
-            "| workers | PSS of every process, MiB | total PSS |",
-            "|---|---|---|",
+            "| workers | PSS of every process, MiB | total PSS | capsule file resident per worker, MiB |",
+            "|---|---|---|---|",
         ]
         for n in (1, 4):
             per = memory[n]["processes"]
+            touched = ", ".join(f"{v / 2**20:.0f}" for v in memory[n]["touched"].values())
             lines.append(f"| {n} | {', '.join(f'{v / 2**20:.0f}' for v in per.values())} | "
-                         f"{memory[n]['total'] / 2**20:.0f} MiB |")  # fmt: skip
+                         f"{memory[n]['total'] / 2**20:.0f} MiB | {touched} |")  # fmt: skip
         lines += ["", "With 4 workers the first figure is the parent (it loads the model, then forks), the "
-                  "others the workers."]  # fmt: skip
+                  "others the workers. Requests were sent until every worker had read the array: the last "
+                  "column is each worker's resident pages of the capsule file, where the array is mapped "
+                  "from (the array itself is the figure to compare with)."]  # fmt: skip
     if FAILURES:
         lines += ["", "## Not measured in this run", "", *(f"- {f}" for f in FAILURES)]
     lines += ["", "## Acceptance", "", render_checks(checks(results, memory, onnx_note, elapsed, args.quick))]
