@@ -42,7 +42,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -364,8 +364,13 @@ def _wrk(endpoint: Endpoint, body: Path, concurrency: int, seconds: float) -> di
 def load_point(
     endpoint: Endpoint, model: str, rows: list[list[float]], concurrency: int, seconds: float, warmup: float
 ) -> Measurement:
-    """Warm up, then measure ``seconds`` of closed-loop load at ``concurrency`` with ``len(rows)``-row bodies."""
+    """Warm up, then measure ``seconds`` of closed-loop load at ``concurrency`` with ``len(rows)``-row bodies.
+
+    On a capsule server the rows per model call during the measured seconds are read from its metrics
+    (taken after the warm-up, so calls still running from the previous point are not counted)."""
     if endpoint.grpc_model is not None:
+        time.sleep(1.0)  # let the previous point's last calls finish before the counters are read
+        before = batch_counters(endpoint.metrics_port)
         argv = [
             sys.executable, "-m", "benchmarks.grpc_load", "--port", str(endpoint.port), "--model",
             endpoint.grpc_model, "--rows", str(len(rows)), "--width", str(len(rows[0])), "--concurrency",
@@ -378,17 +383,25 @@ def load_point(
             raise RuntimeError(f"{endpoint.label}: gRPC load failed:\n{out.stderr[-2000:]}")
         g = json.loads(out.stdout.strip().splitlines()[-1])
         return Measurement(endpoint.label, model, len(rows), concurrency, g["rps"], g["p50_ms"], g["p99_ms"],
-                           int(g["errors"]))
+                           int(g["errors"]), _rows_per_call(before, batch_counters(endpoint.metrics_port)))
     body = WORK / "bodies" / f"{endpoint.label}-{len(rows)}.json".replace(" ", "_").replace("/", "_")
     body.parent.mkdir(parents=True, exist_ok=True)
     body.write_bytes(endpoint.make_body(rows))
     if warmup > 0:
         _wrk(endpoint, body, concurrency, warmup)
+    before = batch_counters(endpoint.metrics_port)
     r = _wrk(endpoint, body, concurrency, seconds)
     return Measurement(
         endpoint.label, model, len(rows), concurrency, r["requests"] / (r["duration_us"] / 1e6),
         r["p50_us"] / 1000, r["p99_us"] / 1000, int(r["status"]) + int(r["socket"]),
+        _rows_per_call(before, batch_counters(endpoint.metrics_port)),
     )  # fmt: skip
+
+
+def _rows_per_call(before: tuple[float, float] | None, after: tuple[float, float] | None) -> float | None:
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -668,12 +681,7 @@ def measure_endpoints(
             points.append((many, plan.batch_concurrency))
         for rows, c in points:
             progress(f"{model.name}: {endpoint.label}, {len(rows)} row(s), c={c}")
-            before = batch_counters(endpoint.metrics_port)
-            m = load_point(endpoint, model.name, rows, c, plan.seconds, plan.warmup)
-            after = batch_counters(endpoint.metrics_port)
-            if before is not None and after is not None and after[0] > before[0]:
-                m = replace(m, rows_per_call=(after[1] - before[1]) / (after[0] - before[0]))
-            results.append(m)
+            results.append(load_point(endpoint, model.name, rows, c, plan.seconds, plan.warmup))
 
 
 def batch_counters(port: int | None) -> tuple[float, float] | None:
@@ -942,12 +950,16 @@ def report(
         "|" + "---|" * len(head),
     ]
     lines += [render_row(s, [find(results, s, r, c) for r, c in cols]) for s in servers]
-    merged = [m for m in results if m.rows_per_call is not None]
+    merged = [s for s in servers if any(m.server == s and m.rows_per_call is not None for m in results)]
     if merged:
-        lines += ["", "Rows per model call in `capsule serve` (from its `/metrics`; more than the rows of one "
-                  "request means batches merged): "
-                  + "; ".join(f"{m.server.removeprefix('capsule serve, ')} {m.rows} row{'s' if m.rows > 1 else ''} "
-                              f"c={m.concurrency}: {m.rows_per_call:.1f}" for m in merged) + "."]  # fmt: skip
+        lines += ["", "Rows per model call in `capsule serve` during each point (from its `/metrics`; more than "
+                  "the rows of one request means that batches merged):", "",
+                  "| server / protocol | " + " | ".join(head[1:]) + " |", "|" + "---|" * len(head)]  # fmt: skip
+        for s in merged:
+            calls = [find(results, s, r, c) for r, c in cols]
+            lines.append("| " + " | ".join([s, *(
+                f"{m.rows_per_call:.1f}" if m is not None and m.rows_per_call is not None else "–" for m in calls
+            )]) + " |")  # fmt: skip
     lines += [
         "",
         f"In-process `predict` (the compute floor, one thread): {floor_rates[1]:,.0f} calls/s on 1 row, "
