@@ -138,3 +138,16 @@ class _Wrapper:
 
     def predict(self, x: object) -> object:
         return self.inner.predict(x)  # type: ignore[attr-defined]
+
+
+def test_the_shipped_scikit_learn_list_is_what_the_installed_release_computes() -> None:
+    """The list shipped for the pinned release is regenerated, not edited: `compute_sklearn_names()`."""
+    from importlib import resources
+
+    import sklearn
+
+    from modelcapsule.trust_defaults import compute_sklearn_names
+
+    shipped = resources.files("modelcapsule") / "_trusted" / f"sklearn-{sklearn.__version__}.txt"
+    assert shipped.is_file(), "ship the computed list for the pinned scikit-learn release"
+    assert set(shipped.read_text().split()) == compute_sklearn_names()

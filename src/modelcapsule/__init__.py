@@ -10,6 +10,8 @@ from __future__ import annotations
 from .advise import Advice, advise
 from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
 from .audit import AuditReport, audit
+from .batch import predict_file
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .container import Limits
 from .convert import convert
 from .errors import (
@@ -35,6 +37,7 @@ __all__ = [
     "AuditReport",
     "CapsuleError",
     "CapsuleFormatError",
+    "Checkpoint",
     "EnvironmentMismatchError",
     "EnvironmentMismatchWarning",
     "IntegrityError",
@@ -58,7 +61,10 @@ __all__ = [
     "inspect",
     "load",
     "load_capsule",
+    "load_checkpoint",
+    "predict_file",
     "save",
+    "save_checkpoint",
     "verify",
 ]
 

@@ -46,6 +46,7 @@ from .sample import (
 )
 from .trust import TrustPolicy
 from .types import Predictor, Signature
+from .validation import validate_model
 
 __all__ = ["LoadedCapsule", "VerificationReport", "inspect", "load", "load_capsule", "save", "verify"]
 
@@ -255,6 +256,7 @@ def _construct(fmt: Format, source: Any, details: dict[str, Any], options: LoadO
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model = fmt.load(source, details, options)
+    validate_model(model, options.limits, source=what)  # native-backed state checked before any use
     for w in caught:
         saved = getattr(w.message, "original_sklearn_version", None)
         if saved is not None:

@@ -12,6 +12,7 @@ and are shared between processes that load the same file.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import mmap
 import os
 import shutil
@@ -19,6 +20,7 @@ import stat
 import struct
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -281,17 +283,27 @@ class CapsuleReader:
             self._fh = open(self.path, "rb")  # noqa: SIM115 - closed in close()
             self._zip = zipfile.ZipFile(self._fh)
             infos = self._zip.infolist()
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error,
+                NotImplementedError) as exc:  # zipfile raises NotImplementedError for unknown ZIP versions
             raise CapsuleFormatError(
                 f"{self.path} is not a readable capsule (ZIP): {exc}. It may be truncated or corrupt."
             ) from None
         if len(infos) > self.limits.max_members:
             raise LimitExceededError("the number of members", len(infos), self.limits.max_members, "max_members")
+        self._fh.seek(0)
+        if (magic := self._fh.read(4)) not in (b"PK\x03\x04", b"PK\x05\x06"):
+            # zipfile tolerates bytes before the archive; a capsule never has any, and such a prefix is
+            # how a file is made to be both a capsule and a pickle (a polyglot).
+            raise CapsuleFormatError(
+                f"{self.path} starts with {magic!r} instead of a ZIP header: data was put in front of the "
+                "archive. Refusing a file that could be read as two different things."
+            )
         file_size = os.fstat(self._fh.fileno()).st_size
         if file_size:
             self._zmap = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_COPY)
             self._maps.append(self._zmap)
         total = 0
+        spans: list[tuple[int, int, str]] = []  # (local header offset, end of data, name)
         for info in infos:
             name = info.filename
             check_member_name(name)
@@ -319,6 +331,8 @@ class CapsuleReader:
             if offset + info.compress_size > file_size:
                 raise CapsuleFormatError(f"member {name!r} runs past the end of the file; it is truncated.")
             self._entries[name] = (offset, info.file_size, info.compress_size, info.compress_type)
+            spans.append((info.header_offset, offset + info.compress_size, name))
+        _refuse_overlaps(spans)
 
     def _data_offset(self, info: zipfile.ZipInfo, file_size: int) -> int:
         assert self._zmap is not None
@@ -424,7 +438,7 @@ class CapsuleReader:
         try:
             with self._zip.open(name) as fh:
                 data = fh.read(size + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError) as exc:
             raise CapsuleFormatError(f"member {name!r} cannot be decompressed: {exc}; the file is corrupt.") from None
         if len(data) != size:
             raise CapsuleFormatError(f"member {name!r} decompresses to {len(data)} bytes, not {size}.")
@@ -467,6 +481,18 @@ class CapsuleReader:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _refuse_overlaps(spans: list[tuple[int, int, str]]) -> None:
+    """Refuse members whose bytes overlap: one member containing another is how zip bombs multiply their
+    output without a high per-member ratio, and how one byte range is read as two different members."""
+    ordered = sorted(spans)
+    for (_start, end, name), (next_start, _end, next_name) in itertools.pairwise(ordered):
+        if next_start < end:
+            raise CapsuleFormatError(
+                f"members {name!r} and {next_name!r} overlap in the file; refusing a ZIP whose members share "
+                "bytes (a zip-bomb technique)."
+            )
 
 
 def open_capsule(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> CapsuleReader:

@@ -7,6 +7,8 @@ status codes, gRPC codes and exit codes happens only at the edges (the server an
 
 from __future__ import annotations
 
+import pickle
+import struct
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -146,6 +148,15 @@ class VerificationError(CapsuleError, AssertionError):
             "the payload was altered. Re-create the saved environment or re-train and save the model again; "
             "pass verify=False only if you accept different predictions."
         )
+
+
+MALFORMED_PICKLE_ERRORS: tuple[type[BaseException], ...] = (
+    pickle.PickleError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+    MemoryError, RecursionError, ImportError, UnicodeDecodeError, struct.error,
+    SystemError,  # numpy's internal argument checks, reached by malformed dtype or array state
+)
+"""Builtin exceptions a malformed pickle stream can raise from the unpickler or the trusted constructors
+it calls; readers turn them into :class:`CapsuleFormatError`."""
 
 
 def warn_drift(drifts: Sequence[PackageDrift]) -> None:

@@ -7,6 +7,7 @@ thing a signature covers: it holds the SHA-256 of every other member.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -102,6 +103,15 @@ def _require(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -
     return value
 
 
+def _optional_object(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CapsuleFormatError(f"capsule.json field {key!r} should be an object; the manifest is corrupt.")
+    return dict(value)
+
+
 def _read_v1(data: Mapping[str, Any]) -> Manifest:
     files_raw = _require(data, "files", dict)
     files: dict[str, FileEntry] = {}
@@ -120,7 +130,7 @@ def _read_v1(data: Mapping[str, Any]) -> Manifest:
     sig_raw = data.get("signature")
     try:
         signature = None if sig_raw is None else Signature.from_dict(sig_raw)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         raise CapsuleFormatError(f"capsule.json 'signature' is malformed: {exc!r}") from None
     sample = data.get("sample")
     if sample is not None and not isinstance(sample, dict):
@@ -138,15 +148,36 @@ def _read_v1(data: Mapping[str, Any]) -> Manifest:
         files=files,
         signature=signature,
         environment=dict(_require(data, "environment", dict)),
-        provenance=dict(data.get("provenance") or {}),
+        provenance=_optional_object(data, "provenance"),
         sample=sample,
         types=list(types_),
-        metadata=dict(data.get("metadata") or {}),
+        metadata=_optional_object(data, "metadata"),
         onnx=onnx if isinstance(onnx, dict) else None,
     )
 
 
 _READERS: dict[int, Callable[[Mapping[str, Any]], Manifest]] = {1: _read_v1}
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # "1e400" parses as infinity, which JSON cannot hold
+        raise ValueError(f"{text} is out of the range of a float")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Refuse an object that repeats a key: parsers disagree on which copy wins, so it is ambiguous."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
 
 
 def parse_manifest(raw: bytes) -> Manifest:
@@ -156,8 +187,9 @@ def parse_manifest(raw: bytes) -> Manifest:
     release reads.
     """
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float,
+                          object_pairs_hook=_unique_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: also over-long integers
         raise CapsuleFormatError(f"capsule.json is not valid JSON ({exc}); the capsule is corrupt.") from None
     if not isinstance(data, dict):
         raise CapsuleFormatError("capsule.json should hold a JSON object; the capsule is corrupt.")

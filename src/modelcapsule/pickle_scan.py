@@ -17,7 +17,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from .errors import CapsuleFormatError
+from . import pickle_values
+from .errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError
 
 __all__ = ["PickleScan", "scan_pickle"]
 
@@ -27,6 +28,20 @@ _MEMO_PUT = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _MEMO_GET = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _MARK = object()
 _UNKNOWN = object()
+
+
+@dataclass(frozen=True)
+class _Global:
+    """A stack slot holding a global itself (a class or function), as opposed to an instance."""
+
+    name: str
+
+
+# Opcodes that mutate an object in place, with the depth of that object below the top of the stack.
+# Applied to a global they would change a trusted class for the whole process (BUILD with slot state
+# runs setattr on the class), so they are refused: a pickler only ever mutates objects it created.
+_MUTATORS = {"BUILD": 2, "SETITEM": 3, "APPEND": 2}
+_MARK_MUTATORS = frozenset({"SETITEMS", "APPENDS", "ADDITEMS"})
 
 
 @dataclass(frozen=True)
@@ -65,13 +80,14 @@ class _DryRun(pickle.Unpickler):
     """The C unpickler with every global replaced by :class:`_Stub`: it walks the stream at C speed,
     records each ``module.qualname`` that ``find_class`` is asked for, and imports nothing."""
 
-    def __init__(self, file: io.BytesIO, buffers: Iterable[object]) -> None:
+    def __init__(self, file: io.BytesIO, buffers: Iterable[object], what: str) -> None:
         super().__init__(file, fix_imports=False, buffers=buffers)
         self.found: dict[str, None] = {}
+        self.dtypes = pickle_values.DryRunDtypes(what)  # numpy dtype states are checked, not stubbed
 
-    def find_class(self, module: str, name: str) -> type[_Stub]:
+    def find_class(self, module: str, name: str) -> type:
         self.found.setdefault(f"{module}.{name}", None)
-        return _Stub
+        return self.dtypes.stand_in(f"{module}.{name}") or _Stub
 
     def persistent_load(self, pid: object) -> object:
         raise _Refused("persistent ids")
@@ -79,6 +95,10 @@ class _DryRun(pickle.Unpickler):
 
 class _Refused(Exception):
     pass
+
+
+_WALK_AGAIN: tuple[type[BaseException], ...] = (_Refused, CapsuleFormatError, *MALFORMED_PICKLE_ERRORS)
+"""Anything the dry run stops on sends the stream to the exact opcode walk, which names the problem."""
 
 
 def _counting(counter: list[int]) -> Iterator[memoryview]:
@@ -97,14 +117,14 @@ def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream") -> Pic
     view = memoryview(data)
     stream = io.BytesIO(view)
     buffers = [0]
-    runner = _DryRun(stream, _counting(buffers))
+    runner = _DryRun(stream, _counting(buffers), what)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             runner.load()
-    except (_Refused, pickle.UnpicklingError, ValueError, TypeError, EOFError, KeyError, IndexError,
-            AttributeError, OverflowError, MemoryError, RecursionError, UnicodeDecodeError, ImportError):
-        return _scan_opcodes(view, what)
+            runner.dtypes.finish()
+    except _WALK_AGAIN:
+        return _scan_opcodes(view, what)  # the exact walk names the problem
     if stream.tell() != len(view):
         return _scan_opcodes(view, what)  # names the trailing bytes precisely
     protocol = view[1] if len(view) > 1 and view[0] == 0x80 else 0
@@ -119,31 +139,34 @@ def _scan_opcodes(view: memoryview, what: str) -> PickleScan:
     protocol = buffers = 0
     end = -1
     try:
-        for op, arg, pos in pickletools.genops(view.tobytes()):
-            name = op.name
-            if name == "PROTO":
-                protocol = int(arg)  # type: ignore[arg-type]
-                if protocol > 5:
-                    raise CapsuleFormatError(f"{what} uses pickle protocol {protocol}, newer than 5; refusing it.")
-            elif name in ("PERSID", "BINPERSID"):
-                raise CapsuleFormatError(
-                    f"{what} uses persistent ids (opcode {name} at byte {pos}), which only a custom loader "
-                    "could resolve; refusing it."
-                )
-            elif name in ("EXT1", "EXT2", "EXT4"):
-                raise CapsuleFormatError(
-                    f"{what} refers to copyreg extension code {arg} (opcode {name} at byte {pos}); extension "
-                    "codes hide which global is imported, so they are refused."
-                )
-            elif name == "NEXT_BUFFER":
-                buffers += 1
-            at = int(pos or 0)
-            if name == "STOP":
-                end = at
-            _step(op, arg, at, name, stack, memo, found, what)
+        with warnings.catch_warnings():
+            # pickletools only warns about invalid escapes in STRING arguments; they are malformed input
+            warnings.simplefilter("error", DeprecationWarning)
+            for op, arg, pos in pickletools.genops(view.tobytes()):
+                name = op.name
+                if name == "PROTO":
+                    protocol = int(arg)  # type: ignore[arg-type]
+                    if protocol > 5:
+                        raise CapsuleFormatError(f"{what} uses pickle protocol {protocol}, newer than 5; refusing it.")
+                elif name in ("PERSID", "BINPERSID"):
+                    raise CapsuleFormatError(
+                        f"{what} uses persistent ids (opcode {name} at byte {pos}), which only a custom loader "
+                        "could resolve; refusing it."
+                    )
+                elif name in ("EXT1", "EXT2", "EXT4"):
+                    raise CapsuleFormatError(
+                        f"{what} refers to copyreg extension code {arg} (opcode {name} at byte {pos}); extension "
+                        "codes hide which global is imported, so they are refused."
+                    )
+                elif name == "NEXT_BUFFER":
+                    buffers += 1
+                at = int(pos or 0)
+                if name == "STOP":
+                    end = at
+                _step(op, arg, at, name, stack, memo, found, what)
     except CapsuleFormatError:
         raise
-    except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, DeprecationWarning) as exc:
         raise CapsuleFormatError(f"{what} is malformed or truncated: {exc}.") from None
     if end < 0:
         raise CapsuleFormatError(f"{what} has no STOP opcode: it is truncated.")
@@ -180,6 +203,15 @@ def _step(op: pickletools.OpcodeInfo, arg: object, pos: int, name: str, stack: l
     if name in ("GLOBAL", "INST"):
         module, _, qualname = str(arg).partition(" ")
         found.setdefault(f"{module}.{qualname}", None)
+        if name == "GLOBAL":
+            stack.append(_Global(f"{module}.{qualname}"))
+            return
+    if name == "DUP":
+        if not stack:
+            raise CapsuleFormatError(f"{what}: DUP on an empty stack at byte {pos}.")
+        stack.append(stack[-1])
+        return
+    _refuse_mutating_a_global(name, pos, stack, what)
     if name == "STACK_GLOBAL":
         if len(stack) < 2:
             raise CapsuleFormatError(f"{what}: STACK_GLOBAL on a short stack at byte {pos}.")
@@ -190,7 +222,9 @@ def _step(op: pickletools.OpcodeInfo, arg: object, pos: int, name: str, stack: l
                 "pickler never writes this, refusing it."
             )
         found.setdefault(f"{below}.{top}", None)
-        stack.append(_UNKNOWN)
+        stack.append(_Global(f"{below}.{top}"))
+        return
+    if pickle_values.apply(name, arg, pos, stack, _MARK, what):  # constants and numpy dtype states
         return
     before, after = op.stack_before, op.stack_after
     if pickletools.markobject in before:
@@ -208,3 +242,19 @@ def _step(op: pickletools.OpcodeInfo, arg: object, pos: int, name: str, stack: l
         del stack[-pops:]
     for item in after:
         stack.append(_MARK if item is pickletools.markobject else _UNKNOWN)
+
+
+def _refuse_mutating_a_global(name: str, pos: int, stack: list[object], what: str) -> None:
+    """Refuse BUILD/SETITEM(S)/APPEND(S)/ADDITEMS whose target is a global rather than a built object."""
+    target: object = None
+    if name in _MUTATORS and len(stack) >= _MUTATORS[name]:
+        target = stack[-_MUTATORS[name]]
+    elif name in _MARK_MUTATORS and _MARK in stack:
+        mark_at = len(stack) - 1 - stack[::-1].index(_MARK)
+        target = stack[mark_at - 1] if mark_at > 0 else None
+    if isinstance(target, _Global):
+        raise CapsuleFormatError(
+            f"{what}: {name} at byte {pos} modifies {target.name} itself (the class or function, not an object "
+            "built from it); that would change it for every model in this process. A pickler never writes "
+            "this; refusing it."
+        )

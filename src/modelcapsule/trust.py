@@ -16,7 +16,8 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import CapsuleFormatError, UntrustedTypesError
+from .errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError, UntrustedTypesError
+from .tamper import GlobalsSnapshot
 from .trust_defaults import admitted
 
 __all__ = ["DEFAULT_POLICY", "RestrictedUnpickler", "TrustPolicy", "resolve_name", "restricted_loads"]
@@ -93,13 +94,16 @@ class RestrictedUnpickler(pickle.Unpickler):
         super().__init__(file, fix_imports=False, buffers=buffers)
         self._policy = policy
         self._source = source
+        self.handed_out = GlobalsSnapshot()
 
     def find_class(self, module: str, name: str) -> Any:
         full = f"{module}.{name}"
         if not self._policy.admits(full):
             raise UntrustedTypesError([full], self._source)
         try:
-            return resolve_name(module, name)
+            obj = resolve_name(module, name)
+            self.handed_out.record(obj, full)
+            return obj
         except (ImportError, AttributeError) as exc:
             raise CapsuleFormatError(
                 f"{self._source} names {full}, which is trusted but not importable here ({exc}); install the "
@@ -110,20 +114,31 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise CapsuleFormatError(f"{self._source} uses persistent ids; refusing it.")
 
 
+def refuse_tampering(handed_out: GlobalsSnapshot, source: str) -> None:
+    """Restore any trusted global the stream modified (a BUILD on a class, say) and refuse the file."""
+    if changed := handed_out.undo_changes():
+        raise CapsuleFormatError(
+            f"{source} modified trusted globals while loading ({', '.join(changed)}); they were "
+            "restored. A pickler never writes this; refusing it."
+        )
+
+
 def restricted_loads(data: bytes | memoryview, policy: TrustPolicy, *, buffers: Iterable[Any] | None = None,
                      source: str = "the file") -> Any:
     """Unpickle ``data`` through :class:`RestrictedUnpickler`, turning pickle's own errors into
     :class:`CapsuleFormatError` (the typed errors of modelcapsule pass through unchanged)."""
     stream = io.BytesIO(data)
+    unpickler = RestrictedUnpickler(stream, policy, buffers=buffers, source=source)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            obj = RestrictedUnpickler(stream, policy, buffers=buffers, source=source).load()
+            obj = unpickler.load()
     except (UntrustedTypesError, CapsuleFormatError):
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            OverflowError, MemoryError, RecursionError, ImportError) as exc:
+    except MALFORMED_PICKLE_ERRORS as exc:
         raise CapsuleFormatError(f"{source} could not be unpickled: {type(exc).__name__}: {exc}") from None
+    finally:
+        refuse_tampering(unpickler.handed_out, source)
     if stream.tell() != len(memoryview(data)):
         raise CapsuleFormatError(f"{source} has trailing bytes after its pickle stream; refusing it.")
     return obj

@@ -60,10 +60,11 @@ SKLEARN_EXCLUDED_MODULES = (
     "sklearn.externals", "sklearn.utils._testing", "sklearn.utils.estimator_checks", "sklearn.utils._test_common",
     "sklearn.datasets", "sklearn.conftest", "sklearn._build_utils", "sklearn.utils.parallel",
     "sklearn.utils._show_versions", "sklearn.experimental", "sklearn._min_dependencies",
-    "sklearn.utils._optional_dependencies", "sklearn.utils._joblib",
+    "sklearn.utils._optional_dependencies", "sklearn.utils._joblib", "sklearn.callback",
 )
 """Modules whose classes are never trusted: test helpers, fetchers (network, files), parallel helpers
-(callable objects that call other objects), and vendored third-party code."""
+(callable objects that call other objects), fit-time callbacks (progress monitors that open local
+sockets), and vendored third-party code."""
 
 SKLEARN_FUNCTION_MODULES = (
     "sklearn.feature_selection._univariate_selection", "sklearn.feature_selection._mutual_info",

@@ -66,8 +66,23 @@ class Server:
             return self.process.wait(10)
 
 
+class PortTakenError(RuntimeError):
+    """Another process took the port between choosing it and the server binding it."""
+
+
 def start_server(capsule_cmd: list[str], env: dict[str, str], log_dir: Path, *args: str) -> Server:
-    """Start ``capsule serve ARGS`` on free ports, its output in ``log_dir``; return once it answers."""
+    """Start ``capsule serve ARGS`` on free ports, its output in ``log_dir``; return once it answers.
+
+    A port taken by another process in the moment between choosing and binding it is retried twice."""
+    for attempt in range(3):
+        try:
+            return _start_server(capsule_cmd, env, log_dir / f"try{attempt}" if attempt else log_dir, *args)
+        except PortTakenError:
+            continue
+    raise RuntimeError("could not find free ports for capsule serve in three attempts")
+
+
+def _start_server(capsule_cmd: list[str], env: dict[str, str], log_dir: Path, *args: str) -> Server:
     http_port, grpc_port = free_port(), free_port()
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "stdout.txt", "wb") as out, open(log_dir / "stderr.txt", "wb") as err:
@@ -82,6 +97,8 @@ def start_server(capsule_cmd: list[str], env: dict[str, str], log_dir: Path, *ar
     try:
         while time.monotonic() < deadline:
             if process.poll() is not None:
+                if "cannot listen" in server.stderr() or "address already in use" in server.stderr().lower():
+                    raise PortTakenError(server.stderr())
                 raise RuntimeError(
                     f"capsule serve exited with {process.returncode}:\n{server.stdout()}\n{server.stderr()}"
                 )

@@ -117,17 +117,20 @@ def test_shutdown_drains_in_flight_requests(
             "outputs": [{"name": "predict", "parameters": {"binary_data": True}}],
         }
     )
-    answers: list[requests.Response] = []
+    answers: list[requests.Response | requests.RequestException] = []
 
     def call() -> None:
-        answers.append(
-            requests.post(
-                f"{server.url}/v2/models/knn/infer",
-                data=header + rows.tobytes(),
-                timeout=60,
-                headers={"Inference-Header-Content-Length": str(len(header))},
+        try:
+            answers.append(
+                requests.post(
+                    f"{server.url}/v2/models/knn/infer",
+                    data=header + rows.tobytes(),
+                    timeout=60,
+                    headers={"Inference-Header-Content-Length": str(len(header))},
+                )
             )
-        )
+        except requests.RequestException as exc:
+            answers.append(exc)
 
     client = threading.Thread(target=call)
     client.start()
@@ -138,8 +141,10 @@ def test_shutdown_drains_in_flight_requests(
         time.sleep(0.01)
     exit_code = server.stop()
     client.join(60)
-    assert exit_code == 0
-    assert answers and answers[0].status_code == 200
+    log = server.stderr()[-3000:]
+    assert exit_code == 0, log
+    assert answers and isinstance(answers[0], requests.Response), (answers, log)
+    assert answers[0].status_code == 200, (answers[0].text, log)
     split = int(answers[0].headers["Inference-Header-Content-Length"])
     predicted = np.frombuffer(answers[0].content[split:], dtype="<i8")
     np.testing.assert_array_equal(predicted, slow_capsule[1].predict(rows))

@@ -24,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("modelcapsule.cli.env:command", "Print or re-create (--venv) the pinned environment of a capsule."),
     "dockerfile": ("modelcapsule.cli.dockerfile:command", "Write a Dockerfile that serves a capsule."),
     "retrain": ("modelcapsule.cli.retrain:command", "Re-run a capsule's training script and compare."),
+    "keygen": ("modelcapsule.cli.keygen:command", "Create an Ed25519 key pair for signing capsules."),
+    "sign": ("modelcapsule.cli.sign:command", "Sign a capsule in place with a private key."),
     "serve": ("modelcapsule.cli.serve:command", "Serve capsules over TF Serving, V2 (REST, gRPC), Seldon, MLflow."),
+    "predict": ("modelcapsule.cli.predict:command", "Score a CSV, Parquet, JSON Lines or NPY file chunk by chunk."),
     "verify": ("modelcapsule.cli.verify:command", "Check hashes, signature, environment drift and golden sample."),
 }
 """One entry per subcommand; registered by :class:`LazyGroup` and imported only when invoked."""

@@ -158,4 +158,6 @@ def command(
     except (ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
     except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from None
+        raise click.ClickException(
+            str(exc) if "cannot listen" in str(exc) else f"cannot listen on {host}:{port}: {exc}"
+        ) from None

@@ -24,6 +24,9 @@ BUILTIN_MODULES = (
     "modelcapsule.formats.pickle",
     "modelcapsule.formats.joblib",
     "modelcapsule.formats.cloudpickle",
+    "modelcapsule.formats.safetensors", "modelcapsule.formats.torchexport", "modelcapsule.formats.pt",
+    "modelcapsule.formats.xgboost", "modelcapsule.formats.lightgbm",
+    "modelcapsule.formats.keras", "modelcapsule.formats.onnx",
 )
 """Modules whose ``FORMATS`` tables are registered on first use."""
 

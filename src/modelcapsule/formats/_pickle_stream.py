@@ -28,7 +28,6 @@ import lzma
 import math
 import pickle
 import pickletools
-import struct
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,9 +36,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..container import Limits
-from ..errors import CapsuleFormatError, LimitExceededError, UntrustedTypesError
+from ..errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError, LimitExceededError, UntrustedTypesError
 from ..pickle_scan import scan_pickle
-from ..trust import RestrictedUnpickler, TrustPolicy, restricted_loads
+from ..tamper import GlobalsSnapshot
+from ..trust import RestrictedUnpickler, TrustPolicy, refuse_tampering, restricted_loads
 
 __all__ = ["JOBLIB_WRAPPER", "StreamAudit", "audit_stream", "compression_of", "load_stream"]
 
@@ -59,9 +59,7 @@ _MAGIC = (
 _IN_CHUNK = 1 << 20
 _OUT_CHUNK = 8 << 20
 _ARRAY_SUBCLASSES = ("numpy.ndarray", "numpy.memmap", "numpy.matrix")
-_FORMAT_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-                  AttributeError, OverflowError, MemoryError, RecursionError, ImportError, struct.error,
-                  UnicodeDecodeError)
+_FORMAT_ERRORS = MALFORMED_PICKLE_ERRORS
 
 
 @dataclass(frozen=True)
@@ -245,6 +243,7 @@ class _JoblibUnpickler(pickle._Unpickler):
         self._audit = audit
         self.names: dict[str, None] = {}
         self.arrays = 0
+        self.handed_out = GlobalsSnapshot()  # RestrictedUnpickler.find_class records what it hands out
 
     def find_class(self, module: str, name: str) -> Any:
         full = f"{module}.{name}"
@@ -365,6 +364,8 @@ def _walk(view: memoryview, policy: TrustPolicy, source: str, limits: Limits,
         raise
     except _FORMAT_ERRORS as exc:
         raise CapsuleFormatError(f"{source} could not be read: {type(exc).__name__}: {exc}") from None
+    finally:
+        refuse_tampering(unpickler.handed_out, source)
     if file.remaining():
         raise CapsuleFormatError(f"{source} has {file.remaining():,} byte(s) after its pickle stream; "
                                  "refusing it.")

@@ -18,6 +18,8 @@ __all__ = ["BUILTIN_MODULES", "Framework", "all_frameworks", "framework_for", "g
            "register_framework"]
 
 BUILTIN_MODULES = (
+    "modelcapsule.frameworks.keras", "modelcapsule.frameworks.torch", "modelcapsule.frameworks.xgboost",
+    "modelcapsule.frameworks.lightgbm", "modelcapsule.frameworks.onnx",
     "modelcapsule.frameworks.sklearn",
 )
 """Modules whose ``FRAMEWORKS`` tables are registered on first use, most specific first."""

@@ -29,7 +29,9 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "modelcapsule_requests_in_flight", "Requests being answered now, by protocol.", ["protocol"],
+            "modelcapsule_requests_in_flight",
+            "Requests being answered now, by protocol.",
+            ["protocol"],
             registry=self.registry,
         )
         self.batch_rows = Histogram(

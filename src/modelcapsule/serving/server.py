@@ -110,7 +110,7 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
     if settings.grpc_port is not None:
         from .grpc.service import start_grpc_server
 
-        grpc_server = await start_grpc_server(dataplane, settings.host, settings.grpc_port)
+        grpc_server = await start_grpc_server(dataplane, settings.host, settings.grpc_port, shared=settings.workers > 1)
     try:
         if not _stop.requested:
             await server.serve(sockets=[sock])

@@ -145,20 +145,26 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return raw
 
 
-async def start_grpc_server(dataplane: DataPlane, host: str, port: int) -> grpc.aio.Server:
-    """Start serving V2 gRPC on ``host:port`` (in the running event loop); returns the server."""
+async def start_grpc_server(dataplane: DataPlane, host: str, port: int, *, shared: bool = False) -> grpc.aio.Server:
+    """Start serving V2 gRPC on ``host:port`` (in the running event loop); returns the server.
+
+    ``shared``: several workers listen on the port (``SO_REUSEPORT``); otherwise a port already in use
+    is an error rather than silently shared with whatever holds it."""
     limit = dataplane.options.max_body_bytes
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", max(limit, 64 << 20)),
-            ("grpc.so_reuseport", 1),
+            ("grpc.so_reuseport", 1 if shared else 0),
         ]
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane), server)  # type: ignore[no-untyped-call]
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio reports a port in use this way
+        bound = 0
     if bound == 0:
-        raise OSError(f"cannot listen for gRPC on {host}:{port}")
+        raise OSError(f"cannot listen for gRPC on {host}:{port} (in use?); choose another --grpc-port or --no-grpc")
     await server.start()
     log.info("V2 gRPC listening on %s:%d", host, bound)
     return server

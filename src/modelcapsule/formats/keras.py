@@ -1,0 +1,197 @@
+"""``keras``: a Keras 3 ``.keras`` archive, loaded with ``safe_mode=True`` and custom objects only by trust.
+
+Member: ``model/model.keras``, exactly what ``model.save()`` writes. The audit opens the archive's
+``config.json`` as plain JSON (nothing is imported) and lists every object the config would resolve
+outside Keras itself: custom layers (``{"module": "mypkg.layers", "class_name": "Scale"}`` →
+``mypkg.layers.Scale``), registered custom functions (``"mypkg>fn"``, named by where Keras registered
+them, else ``mypkg.fn``) and anything naming a module that is not Keras (``os.system`` is refused like any
+other name outside the policy). Python bytecode (``Lambda`` layers) is refused outright: Keras' safe mode
+refuses it too, and no trust list can make it safe. Only after the policy admits every name are those
+objects imported and handed to ``keras.saving.load_model(..., safe_mode=True, custom_objects=...)``.
+
+Legacy ``.h5`` files need TensorFlow's Keras; without TensorFlow they are refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from ..errors import CapsuleFormatError, UnsupportedModelError, UntrustedTypesError
+from ..frameworks.keras import import_keras, is_keras_model
+from ._members import main_member, resolve
+from .base import LoadOptions, MemberSink, MemberSource, SaveResult
+
+__all__ = ["FORMATS", "KerasFormat", "config_custom_objects"]
+
+MEMBER = "model/model.keras"
+
+
+def _objects(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if "class_name" in node:
+            yield node
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _objects(value)
+
+
+def _is_keras_module(module: str) -> bool:
+    return module == "keras" or module.startswith("keras.")
+
+
+def config_custom_objects(config: Any) -> dict[str, str]:
+    """``{policy name: key Keras looks it up by}`` for every object of ``config`` outside Keras itself.
+
+    Raises :class:`CapsuleFormatError` for Python bytecode (``__lambda__``), which is never loaded.
+    """
+    found: dict[str, str] = {}
+    for obj in _objects(config):
+        class_name, module = obj.get("class_name"), obj.get("module")
+        registered = obj.get("registered_name")
+        if not isinstance(class_name, str):
+            continue
+        if class_name == "__lambda__":
+            raise CapsuleFormatError(
+                "the Keras model holds Python bytecode (a Lambda layer or a lambda function). Loading it would run "
+                "that code, so it is refused whatever the trust list says. Replace the Lambda layer with a custom "
+                "layer class (registered with keras.saving.register_keras_serializable) and save again."
+            )
+        if module is None or (class_name.startswith("__") and class_name.endswith("__")):
+            continue  # Keras' own value encodings (__tensor__, __numpy__, ...) or registry lookups by name
+        if not isinstance(module, str):
+            raise CapsuleFormatError(f"malformed Keras config: module {module!r} is not a string")
+        if class_name == "function" and module == "builtins":
+            name = obj.get("config")
+            if isinstance(name, str) and ">" in name:
+                found[_registered_path(name)] = name
+            continue  # a Keras built-in function looked up by name ("relu", "mse")
+        if _is_keras_module(module) and registered in (None, class_name):
+            continue  # a Keras built-in class
+        if class_name == "function":
+            name = obj.get("config")
+            if not isinstance(name, str):
+                raise CapsuleFormatError("malformed Keras config: a function reference has no name")
+            found[f"{module}.{name}"] = registered if isinstance(registered, str) and ">" in registered else name
+        else:
+            found[f"{module}.{class_name}"] = registered if isinstance(registered, str) else class_name
+    return found
+
+
+def _registered_path(registered: str) -> str:
+    """Where a registered custom function lives: from Keras' registry when its module was imported, else
+    the registered package and name (``"mypkg>fn"`` → ``mypkg.fn``)."""
+    keras = import_keras()
+    obj = keras.saving.get_registered_object(registered)
+    if obj is not None and hasattr(obj, "__module__") and hasattr(obj, "__qualname__"):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    package, _, name = registered.partition(">")
+    return f"{package}.{name}"
+
+
+def read_config(data: bytes) -> Any:
+    """The ``config.json`` of a ``.keras`` archive, as plain JSON."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise CapsuleFormatError(f"not a valid .keras archive (no readable config.json): {exc}") from exc
+
+
+def read_h5_config(data: bytes) -> Any:
+    """The ``model_config`` attribute of a legacy Keras ``.h5`` file, as plain JSON (h5py parses data only)."""
+    import h5py
+
+    try:
+        with h5py.File(io.BytesIO(data), "r") as fh:
+            raw = fh.attrs.get("model_config")
+    except OSError as exc:
+        raise CapsuleFormatError(f"not a valid HDF5 file: {exc}") from exc
+    if raw is None:
+        raise CapsuleFormatError("the .h5 file holds no model_config; it is weights only, not a model")
+    try:
+        return json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except ValueError as exc:
+        raise CapsuleFormatError(f"the .h5 model_config is not valid JSON: {exc}") from exc
+
+
+def _require_tensorflow(what: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        raise UnsupportedModelError(
+            f"{what} files are TensorFlow Keras (Keras 2) models; reading them needs TensorFlow, which is not "
+            "installed. Load the model where TensorFlow is installed and re-save it with model.save('m.keras')."
+        )
+
+
+class KerasFormat:
+    """Keras 3 ``.keras`` archives."""
+
+    name: ClassVar[str] = "keras"
+    runs_code: ClassVar[bool] = False
+    safety: ClassVar[int] = 10
+    extensions: ClassVar[tuple[str, ...]] = (".keras", ".h5")
+
+    def supports(self, model: Any) -> bool:
+        return is_keras_model(model)
+
+    def save(self, model: Any, sink: MemberSink) -> SaveResult:
+        if not is_keras_model(model):
+            raise UnsupportedModelError(f"the keras format stores Keras 3 models, not {type(model)}")
+        with tempfile.TemporaryDirectory(prefix="modelcapsule-keras-") as tmp:
+            path = os.path.join(tmp, "model.keras")
+            with warnings.catch_warnings():
+                # Keras' torch backend converts tensors with np.array(x, copy=False) on numpy 2 (Keras' noise)
+                warnings.filterwarnings("ignore", message="__array__ implementation doesn't accept a copy keyword",
+                                        category=DeprecationWarning)
+                model.save(path)
+            with open(path, "rb") as fh:
+                data = fh.read()
+        custom = config_custom_objects(read_config(data))
+        sink.add(MEMBER, data)
+        return SaveResult(details={"member": MEMBER}, types=sorted(custom))
+
+    def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
+        member = main_member(source, details, MEMBER)
+        return sorted(config_custom_objects(self._config(member, source.read(member))))
+
+    @staticmethod
+    def _config(member: str, data: bytes) -> Any:
+        if member.endswith(".h5"):
+            _require_tensorflow(".h5")
+            return read_h5_config(data)
+        return read_config(data)
+
+    def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
+        member = main_member(source, details, MEMBER)
+        data = source.read(member)
+        custom = config_custom_objects(self._config(member, data))
+        refused = [n for n in custom if not options.policy.admits(n)]
+        if refused:
+            raise UntrustedTypesError(refused, source="the Keras model")
+        objects: dict[str, Any] = {}
+        for path, key in custom.items():
+            obj = resolve(path)
+            objects[key] = obj
+            objects[path.rsplit(".", 1)[1]] = obj
+        keras = import_keras()
+        with tempfile.TemporaryDirectory(prefix="modelcapsule-keras-") as tmp:
+            path = os.path.join(tmp, "model.h5" if member.endswith(".h5") else "model.keras")
+            with open(path, "wb") as fh:
+                fh.write(data)
+            try:
+                return keras.saving.load_model(path, custom_objects=objects, safe_mode=True)
+            except (TypeError, ValueError, KeyError, OSError) as exc:
+                raise CapsuleFormatError(f"Keras refused to load the model: {exc}") from exc
+
+
+FORMATS = (KerasFormat(),)

@@ -1,0 +1,141 @@
+"""``lightgbm``: LightGBM's own text model file, for the ``Booster`` and the scikit-learn wrappers.
+
+Members: ``model/model.txt`` (``Booster.model_to_string()``) and, for a wrapper, ``model/params.json``:
+its class, ``get_params()`` (see :mod:`modelcapsule.formats._params`) and the fitted state LightGBM keeps
+beside the booster (classes, objective, best iteration). LightGBM has no public way to attach a booster
+to a wrapper, so the wrapper is rebuilt by setting the attributes ``fit`` sets (``_Booster``,
+``_classes``, ``_n_classes``, ``_le``, ``_objective``, ``fitted_``...) for LightGBM 4; the golden sample
+checks the result on every load. The wrapper classes of ``lightgbm.sklearn`` are this format's own
+vocabulary; a subclass (``mypkg.MyLGBM``) must be admitted by the trust policy. A plain model file loads
+as a ``Booster``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import CapsuleFormatError, UnsupportedModelError, UntrustedTypesError
+from ..frameworks.lightgbm import is_booster, is_wrapper
+from ._members import main_member, read_json, resolve
+from ._params import decode_params, encode_params
+from .base import LoadOptions, MemberSink, MemberSource, SaveResult
+
+__all__ = ["FORMATS", "LightGBMFormat"]
+
+MEMBER = "model/model.txt"
+PARAMS = "model/params.json"
+BUILTIN = ("LGBMModel", "LGBMClassifier", "LGBMRegressor", "LGBMRanker")
+
+
+def _untrusted(class_name: Any) -> list[str]:
+    if not isinstance(class_name, str) or not class_name:
+        raise CapsuleFormatError("the stored LightGBM wrapper has no class name; the capsule is corrupt.")
+    return [] if class_name in {f"lightgbm.sklearn.{n}" for n in BUILTIN} else [class_name]
+
+
+def _fitted_state(model: Any) -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "objective": model._objective if isinstance(model._objective, str) else None,
+        "best_iteration": int(model._best_iteration),
+        "fitted_with_feature_names": bool(getattr(model, "_fitted_with_feature_names", False)),
+        "n_features_in": int(model._n_features_in),
+    }
+    if callable(model._objective):
+        raise UnsupportedModelError("a LightGBM model trained with a custom objective function needs its code to "
+                                    "predict; it cannot be stored as data. Save it with a pickle-based format.")
+    classes = getattr(model, "_classes", None)
+    if classes is not None:
+        array = np.asarray(classes)
+        if array.dtype.kind not in "biufU":
+            raise UnsupportedModelError(f"class labels of dtype {array.dtype} cannot be stored as JSON")
+        state["classes"] = {"values": array.tolist(), "dtype": array.dtype.str}
+    return state
+
+
+class LightGBMFormat:
+    """LightGBM boosters and wrappers as native text plus JSON parameters."""
+
+    name: ClassVar[str] = "lightgbm"
+    runs_code: ClassVar[bool] = False
+    safety: ClassVar[int] = 5
+    extensions: ClassVar[tuple[str, ...]] = ()
+
+    def supports(self, model: Any) -> bool:
+        return is_booster(model) or is_wrapper(model)
+
+    def save(self, model: Any, sink: MemberSink) -> SaveResult:
+        if is_booster(model):
+            sink.add(MEMBER, model.model_to_string().encode())
+            return SaveResult(details={"member": MEMBER, "kind": "booster"}, types=["lightgbm.basic.Booster"])
+        if not is_wrapper(model):
+            raise UnsupportedModelError(f"the lightgbm format stores LightGBM models, not {type(model)}")
+        cls = type(model)
+        class_name = f"{cls.__module__}.{cls.__qualname__}"
+        doc = {"class": class_name, "params": encode_params(model.get_params(deep=False), cls.__name__),
+               "fitted": _fitted_state(model)}
+        sink.add(MEMBER, model.booster_.model_to_string().encode())
+        sink.add(PARAMS, json.dumps(doc, allow_nan=False).encode())
+        return SaveResult(details={"member": MEMBER, "params": PARAMS, "kind": "wrapper", "class": class_name},
+                          types=[class_name])
+
+    def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
+        params_name = str(details.get("params", PARAMS))
+        if params_name not in source:
+            return []
+        doc = read_json(source, params_name)
+        return _untrusted(doc.get("class") if isinstance(doc, dict) else None)
+
+    def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
+        import lightgbm
+
+        try:
+            text = source.read(main_member(source, details, MEMBER)).decode()
+            booster = lightgbm.Booster(model_str=text)
+        except (UnicodeDecodeError, lightgbm.basic.LightGBMError) as exc:
+            raise CapsuleFormatError(f"LightGBM could not parse the model file: {exc}") from exc
+        params_name = str(details.get("params", PARAMS))
+        if params_name not in source:
+            return booster
+        doc = read_json(source, params_name)
+        if not isinstance(doc, dict) or not isinstance(doc.get("fitted"), dict):
+            raise CapsuleFormatError(f"{params_name} is incomplete; the capsule is corrupt.")
+        class_name = doc.get("class")
+        refused = [n for n in _untrusted(class_name) if not options.policy.admits(n)]
+        if refused:
+            raise UntrustedTypesError(refused, source="the LightGBM capsule")
+        cls = resolve(str(class_name))
+        if not (isinstance(cls, type) and issubclass(cls, lightgbm.LGBMModel)):
+            raise CapsuleFormatError(f"{class_name} is not a LightGBM scikit-learn wrapper; refusing to call it")
+        return _restore(cls(**decode_params(doc.get("params", {}))), booster, doc["fitted"])
+
+
+def _restore(model: Any, booster: Any, fitted: dict[str, Any]) -> Any:
+    """Give a fresh wrapper the fitted state ``fit`` would have set (LightGBM 4.x attribute names)."""
+    from lightgbm.compat import _LGBMLabelEncoder
+
+    model._Booster = booster
+    model._n_features = booster.num_feature()
+    model._n_features_in = int(fitted.get("n_features_in", booster.num_feature()))
+    model._objective = fitted.get("objective")
+    model._best_iteration = int(fitted.get("best_iteration", -1))
+    model._best_score = {}
+    model._evals_result = {}
+    model._fitted_with_feature_names = bool(fitted.get("fitted_with_feature_names", False))
+    classes = fitted.get("classes")
+    if classes is not None:
+        dtype = np.dtype(str(classes["dtype"]))
+        if dtype.kind not in "biufU":
+            raise CapsuleFormatError(f"class labels of dtype {dtype} are not allowed; the capsule is corrupt.")
+        values = np.asarray(classes["values"], dtype=dtype)
+        model._le = _LGBMLabelEncoder().fit(values)
+        model._classes = model._le.classes_
+        model._n_classes = len(values)
+        model._class_map = dict(zip(model._le.classes_, model._le.transform(model._le.classes_), strict=True))
+    model.fitted_ = True
+    return model
+
+
+FORMATS = (LightGBMFormat(),)

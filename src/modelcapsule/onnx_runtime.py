@@ -1,0 +1,159 @@
+"""Serving a capsule's ONNX export: ``load_capsule(path, runtime="onnx" | "auto")``.
+
+``runtime="onnx"`` serves ``onnx/model.onnx`` through onnxruntime, with the capsule's own signature
+(inputs and outputs keep their names: the ONNX outputs are renamed to the methods they reproduce);
+outputs the export lacks (``decision_function`` beside ``predict_proba``, say) are answered by the Python
+model, which ``load_capsule`` has loaded and verified anyway.
+``runtime="auto"`` measures both runtimes on the golden sample at load and picks ONNX only when it
+reproduces every exported output within :data:`~modelcapsule.onnx_export.TOLERANCE` (no label flips) *and* is
+faster; otherwise the Python predictor is kept. The choice is logged on ``modelcapsule.runtime``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import CapsuleFormatError, UnsupportedModelError
+from .formats.base import LoadOptions
+from .frameworks.onnx import feed_for, make_session, onnx_to_numpy
+from .frameworks.predictor import MethodPredictor
+from .manifest import Manifest
+from .onnx_export import ONNX_MEMBER, TOLERANCE
+from .sample import model_inputs, read_sample
+from .types import Predictor, Signature
+
+__all__ = ["RUNTIMES", "OnnxPredictor", "select_predictor"]
+
+RUNTIMES = ("python", "onnx", "auto")
+log = logging.getLogger("modelcapsule.runtime")
+
+
+class OnnxPredictor:
+    """The capsule's signature served by an onnxruntime session of its ONNX export."""
+
+    runtime = "onnx"
+
+    def __init__(self, session: Any, signature: Signature, outputs: Mapping[str, str],
+                 fallback: Predictor | None = None) -> None:
+        self.session = session
+        self._signature = signature
+        self._to_onnx = {method: out for out, method in outputs.items()}
+        self._fallback = fallback
+        self._tabular = MethodPredictor(None, signature)
+        self.selection: dict[str, Any] = {}
+
+    @property
+    def signature(self) -> Signature:
+        return self._signature
+
+    def _shaped(self, name: str, value: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Give an ONNX output the shape the signature promises ((N, 1) → (N,) for a regressor, say)."""
+        spec = next((o for o in self._signature.outputs if o.name == name), None)
+        if spec is None or value.ndim == len(spec.shape) or not value.shape:
+            return value
+        rest = [d for d in spec.shape[1:]]
+        if all(d > 0 for d in rest) and value.size == value.shape[0] * int(np.prod(rest, dtype=np.int64)):
+            return value.reshape(value.shape[0], *rest)
+        return value
+
+    def predict(self, inputs: Mapping[str, Any],
+                outputs: Sequence[str] | None = None) -> dict[str, np.ndarray[Any, Any]]:
+        names = list(outputs) if outputs else list(self._signature.output_names[:1])
+        missing = [n for n in names if n not in self._to_onnx]
+        if missing and self._fallback is None:
+            raise KeyError(f"the ONNX export has no output for {missing}; it gives {sorted(self._to_onnx)}")
+        result: dict[str, np.ndarray[Any, Any]] = {}
+        exported = [n for n in names if n in self._to_onnx]
+        if exported:
+            feed = feed_for(self.session, self._tabular.model_input(inputs))
+            values = self.session.run([self._to_onnx[n] for n in exported], feed)
+            result.update((n, self._shaped(n, onnx_to_numpy(v))) for n, v in zip(exported, values, strict=True))
+        if missing and self._fallback is not None:
+            result.update(self._fallback.predict(inputs, missing))
+        return {n: result[n] for n in names}
+
+
+def _onnx_predictor(reader: Any, manifest: Manifest, options: LoadOptions, fallback: Predictor) -> OnnxPredictor:
+    from .formats.onnx import check_graph
+
+    section = manifest.onnx or {}
+    member = str(section.get("member", ONNX_MEMBER))
+    if member not in reader:
+        raise UnsupportedModelError(
+            f"{reader.path} has no ONNX export; save it with modelcapsule.save(..., onnx=True) to serve it with "
+            "runtime='onnx'."
+        )
+    data = reader.read(member)
+    check_graph(data)
+    mapping = section.get("outputs")
+    if not isinstance(mapping, dict):
+        raise CapsuleFormatError("the manifest's onnx section has no output mapping; the capsule is corrupt.")
+    signature = manifest.signature or Signature((), ())
+    return OnnxPredictor(make_session(data, options.device), signature, {str(k): str(v) for k, v in mapping.items()},
+                         fallback)
+
+
+def _median_seconds(fn: Callable[[], Any], budget: float = 0.2, runs: int = 7) -> float:
+    """Median time of ``fn`` over up to ``runs`` calls, stopping once ``budget`` seconds are spent."""
+    times: list[float] = []
+    deadline = time.perf_counter() + budget
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+        if time.perf_counter() > deadline:
+            break
+    return float(np.median(times))
+
+
+def _reproduces(candidate: OnnxPredictor, outputs: Mapping[str, Any], inputs: Mapping[str, Any]) -> str | None:
+    """None when every output of the golden sample is reproduced within tolerance; else why not."""
+    for method, expected in outputs.items():
+        if method not in candidate._to_onnx:
+            return f"no ONNX output for {method}"
+        got = candidate.predict(inputs, [method])[method]
+        exp = np.asarray(expected)
+        if got.size != exp.size:
+            return f"{method}: shape {got.shape} instead of {exp.shape}"
+        got = got.reshape(exp.shape)
+        if exp.dtype.kind in "fc":
+            if not np.allclose(got.astype(np.float64), exp.astype(np.float64), equal_nan=True, **TOLERANCE):
+                return f"{method}: outside rtol={TOLERANCE['rtol']}, atol={TOLERANCE['atol']}"
+        elif not np.array_equal(got.astype(object), exp.astype(object)):
+            return f"{method}: labels differ"
+    return None
+
+
+def select_predictor(reader: Any, manifest: Manifest, predictor: Predictor, runtime: str,
+                     options: LoadOptions) -> Predictor:
+    """The predictor for ``runtime``: ``"python"`` (as loaded), ``"onnx"`` or ``"auto"`` (see module doc)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
+    if runtime == "python" or manifest.format_name == "onnx":
+        return predictor  # an ONNX capsule is already served by onnxruntime
+    if runtime == "onnx":
+        return _onnx_predictor(reader, manifest, options, predictor)
+    if manifest.onnx is None or not manifest.sample:
+        return predictor
+    candidate = _onnx_predictor(reader, manifest, options, predictor)
+    inputs, all_outputs = read_sample(reader, manifest.sample)
+    outputs = {m: v for m, v in all_outputs.items() if m in candidate._to_onnx}
+    named = inputs if len(inputs) > 1 else {name: model_inputs(inputs) for name in inputs}
+    why = _reproduces(candidate, outputs, named) if outputs else "it exports none of the outputs"
+    if why is not None:
+        log.info("runtime=auto keeps Python for %s: the ONNX export does not reproduce the sample (%s)",
+                 manifest.name, why)
+        return predictor
+    wanted = list(outputs)
+    t_python = _median_seconds(lambda: predictor.predict(named, wanted))
+    t_onnx = _median_seconds(lambda: candidate.predict(named, wanted))
+    candidate.selection = {"python_seconds": t_python, "onnx_seconds": t_onnx}
+    chosen = "onnx" if t_onnx < t_python else "python"
+    log.info("runtime=auto picks %s for %s (golden sample: python %.2e s, onnx %.2e s)", chosen, manifest.name,
+             t_python, t_onnx)
+    return candidate if chosen == "onnx" else predictor

@@ -1,0 +1,31 @@
+"""The protocol registry: one table, duplicates refused, and no two adapters claim the same route."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.routing import Route
+
+from modelcapsule.serving import DataPlane, Repository, ServerOptions
+from modelcapsule.serving.protocols import PROTOCOLS, register_protocol
+
+from .conftest import Models
+
+
+def test_every_protocol_is_registered_once() -> None:
+    assert set(PROTOCOLS) == {"v2", "tfserving", "seldon", "plain", "mlflow"}
+    with pytest.raises(ValueError, match="already registered"):
+        register_protocol("v2", PROTOCOLS["v2"])
+
+
+def test_no_two_adapters_claim_a_route(models: Models) -> None:
+    plane = DataPlane(Repository([models.iris_path], ServerOptions()))
+    owners: dict[tuple[str, str], str] = {}
+    for name, factory in PROTOCOLS.items():
+        routes = factory(plane)
+        assert routes, f"protocol {name} has no routes"
+        for route in routes:
+            assert isinstance(route, Route)
+            for method in sorted(route.methods or ()):
+                key = (route.path, method)
+                assert key not in owners, f"{key} claimed by {owners[key]} and {name}"
+                owners[key] = name
