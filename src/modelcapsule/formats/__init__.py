@@ -6,11 +6,10 @@ Each built-in format module ends with a ``FORMATS`` tuple; third-party packages 
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from ..errors import UnsupportedModelError
+from ..registry import Registry
 from .base import Format, LoadOptions, MemberSink, MemberSource, SaveResult
 
 __all__ = [
@@ -30,47 +29,29 @@ BUILTIN_MODULES = (
 )
 """Modules whose ``FORMATS`` tables are registered on first use."""
 
-_REGISTRY: dict[str, Format] = {}
-_loaded = False
+_REGISTRY: Registry[Format] = Registry("format", lambda f: isinstance(f, Format), "FORMATS", BUILTIN_MODULES,
+                                       "modelcapsule.formats")
 
 
 def register_format(fmt: Format, *, replace: bool = False) -> None:
     """Add a format to the registry. A second format with the same name is refused unless ``replace``."""
-    if not isinstance(fmt, Format):
-        raise TypeError(f"{fmt!r} does not implement modelcapsule.formats.Format")
-    if fmt.name in _REGISTRY and not replace:
-        raise ValueError(f"a format named {fmt.name!r} is already registered")
-    _REGISTRY[fmt.name] = fmt
-
-
-def _ensure_loaded() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    modules = list(BUILTIN_MODULES) + [ep.value for ep in entry_points(group="modelcapsule.formats")]
-    for name in modules:
-        for fmt in getattr(importlib.import_module(name), "FORMATS", ()):
-            if fmt.name not in _REGISTRY:
-                register_format(fmt)
+    _REGISTRY.register(fmt, replace=replace)
 
 
 def get_format(name: str) -> Format:
     """The registered format called ``name``."""
-    _ensure_loaded()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
+    fmt = _REGISTRY.get(name)
+    if fmt is None:
         raise UnsupportedModelError(
-            f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}. A capsule written by a "
-            "newer modelcapsule or a plug-in may need that package installed."
-        ) from None
+            f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY.names()))}. A capsule written "
+            "by a newer modelcapsule or a plug-in may need that package installed."
+        )
+    return fmt
 
 
 def all_formats() -> list[Format]:
     """Every registered format, safest first."""
-    _ensure_loaded()
-    return sorted(_REGISTRY.values(), key=lambda f: (f.safety, f.name))
+    return sorted(_REGISTRY.all(), key=lambda f: (f.safety, f.name))
 
 
 def format_for_file(path: str | Path) -> Format:

@@ -1,0 +1,74 @@
+"""One registry shape for every extension point (formats, frameworks).
+
+Built-in modules and plug-in modules (an entry-point group) each end with a table of adapters; one loop
+registers them and refuses duplicates. Looking up a built-in adapter by name imports only the module
+named after it, so loading a capsule does not import every adapter; listing imports them all, and
+lists them in module order (specific frameworks before general ones).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Registry"]
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Adapters of one kind, by name. ``table`` is the attribute each module ends with (``FORMATS``)."""
+
+    def __init__(self, kind: str, check: Callable[[Any], bool], table: str, builtin: tuple[str, ...],
+                 group: str) -> None:
+        self.kind, self._check, self._table, self._builtin, self._group = kind, check, table, builtin, group
+        self._items: dict[str, T] = {}
+        self._rank: dict[str, int] = {}
+        self._imported: set[str] = set()
+        self._complete = False
+
+    def register(self, item: T, *, replace: bool = False, rank: int | None = None) -> None:
+        """Add ``item``; a second one with the same name is refused unless ``replace``."""
+        if not self._check(item):
+            raise TypeError(f"{item!r} does not implement the {self.kind} protocol")
+        name = item.name  # type: ignore[attr-defined]
+        if name in self._items and not replace:
+            raise ValueError(f"a {self.kind} named {name!r} is already registered")
+        self._items[name] = item
+        self._rank.setdefault(name, len(self._builtin) + 1_000 if rank is None else rank)
+
+    def _import(self, module: str, rank: int) -> None:
+        if module in self._imported:
+            return
+        self._imported.add(module)
+        for item in getattr(importlib.import_module(module), self._table, ()):
+            if item.name not in self._items:
+                self.register(item, rank=rank)
+
+    def _import_all(self) -> None:
+        if self._complete:
+            return
+        self._complete = True
+        plugins = [ep.value for ep in entry_points(group=self._group)]
+        for rank, module in enumerate([*self._builtin, *plugins]):
+            self._import(module, rank)
+
+    def get(self, name: str) -> T | None:
+        """The adapter called ``name``, importing only its own module when it is a built-in one."""
+        if name not in self._items:
+            module = next((m for m in self._builtin if m.rsplit(".", 1)[-1] == name), None)
+            if module is not None:
+                self._import(module, self._builtin.index(module))
+            if name not in self._items:
+                self._import_all()
+        return self._items.get(name)
+
+    def all(self) -> list[T]:
+        """Every adapter, in module order."""
+        self._import_all()
+        return sorted(self._items.values(), key=lambda item: self._rank[item.name])  # type: ignore[attr-defined]
+
+    def names(self) -> list[str]:
+        return [item.name for item in self.all()]  # type: ignore[attr-defined]
