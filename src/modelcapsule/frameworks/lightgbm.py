@@ -1,69 +1,25 @@
-"""LightGBM: the ``Booster`` and its scikit-learn wrappers (``LGBMClassifier``, ``LGBMRegressor``, ...).
-
-A ``Booster`` has one method, ``predict``; the wrappers have their scikit-learn methods. Recognised by
-class names only: lightgbm is imported only when such a model is actually handled.
-"""
+"""LightGBM: the ``Booster`` and its scikit-learn wrappers (``LGBMClassifier``, ``LGBMRegressor``, ...)."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
+from ._boosting import BoostingFramework
 
-from ..types import Signature
-from ._methods import class_names, json_params
-from .predictor import MethodPredictor
-
-__all__ = ["FRAMEWORKS", "LightGBMFramework"]
-
-BOOSTER = "lightgbm.basic.Booster"
-WRAPPER = "lightgbm.sklearn.LGBMModel"
+__all__ = ["FRAMEWORKS", "LightGBMFramework", "is_booster", "is_wrapper"]
 
 
-def is_booster(model: Any) -> bool:
-    return BOOSTER in class_names(model)
-
-
-def is_wrapper(model: Any) -> bool:
-    return WRAPPER in class_names(model)
-
-
-class LightGBMFramework:
+class LightGBMFramework(BoostingFramework):
     """LightGBM boosters and scikit-learn wrappers."""
 
     name: ClassVar[str] = "lightgbm"
+    booster: ClassVar[str] = "lightgbm.basic.Booster"
+    wrapper: ClassVar[str] = "lightgbm.sklearn.LGBMModel"
 
-    def matches(self, model: Any) -> bool:
-        return is_booster(model) or is_wrapper(model)
-
-    def describe(self, model: Any) -> dict[str, Any]:
-        cls = type(model)
-        if is_wrapper(model):
-            task = "classification" if hasattr(model, "predict_proba") else "regression"
-            params = json_params(model.get_params())
-        else:
-            task, params = "booster", {"num_trees": int(model.num_trees())}
-        return {"framework": self.name, "class": f"{cls.__module__}.{cls.__qualname__}", "task": task,
-                "methods": self.methods(model), "params": params}
-
-    def methods(self, model: Any) -> list[str]:
-        if is_wrapper(model) and hasattr(model, "predict_proba"):
-            return ["predict", "predict_proba"]
-        return ["predict"]
-
-    def call(self, model: Any, method: str, inputs: Any) -> np.ndarray[Any, Any]:
-        if method not in self.methods(model):
-            raise ValueError(f"{type(model).__name__} has no prediction method {method!r}")
-        return np.asarray(getattr(model, method)(inputs))
-
-    def packages(self, model: Any) -> list[str]:
-        return ["lightgbm", "numpy", "scipy"] + (["sklearn"] if is_wrapper(model) else [])
-
-    def formats(self, model: Any) -> list[str]:
-        return ["lightgbm"]
-
-    def predictor(self, model: Any, signature: Signature) -> MethodPredictor:
-        return MethodPredictor(model, signature, self.call)
+    def booster_params(self, model: Any) -> dict[str, Any]:
+        return {"num_trees": int(model.num_trees())}
 
 
-FRAMEWORKS = (LightGBMFramework(),)
+FRAMEWORK = LightGBMFramework()
+is_booster, is_wrapper = FRAMEWORK.is_booster, FRAMEWORK.is_wrapper
+FRAMEWORKS = (FRAMEWORK,)
