@@ -17,23 +17,17 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import CapsuleFormatError, UnsupportedModelError, UntrustedTypesError
+from ..errors import CapsuleFormatError, UnsupportedModelError
 from ..frameworks.lightgbm import is_booster, is_wrapper
-from ._members import main_member, read_json, resolve
+from ._members import main_member, read_json
 from ._params import decode_params, encode_params
+from ._wrappers import PARAMS, audit_wrapper, wrapper_class
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 
 __all__ = ["FORMATS", "LightGBMFormat"]
 
 MEMBER = "model/model.txt"
-PARAMS = "model/params.json"
-BUILTIN = ("LGBMModel", "LGBMClassifier", "LGBMRegressor", "LGBMRanker")
-
-
-def _untrusted(class_name: Any) -> list[str]:
-    if not isinstance(class_name, str) or not class_name:
-        raise CapsuleFormatError("the stored LightGBM wrapper has no class name; the capsule is corrupt.")
-    return [] if class_name in {f"lightgbm.sklearn.{n}" for n in BUILTIN} else [class_name]
+BUILTIN = frozenset(f"lightgbm.sklearn.{n}" for n in ("LGBMModel", "LGBMClassifier", "LGBMRegressor", "LGBMRanker"))
 
 
 def _fitted_state(model: Any) -> dict[str, Any]:
@@ -82,11 +76,7 @@ class LightGBMFormat:
                           types=[class_name])
 
     def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
-        params_name = str(details.get("params", PARAMS))
-        if params_name not in source:
-            return []
-        doc = read_json(source, params_name)
-        return _untrusted(doc.get("class") if isinstance(doc, dict) else None)
+        return audit_wrapper(source, details, "LightGBM", BUILTIN)
 
     def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
         import lightgbm
@@ -102,13 +92,7 @@ class LightGBMFormat:
         doc = read_json(source, params_name)
         if not isinstance(doc, dict) or not isinstance(doc.get("fitted"), dict):
             raise CapsuleFormatError(f"{params_name} is incomplete; the capsule is corrupt.")
-        class_name = doc.get("class")
-        refused = [n for n in _untrusted(class_name) if not options.policy.admits(n)]
-        if refused:
-            raise UntrustedTypesError(refused, source="the LightGBM capsule")
-        cls = resolve(str(class_name))
-        if not (isinstance(cls, type) and issubclass(cls, lightgbm.LGBMModel)):
-            raise CapsuleFormatError(f"{class_name} is not a LightGBM scikit-learn wrapper; refusing to call it")
+        cls = wrapper_class(doc, options, "LightGBM", BUILTIN, lightgbm.LGBMModel)
         return _restore(cls(**decode_params(doc.get("params", {}))), booster, doc["fitted"])
 
 

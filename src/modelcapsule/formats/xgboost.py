@@ -13,25 +13,18 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from ..errors import CapsuleFormatError, UnsupportedModelError, UntrustedTypesError
+from ..errors import CapsuleFormatError, UnsupportedModelError
 from ..frameworks.xgboost import is_booster, is_wrapper
-from ._members import main_member, read_json, resolve
+from ._members import main_member, read_json
 from ._params import decode_params, encode_params
+from ._wrappers import PARAMS, audit_wrapper, wrapper_class
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 
 __all__ = ["FORMATS", "XGBoostFormat"]
 
 MEMBER = "model/model.ubj"
-PARAMS = "model/params.json"
-BUILTIN = ("XGBModel", "XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier", "XGBRFRegressor")
-
-
-def _untrusted(class_name: Any) -> list[str]:
-    if not isinstance(class_name, str) or not class_name:
-        raise CapsuleFormatError("the stored XGBoost wrapper has no class name; the capsule is corrupt.")
-    if class_name in {f"xgboost.sklearn.{n}" for n in BUILTIN}:
-        return []
-    return [class_name]
+BUILTIN = frozenset(f"xgboost.sklearn.{n}" for n in (
+    "XGBModel", "XGBClassifier", "XGBRegressor", "XGBRanker", "XGBRFClassifier", "XGBRFRegressor"))
 
 
 class XGBoostFormat:
@@ -66,11 +59,7 @@ class XGBoostFormat:
                           types=[class_name])
 
     def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
-        params_name = str(details.get("params", PARAMS))
-        if params_name not in source:
-            return []
-        doc = read_json(source, params_name)
-        return _untrusted(doc.get("class") if isinstance(doc, dict) else None)
+        return audit_wrapper(source, details, "XGBoost", BUILTIN)
 
     def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
         import xgboost
@@ -87,13 +76,7 @@ class XGBoostFormat:
         doc = read_json(source, params_name)
         if not isinstance(doc, dict):
             raise CapsuleFormatError(f"{params_name} is not a JSON object; the capsule is corrupt.")
-        class_name = doc.get("class")
-        refused = [n for n in _untrusted(class_name) if not options.policy.admits(n)]
-        if refused:
-            raise UntrustedTypesError(refused, source="the XGBoost capsule")
-        cls = resolve(str(class_name))
-        if not (isinstance(cls, type) and issubclass(cls, xgboost.XGBModel)):
-            raise CapsuleFormatError(f"{class_name} is not an XGBoost scikit-learn wrapper; refusing to call it")
+        cls = wrapper_class(doc, options, "XGBoost", BUILTIN, xgboost.XGBModel)
         params = decode_params(doc.get("params", {}))
         model = cls(**params)
         try:
