@@ -12,7 +12,7 @@ import datetime as _dt
 import os
 import pickle
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -356,16 +356,24 @@ def _runtime_predictor(reader: CapsuleReader, manifest: Manifest, predictor: Pre
     return chosen
 
 
-def _check_sample(reader: CapsuleReader, manifest: Manifest, framework: Any, model: Any) -> None:
+def _sample_differences(reader: CapsuleReader, manifest: Manifest, framework: Any,
+                        model: Any) -> Iterator[tuple[str, str | None, Exception | None]]:
+    """Re-run the golden sample one method at a time: ``(method, difference or None, error raised)``."""
     assert manifest.sample is not None
     inputs, outputs = read_sample(reader, manifest.sample)
     for method, expected in outputs.items():
         try:
             got = framework.call(model, method, model_inputs(inputs))
         except Exception as exc:
-            raise VerificationError(method, f"calling it raised {type(exc).__name__}: {exc}") from exc
-        if (diff := compare_outputs(expected, got)) is not None:
-            raise VerificationError(method, diff)
+            yield method, f"calling it raised {type(exc).__name__}: {exc}", exc
+            continue
+        yield method, compare_outputs(expected, got), None
+
+
+def _check_sample(reader: CapsuleReader, manifest: Manifest, framework: Any, model: Any) -> None:
+    for method, diff, error in _sample_differences(reader, manifest, framework, model):
+        if diff is not None:
+            raise VerificationError(method, diff) from error
 
 
 def _load_plain(path: Path, options: LoadOptions) -> LoadedCapsule:
@@ -498,12 +506,7 @@ def verify(path: str | os.PathLike[str], *, trusted: Iterable[str] | TrustPolicy
         if not manifest.sample:
             report.sample["-"] = "no golden sample stored"
             return report
-        inputs, outputs = read_sample(reader, manifest.sample)
-        for method, expected in outputs.items():
-            try:
-                diff = compare_outputs(expected, framework.call(model, method, model_inputs(inputs)))
-            except Exception as exc:
-                diff = f"calling it raised {type(exc).__name__}: {exc}"
+        for method, diff, _error in _sample_differences(reader, manifest, framework, model):
             report.sample[method] = "ok" if diff is None else "differs"
             if diff is not None:
                 report.problems.append(f"{method}(): {diff}")
