@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import environment, provenance
+from .check_cache import CheckCache, check_cache
 from .container import DEFAULT_LIMITS, CapsuleReader, CapsuleWriter, Limits, open_capsule
 from .errors import (
     CapsuleError,
@@ -288,6 +289,7 @@ def load_capsule(
     device: str | None = None,
     limits: Limits | None = None,
     runtime: str = "python",
+    recheck: bool = False,
 ) -> LoadedCapsule:
     """Load a capsule (or a plain model file) with every check; see :func:`load`."""
     p = Path(path)
@@ -301,20 +303,25 @@ def load_capsule(
         return _load_plain(p, options)
     with open_capsule(p, options.limits) as reader:
         return _load_from_reader(reader, options, on_mismatch=on_mismatch, verify=verify, public_key=public_key,
-                                 runtime=runtime)
+                                 runtime=runtime, recheck=recheck)
 
 
 def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatch: OnMismatch, verify: bool,
-                      public_key: Any, runtime: str) -> LoadedCapsule:
+                      public_key: Any, runtime: str, recheck: bool = False) -> LoadedCapsule:
     manifest = reader.manifest
     what = str(reader.path)
+    checks = _PassedChecks(reader, None if recheck else check_cache(), options.device)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capsule-hash")
     try:
         if public_key is not None:
             from .signing import check_signature
 
             check_signature(reader, public_key)
+        if checks.passed("hashes"):
+            hashed = None
+        elif public_key is not None:
             reader.check_hashes()
+            checks.record("hashes")
             hashed = None
         else:
             hashed = reader.check_hashes_async(pool)
@@ -333,17 +340,53 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
             raise
         if hashed is not None:
             hashed.result()
+            checks.record("hashes")
     finally:
         pool.shutdown(wait=True)
     drifts += [d for d in folded if d.name not in {x.name for x in drifts}]
     _apply_drift_policy(drifts, on_mismatch)
-    if verify and manifest.sample:
+    if verify and manifest.sample and not checks.passed("sample"):
         _check_sample(reader, manifest, framework, model)
+        checks.record("sample")
     signature = manifest.signature or infer_signature({}, {})
     predictor = framework.predictor(model, signature)
     if runtime != "python":
         predictor = _runtime_predictor(reader, manifest, predictor, runtime, options)
     return LoadedCapsule(model, manifest, predictor, reader.path, list(drifts))
+
+
+class _PassedChecks:
+    """The record of this capsule's checks that passed before (see :mod:`modelcapsule.check_cache`).
+
+    Keys are taken when the capsule is opened, before any check runs, and a check is recorded only if
+    the files are still exactly as they were then."""
+
+    def __init__(self, reader: CapsuleReader, cache: CheckCache | None, device: str | None) -> None:
+        self._reader, self._cache = reader, cache
+        self._packages = sorted(reader.manifest.environment.get("packages") or {})
+        self._keys: dict[str, str | None] = {}
+        self._kinds = {"hashes": "hashes", "sample": f"sample:{device or ''}"}
+        if cache is not None:
+            try:
+                stats = reader.file_stats()
+            except OSError:
+                self._cache = None
+                return
+            for check, kind in self._kinds.items():
+                self._keys[check] = cache.key(kind, stats, reader.manifest_bytes, self._packages)
+
+    def passed(self, check: str) -> bool:
+        return self._cache is not None and self._cache.passed(self._keys.get(check))
+
+    def record(self, check: str) -> None:
+        if self._cache is None:
+            return
+        try:
+            stats = self._reader.file_stats()
+        except OSError:
+            return
+        self._cache.record(self._keys.get(check), self._kinds[check], stats, self._reader.manifest_bytes,
+                           self._packages)
 
 
 def _runtime_predictor(reader: CapsuleReader, manifest: Manifest, predictor: Predictor, runtime: str,
@@ -421,6 +464,7 @@ def load(
     public_key: Any = None,
     device: str | None = None,
     limits: Limits | None = None,
+    recheck: bool = False,
 ) -> Any:
     """Load the model in a capsule (or a plain ``.pkl``/``.joblib``/``.skops`` file) safely.
 
@@ -428,9 +472,13 @@ def load(
     raise :class:`UntrustedTypesError` before anything is built. Every member's hash is checked; with
     ``public_key`` the signature and every hash are checked before anything is parsed. Environment
     drift is handled per ``on_mismatch``; ``verify`` re-runs the golden sample.
+
+    A hash check or golden-sample run that already passed on this very file (same inode, size and
+    change time, unchanged since) and, for the sample, under this very software is not repeated:
+    see :mod:`modelcapsule.check_cache`. ``recheck=True`` runs every check regardless.
     """
     return load_capsule(path, trusted=trusted, on_mismatch=on_mismatch, verify=verify, trust_code=trust_code,
-                        public_key=public_key, device=device, limits=limits).model
+                        public_key=public_key, device=device, limits=limits, recheck=recheck).model
 
 
 # ------------------------------------------------------------------------------------ inspect, verify

@@ -238,6 +238,7 @@ class CapsuleReader:
         self._zmap: mmap.mmap | None = None
         self._entries: dict[str, tuple[int, int, int, int]] = {}  # name -> (offset, size, csize, method)
         self._dir_sizes: dict[str, int] = {}
+        self.manifest_bytes = b""
         try:
             if self.path.is_dir():
                 self._scan_dir()
@@ -363,7 +364,8 @@ class CapsuleReader:
                 f"{self.path} has no {MANIFEST_NAME}; it is not a capsule. Use modelcapsule.audit() to "
                 "examine plain model files."
             )
-        return parse_manifest(self.read(MANIFEST_NAME))
+        self.manifest_bytes = self.read(MANIFEST_NAME)
+        return parse_manifest(self.manifest_bytes)
 
     def _check_members(self) -> None:
         present = set(self.names()) - {MANIFEST_NAME, SIGNATURE_NAME}
@@ -393,6 +395,13 @@ class CapsuleReader:
 
     def names(self) -> list[str]:
         return list(self._dir_sizes) if self.is_dir else list(self._entries)
+
+    def file_stats(self) -> list[tuple[str, os.stat_result]]:
+        """The identity of the files this capsule is read from: the open ZIP file itself (not whatever
+        its path names now), or every file of a directory capsule. Raises OSError if one vanished."""
+        if self._fh is not None:
+            return [(str(self.path), os.fstat(self._fh.fileno()))]
+        return [(name, os.stat(self.path / name)) for name in sorted(self._dir_sizes)]
 
     def __contains__(self, name: str) -> bool:
         return name in (self._dir_sizes if self.is_dir else self._entries)

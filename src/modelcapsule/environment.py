@@ -14,11 +14,13 @@ import sys
 from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from .errors import PackageDrift
 
-__all__ = ["capture_environment", "compare_environment", "distributions_for_modules", "installed_version"]
+__all__ = ["capture_environment", "compare_environment", "distributions_for_modules", "installed_distribution",
+           "installed_version"]
 
 ALWAYS_RECORDED = ("numpy", "scipy", "joblib")
 
@@ -33,11 +35,11 @@ def _canonical(name: str) -> str:
 
 
 @cache
-def _dist_info_versions() -> dict[str, str]:
-    """``{canonical name: version}`` from the ``*.dist-info`` folder names on ``sys.path``, first one wins
-    (as for imports). Reading folder names takes a millisecond where ``importlib.metadata`` takes ten per
-    package, and load calls this for every package the manifest lists."""
-    found: dict[str, str] = {}
+def _dist_infos() -> dict[str, tuple[str, str]]:
+    """``{canonical name: (version, dist-info folder)}`` from the ``*.dist-info`` folder names on
+    ``sys.path``, first one wins (as for imports). Reading folder names takes a millisecond where
+    ``importlib.metadata`` takes ten per package, and load calls this for every package the manifest lists."""
+    found: dict[str, tuple[str, str]] = {}
     for entry in sys.path:
         try:
             names = os.listdir(entry or ".")
@@ -47,15 +49,21 @@ def _dist_info_versions() -> dict[str, str]:
             if name.endswith(".dist-info"):
                 dist, _, version = name.removesuffix(".dist-info").partition("-")
                 if version:
-                    found.setdefault(_canonical(dist), version)
+                    found.setdefault(_canonical(dist), (version, os.path.join(entry or ".", name)))
     return found
+
+
+def installed_distribution(dist: str) -> tuple[str, Path] | None:
+    """``(version, dist-info folder)`` of distribution ``dist`` as imports would find it, or None."""
+    found = _dist_infos().get(_canonical(dist))
+    return None if found is None else (found[0], Path(found[1]))
 
 
 def installed_version(dist: str) -> str | None:
     """The installed version of distribution ``dist``, or None."""
-    version = _dist_info_versions().get(_canonical(dist))
-    if version is not None:
-        return version
+    found = _dist_infos().get(_canonical(dist))
+    if found is not None:
+        return found[0]
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

@@ -27,6 +27,8 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
+from .cachedir import user_cache_dir
+
 __all__ = ["SKLEARN_EXCLUDED_MODULES", "compute_sklearn_names", "default_names"]
 
 BUILTIN_NAMES = frozenset({
@@ -151,8 +153,7 @@ def scipy_distribution_names() -> frozenset[str]:
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "modelcapsule" / "trust"
+    return user_cache_dir("trust")
 
 
 @functools.cache
