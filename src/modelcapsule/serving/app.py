@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .dataplane import DataPlane
 from .openapi import openapi
@@ -29,7 +30,7 @@ __all__ = ["create_app"]
 log = logging.getLogger("modelcapsule.serving")
 
 
-def create_app(dataplane: DataPlane, *, poll: bool = True) -> Starlette:
+def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
     """The server's ASGI app. On start-up it loads the repository (unless already loaded) and, when
     ``poll`` is true, re-scans it every ``options.poll_seconds``; on shutdown it drains queued calls."""
 
@@ -63,10 +64,38 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> Starlette:
     ]
     for factory in PROTOCOLS.values():
         routes.extend(factory(dataplane))
-    # Starlette tries routes in order: inference (POST) routes first, so a prediction does not pay for
-    # matching every status and metadata route before its own.
-    routes.sort(key=lambda r: 0 if "POST" in (getattr(r, "methods", None) or ()) else 1)
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    posts = [r for r in routes if isinstance(r, Route) and "POST" in (r.methods or ())]
+    return InferenceFastLane(app, posts)
+
+
+class InferenceFastLane:
+    """Sends POST requests for the inference routes straight to their endpoints; everything else (and
+    any POST under a ``root_path``) goes through the Starlette app.
+
+    Why: each inference endpoint already turns every exception into its protocol's error answer, so
+    Starlette's error and exception middleware, its router (a regular expression per route, tried in
+    order) and its send wrappers only add cost: about a sixth of the event loop's time per request
+    when a fast model (ONNX, a linear model) answers in microseconds. The routes, their path
+    parameters and their answers are the same objects either way.
+    """
+
+    def __init__(self, app: Starlette, posts: list[Route]) -> None:
+        self.app = app
+        self._posts = [(r.path_regex, r.param_convertors, r.endpoint) for r in posts]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            path = scope["path"]
+            for regex, convertors, endpoint in self._posts:
+                match = regex.match(path)
+                if match is not None:
+                    scope["path_params"] = {k: convertors[k].convert(v) for k, v in match.groupdict().items()}
+                    scope["app"] = self.app
+                    response = await endpoint(Request(scope, receive, send))
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
 
 
 async def _poll(dataplane: DataPlane) -> None:

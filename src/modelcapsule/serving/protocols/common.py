@@ -47,16 +47,19 @@ class _RequestIds:
     """Request ids unique across workers and restarts: a random per-process prefix and a counter.
 
     Cheaper than ``uuid4`` (no ``os.urandom`` call per request, which costs tens of microseconds and
-    more under load); the prefix is drawn again after a fork so that workers never share ids."""
+    more under load), and no system call at all per request: the prefix is drawn again in a forked
+    child (``os.register_at_fork``) so that workers never share ids."""
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
         self._counter = itertools.count()
+        self._prefix = os.urandom(4).hex()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._redraw)
+
+    def _redraw(self) -> None:
+        self._prefix = os.urandom(4).hex()
 
     def next(self) -> str:
-        if self._pid != os.getpid():
-            self._pid, self._prefix = os.getpid(), os.urandom(4).hex()
         return f"{self._prefix}{next(self._counter):08x}"
 
 
@@ -148,6 +151,16 @@ def endpoint(
     """Wrap ``handler`` with error mapping, request ids, metrics and the access log."""
     metrics = dataplane.metrics
     in_flight = metrics.in_flight.labels(protocol)
+    children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}  # labelled metrics, looked up once
+
+    def count(call: Call, status: int, elapsed: float) -> None:
+        key = (call.model, call.version, call.protocol, status)
+        pair = children.get(key)
+        if pair is None:
+            pair = children[key] = (metrics.requests.labels(call.model, call.version, call.protocol, str(status)),
+                                    metrics.latency.labels(call.model, call.version, call.protocol))
+        pair[0].inc()
+        pair[1].observe(elapsed)
 
     async def wrapped(request: Request) -> Response:
         start = time.perf_counter()
@@ -165,8 +178,7 @@ def endpoint(
         elapsed = time.perf_counter() - start
         response.headers["x-request-id"] = call.request_id
         if call.model in dataplane.models:  # never a label value taken from an unknown name in a URL
-            metrics.requests.labels(call.model, call.version, call.protocol, str(response.status_code)).inc()
-            metrics.latency.labels(call.model, call.version, call.protocol).observe(elapsed)
+            count(call, response.status_code, elapsed)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 orjson.dumps(
