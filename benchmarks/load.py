@@ -39,6 +39,7 @@ import json, os, sys, time, pickle, gc
 import numpy as np, joblib, sklearn.ensemble, sklearn.neighbors, skops.io, cloudpickle
 import modelcapsule as mc
 import modelcapsule.trust_defaults as td; td.default_names()
+import modelcapsule.formats.safepickle, modelcapsule.frameworks.sklearn  # imported by load on first use
 
 def rss():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status"))

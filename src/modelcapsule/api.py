@@ -267,10 +267,13 @@ def _construct(fmt: Format, source: Any, details: dict[str, Any], options: LoadO
     return model, folded
 
 
+CAPSULE_SUFFIX = ".capsule"
+
+
 def _is_capsule(path: Path) -> bool:
     """Directories and files with no plain-format suffix are capsules; ``.pkl``, ``.skops``... are not."""
-    if path.is_dir():
-        return True
+    if path.is_dir() or path.suffix.lower() == CAPSULE_SUFFIX:
+        return True  # without importing every format to compare suffixes
     try:
         format_for_file(path)
     except UnsupportedModelError:

@@ -144,7 +144,9 @@ def _software(packages: tuple[str, ...]) -> list[Any] | None:
         except OSError:
             return None
         installed.append([name, version, st.st_size, st.st_mtime_ns])
-    return [sys.version, platform.platform(), platform.machine(), _cpu_flags(), installed]
+    uname = os.uname() if hasattr(os, "uname") else None  # platform.platform() would spawn `uname -p`
+    system = [uname.sysname, uname.release, uname.machine] if uname else [sys.platform, platform.machine()]
+    return [sys.version, *system, _cpu_flags(), installed]
 
 
 def _cpu_flags() -> str:
@@ -156,4 +158,4 @@ def _cpu_flags() -> str:
                     return hashlib.sha256(line.encode()).hexdigest()
     except OSError:
         pass
-    return platform.processor()
+    return platform.machine()

@@ -400,7 +400,7 @@ class CapsuleReader:
         """The identity of the files this capsule is read from: the open ZIP file itself (not whatever
         its path names now), or every file of a directory capsule. Raises OSError if one vanished."""
         if self._fh is not None:
-            return [(str(self.path), os.fstat(self._fh.fileno()))]
+            return [("", os.fstat(self._fh.fileno()))]  # the inode is the identity, whatever path reached it
         return [(name, os.stat(self.path / name)) for name in sorted(self._dir_sizes)]
 
     def __contains__(self, name: str) -> bool:
