@@ -7,6 +7,7 @@ bounded, and every server is stopped with SIGTERM (graceful shutdown) when its f
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -128,6 +129,13 @@ class Models:
     people: pd.DataFrame
     mixed: Pipeline
     mixed_path: Path
+
+
+@pytest.fixture(autouse=True)
+def thawed_heap() -> Iterator[None]:
+    """A data plane in this process freezes the heap (serving.heap); later tests get a normal collector."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="session")

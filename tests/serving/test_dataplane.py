@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from modelcapsule.serving import DataPlane, Repository, ServerOptions
+from modelcapsule.serving import DataPlane, Repository, ServerOptions, heap
 from modelcapsule.serving.errors import ModelNotFoundError, ModelNotReadyError
 from modelcapsule.serving.models import State
 
@@ -66,3 +68,24 @@ def test_only_broken_versions_leave_the_model_not_ready(models: Models, tmp_path
         plane.resolve("iris")
     with pytest.raises(ModelNotFoundError, match="no model named 'nope'"):
         plane.resolve("nope")
+
+
+def test_loaded_models_are_kept_out_of_the_collectors_passes(models: Models, tmp_path: Path) -> None:
+    gc.unfreeze()
+    reconciled(repository(models, tmp_path, [1]))
+    assert gc.get_freeze_count() > 0  # the server's objects and the model: never walked per request
+
+
+def test_a_dropped_version_is_collected_even_though_it_was_frozen() -> None:
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.myself = cycle  # type: ignore[attr-defined]  # only the collector can free a cycle
+    alive = weakref.ref(cycle)
+    heap.freeze_loaded()
+    del cycle
+    gc.collect()
+    assert alive() is not None  # frozen: ordinary collections leave it alone
+    heap.release_dropped()
+    assert alive() is None

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import gc
 import logging
 from collections.abc import Sequence
 from functools import partial
 
+from . import heap
 from .batching import Batcher, Outputs
 from .config import ServerOptions
 from .errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
@@ -193,6 +193,7 @@ class DataPlane:
                 on_batch=labels.observe,
             )
         status.loaded, status.state = loaded, State.AVAILABLE
+        heap.freeze_loaded()
         log.info("model %s version %d is available (%s)", entry.name, status.version, status.path)
 
     def _unload(self, entry: ModelEntry, status: VersionStatus) -> None:
@@ -227,6 +228,6 @@ async def _release(loaded: LoadedVersion) -> None:
         await loaded.batcher.drain()
     del loaded
     await asyncio.sleep(0)
-    gc.collect()
+    heap.release_dropped()
     with contextlib.suppress(OSError, AttributeError):  # glibc only
         ctypes.CDLL("libc.so.6").malloc_trim(0)
