@@ -160,3 +160,18 @@ def test_editable_installs_are_never_pinned(tmp_path: Path, monkeypatch) -> None
     assert check_cache._software.__wrapped__(("scikit-learn",)) is None
     (info / "direct_url.json").unlink()
     assert check_cache._software.__wrapped__(("scikit-learn",)) is not None
+
+
+def test_the_record_keeps_its_newest_entries_when_it_grows_past_its_cap(runs: Runs, tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    monkeypatch.setattr(check_cache, "MAX_RECORDS", 6)
+    folder = tmp_path / "cache" / "checks"
+    folder.mkdir(parents=True, mode=0o700)
+    for i in range(6):
+        (folder / f"old{i}").touch()
+        os.utime(folder / f"old{i}", ns=(1, 1 + i))
+    path = settled_capsule(tmp_path / "m.capsule")
+    runs.load(path)  # records its hashes and sample: 8 records, over the cap of 6
+    left = sorted(p.name for p in folder.iterdir())
+    assert len(left) <= 6 and not any(name.startswith("old0") for name in left)
+    assert runs.load(path) == (0, 0)  # the newest records, this capsule's, were kept

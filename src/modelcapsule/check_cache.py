@@ -48,10 +48,13 @@ from typing import Any
 from . import environment
 from .cachedir import user_cache_dir
 
-__all__ = ["SETTLE_SECONDS", "CheckCache", "check_cache"]
+__all__ = ["MAX_RECORDS", "SETTLE_SECONDS", "CheckCache", "check_cache"]
 
 SETTLE_SECONDS = 2.0
 """How long a file must have been left unchanged before a check on it is recorded."""
+
+MAX_RECORDS = 20_000
+"""Records kept before the oldest half is dropped (each is an empty file)."""
 
 
 Stats = list[tuple[str, os.stat_result]]
@@ -100,6 +103,19 @@ class CheckCache:
             return
         with contextlib.suppress(OSError):  # a read-only or full disk: the check simply runs next time
             (self.directory / key).touch(mode=0o600)
+            self._prune()
+
+    def _prune(self) -> None:
+        """Keep at most :data:`MAX_RECORDS` records, dropping the oldest: a forgotten record only means
+        that check runs once more. Records are made on first loads only, so this runs rarely."""
+        with os.scandir(self.directory) as entries:
+            records = [e for e in entries if e.is_file(follow_symlinks=False)]
+        if len(records) <= MAX_RECORDS:
+            return
+        records.sort(key=lambda e: e.stat(follow_symlinks=False).st_mtime_ns)
+        for entry in records[: len(records) - MAX_RECORDS // 2]:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
 
 
 def check_cache() -> CheckCache | None:
