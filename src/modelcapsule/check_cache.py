@@ -10,8 +10,9 @@ records passed checks here and skips them while the record still applies.
 What a record stands for, and why it cannot be forged by changing the capsule:
 
 - **The file**: device, inode, size, modification time and *change* time of every file the capsule
-  is read from. No process can set a change time: every write, truncate, chmod or rename of the
-  inode moves it to the current time, and a file put in place of another has a new inode. A record
+  is read from. No process can set a change time (short of setting the system clock): every write,
+  truncate, chmod or rename of the inode moves it to the current time, and a file put in place of
+  another has another inode, or the same number reused with a new change time. A record
   is made only once the files' change times are :data:`SETTLE_SECONDS` in the past, so a write that
   lands in the same coarse filesystem clock tick as the check cannot go unseen.
 - **The manifest**: the SHA-256 of its bytes, which list every member's hash.
