@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import environment, provenance
-from .check_cache import CheckCache, check_cache
+from .check_cache import CheckCache, Stats, check_cache
 from .container import DEFAULT_LIMITS, CapsuleReader, CapsuleWriter, Limits, open_capsule
 from .errors import (
     CapsuleError,
@@ -361,25 +361,29 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
 class _PassedChecks:
     """The record of this capsule's checks that passed before (see :mod:`modelcapsule.check_cache`).
 
-    Keys are taken when the capsule is opened, before any check runs, and a check is recorded only if
-    the files are still exactly as they were then."""
+    The files' identity is taken when the capsule is opened, before any check runs, and a check is
+    recorded only if the files are still exactly as they were then."""
 
     def __init__(self, reader: CapsuleReader, cache: CheckCache | None, device: str | None) -> None:
         self._reader, self._cache = reader, cache
         self._packages = sorted(reader.manifest.environment.get("packages") or {})
-        self._keys: dict[str, str | None] = {}
         self._kinds = {"hashes": "hashes", "sample": f"sample:{device or ''}"}
+        self._keys: dict[str, str | None] = {}
+        self._stats: Stats = []
         if cache is not None:
             try:
-                stats = reader.file_stats()
+                self._stats = reader.file_stats()
             except OSError:
                 self._cache = None
-                return
-            for check, kind in self._kinds.items():
-                self._keys[check] = cache.key(kind, stats, reader.manifest_bytes, self._packages)
+
+    def _key(self, check: str) -> str | None:
+        if check not in self._keys and self._cache is not None:
+            self._keys[check] = self._cache.key(self._kinds[check], self._stats, self._reader.manifest_bytes,
+                                                self._packages)
+        return self._keys.get(check)
 
     def passed(self, check: str) -> bool:
-        return self._cache is not None and self._cache.passed(self._keys.get(check))
+        return self._cache is not None and self._cache.passed(self._key(check))
 
     def record(self, check: str) -> None:
         if self._cache is None:
@@ -388,8 +392,7 @@ class _PassedChecks:
             stats = self._reader.file_stats()
         except OSError:
             return
-        self._cache.record(self._keys.get(check), self._kinds[check], stats, self._reader.manifest_bytes,
-                           self._packages)
+        self._cache.record(self._key(check), self._kinds[check], stats, self._reader.manifest_bytes, self._packages)
 
 
 def _runtime_predictor(reader: CapsuleReader, manifest: Manifest, predictor: Predictor, runtime: str,

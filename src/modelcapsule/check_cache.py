@@ -49,7 +49,7 @@ from typing import Any
 from . import environment
 from .cachedir import user_cache_dir
 
-__all__ = ["MAX_RECORDS", "SETTLE_SECONDS", "CheckCache", "check_cache"]
+__all__ = ["MAX_RECORDS", "SETTLE_SECONDS", "CheckCache", "Stats", "check_cache"]
 
 SETTLE_SECONDS = 2.0
 """How long a file must have been left unchanged before a check on it is recorded."""

@@ -54,6 +54,7 @@ class DataPlane:
         self.models: dict[str, ModelEntry] = {}
         self._executor: ModelExecutor | None = None
         self._reconcile_lock: asyncio.Lock | None = None
+        self._loaded_since_freeze = False
 
     # -- model calls
 
@@ -147,6 +148,9 @@ class DataPlane:
                 entry = self.models.setdefault(name, ModelEntry(name, configs[name]))
                 entry.config = configs[name]
                 await self._reconcile_model(entry, versions)
+            if self._loaded_since_freeze:  # once per scan, however many versions it loaded
+                heap.freeze_loaded()
+                self._loaded_since_freeze = False
 
     async def _reconcile_model(self, entry: ModelEntry, versions: dict[int, FoundVersion]) -> None:
         for number in [v for v in entry.versions if v not in versions]:
@@ -193,7 +197,7 @@ class DataPlane:
                 on_batch=labels.observe,
             )
         status.loaded, status.state = loaded, State.AVAILABLE
-        heap.freeze_loaded()
+        self._loaded_since_freeze = True
         log.info("model %s version %d is available (%s)", entry.name, status.version, status.path)
 
     def _unload(self, entry: ModelEntry, status: VersionStatus) -> None:
