@@ -44,7 +44,7 @@ variant, fmt, folder, batch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.arg
 source, out = f"{folder}/data.{fmt}", f"{folder}/out-{variant}.{fmt}"
 if variant == "capsule":
     import modelcapsule as mc
-    from modelcapsule.api import load_capsule
+    from modelcapsule.load import load_capsule
     from modelcapsule.batch import score_file
     predictor = load_capsule(f"{folder}/model.capsule").predictor
     score_file(predictor, f"{folder}/warm.{fmt}", out, batch_rows=batch)  # imports and thread pools

@@ -8,7 +8,7 @@ loaded in fresh processes (median of ``--repeat`` runs, after one warm-up so eve
 warm page cache). Imports are done before the clock starts, so the figures are the load itself.
 modelcapsule loads with its default checks on: every member's SHA-256 and the golden sample, shown twice:
 run in full (as on the first load of a file on a machine), and found on record from an earlier load of the
-same unchanged file under the same software (``modelcapsule.check_cache``; every later load, every worker).
+same unchanged file under the same software (``modelcapsule.core.checks_on_record``; every later load, every worker).
 The table prints ratios against plain pickle measured in the same run and is written to
 ``docs/benchmarks-load.md``.
 """
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from modelcapsule.check_cache import SETTLE_SECONDS
+from modelcapsule.core.checks_on_record import SETTLE_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / ".work"
@@ -38,7 +38,7 @@ LOADER = r"""
 import json, os, sys, time, pickle, gc
 import numpy as np, joblib, sklearn.ensemble, sklearn.neighbors, skops.io, cloudpickle
 import modelcapsule as mc
-import modelcapsule.trust_defaults as td; td.default_names()
+import modelcapsule.security.defaults as td; td.default_names()
 import modelcapsule.formats.safepickle, modelcapsule.frameworks.sklearn  # imported by load on first use
 
 def rss():
@@ -285,8 +285,8 @@ def main(argv: list[str] | None = None) -> None:
             "excluded. modelcapsule loads with its default checks on (SHA-256 of every member, golden sample of "
             "20 rows): *every check run* is a first load (the checks run in full); *checks on record* is any later "
             "load of the same unchanged file under the same software, where the passed checks are found on record "
-            "(see `modelcapsule.check_cache` and docs/security.md). RSS growth counts resident pages after load, "
-            "file-backed mapped pages included; anonymous memory is private to the process.\n\n"
+            "(see `modelcapsule.core.checks_on_record` and docs/security.md). RSS growth counts resident pages "
+            "after load, file-backed mapped pages included; anonymous memory is private to the process.\n\n"
         )
         args.output.write_text(header + "\n\n".join(sections) + "\n")
         print(f"written to {args.output}")

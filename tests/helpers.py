@@ -10,8 +10,8 @@ import numpy as np
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 
-from modelcapsule.container import CapsuleWriter
-from modelcapsule.manifest import MANIFEST_NAME, parse_manifest
+from modelcapsule.core.container import CapsuleWriter
+from modelcapsule.core.manifest import MANIFEST_NAME, parse_manifest
 
 
 def iris_forest() -> tuple[RandomForestClassifier, np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import modelcapsule as mc
-from modelcapsule import environment
+from modelcapsule.core import environment
 
 from helpers import iris_forest, rewrite_capsule
 

@@ -3,6 +3,7 @@ the software brings every check back."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import time
@@ -14,11 +15,13 @@ import numpy as np
 import pytest
 
 import modelcapsule as mc
-from modelcapsule import api, check_cache
-from modelcapsule.container import CapsuleReader
+from modelcapsule.core import checks_on_record as check_cache
+from modelcapsule.core.container import CapsuleReader
 from modelcapsule.errors import IntegrityError, VerificationError
 
 from helpers import iris_forest
+
+load_module = importlib.import_module("modelcapsule.load")  # the module; mc.load is the function
 
 SETTLE = 0.05
 
@@ -28,7 +31,7 @@ class Runs:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.hashes = self.sample = 0
-        check_hashes, check_sample = CapsuleReader.check_hashes, api._check_sample
+        check_hashes, check_sample = CapsuleReader.check_hashes, load_module._check_sample
 
         def counted_hashes(reader: CapsuleReader, names: list[str] | None = None) -> None:
             self.hashes += 1
@@ -39,7 +42,7 @@ class Runs:
             check_sample(*args)
 
         monkeypatch.setattr(CapsuleReader, "check_hashes", counted_hashes)
-        monkeypatch.setattr(api, "_check_sample", counted_sample)
+        monkeypatch.setattr(load_module, "_check_sample", counted_sample)
 
     def load(self, path: Path, **kwargs: Any) -> tuple[int, int]:
         before = (self.hashes, self.sample)

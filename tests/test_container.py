@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from modelcapsule.container import ALIGNMENT, CapsuleWriter, Limits, open_capsule
+from modelcapsule.core.container import ALIGNMENT, CapsuleWriter, Limits, open_capsule
+from modelcapsule.core.manifest import Manifest
 from modelcapsule.errors import CapsuleFormatError, IntegrityError, LimitExceededError
-from modelcapsule.manifest import Manifest
 
 
 def _manifest() -> Manifest:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import modelcapsule as mc
-from modelcapsule.pickle_scan import scan_pickle
-from modelcapsule.trust import DEFAULT_POLICY, TrustPolicy, restricted_loads
+from modelcapsule.security.pickle_scan import scan_pickle
+from modelcapsule.security.policy import DEFAULT_POLICY, TrustPolicy, restricted_loads
 
 from helpers import iris_forest, rewrite_capsule
 
@@ -146,7 +146,7 @@ def test_the_shipped_scikit_learn_list_is_what_the_installed_release_computes() 
 
     import sklearn
 
-    from modelcapsule.trust_defaults import compute_sklearn_names
+    from modelcapsule.security.defaults import compute_sklearn_names
 
     shipped = resources.files("modelcapsule") / "_trusted" / f"sklearn-{sklearn.__version__}.txt"
     assert shipped.is_file(), "ship the computed list for the pinned scikit-learn release"

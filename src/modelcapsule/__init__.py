@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 from .advise import Advice, advise
-from .api import LoadedCapsule, VerificationReport, inspect, load, load_capsule, save, verify
 from .audit import AuditReport, audit
 from .batch import predict_file
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .container import Limits
 from .convert import convert
+from .core.container import Limits
+from .core.manifest import CAPSULE_VERSION, Manifest
 from .errors import (
     CapsuleError,
     CapsuleFormatError,
@@ -27,9 +27,11 @@ from .errors import (
     UntrustedTypesError,
     VerificationError,
 )
-from .manifest import CAPSULE_VERSION, Manifest
-from .trust import TrustPolicy
+from .load import LoadedCapsule, inspect, load, load_capsule
+from .save import save
+from .security.policy import TrustPolicy
 from .types import Predictor, Signature, TensorSpec
+from .verify import VerificationReport, verify
 
 __all__ = [
     "CAPSULE_VERSION",

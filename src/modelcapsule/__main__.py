@@ -1,5 +1,5 @@
 """``python -m modelcapsule`` runs the ``capsule`` command line."""
 
-from modelcapsule.cli import main
+from .cli import main
 
 main()

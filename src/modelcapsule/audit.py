@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .container import DEFAULT_LIMITS, Limits, open_capsule
+from .core.container import DEFAULT_LIMITS, Limits, open_capsule
+from .core.members import PlainFile
 from .errors import CapsuleError, UnsupportedModelError
 from .formats import Format, LoadOptions, format_for_file, get_format
-from .formats._pickle_stream import compression_of
-from .members import PlainFile
-from .trust import TrustPolicy
+from .security.pickle_stream import compression_of
+from .security.policy import TrustPolicy
 
 __all__ = ["AuditReport", "audit", "detect_plain_format"]
 

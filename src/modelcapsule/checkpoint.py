@@ -2,7 +2,7 @@
 
 A checkpoint is one safetensors file. Every tensor (model weights, optimizer moments, scheduler tensors)
 is a safetensors tensor; everything else (epoch, step, loss, hyper-parameters, your ``extra`` values) is
-JSON in the file's metadata (see :mod:`modelcapsule.tensortree`). Loading it parses data only: no class
+JSON in the file's metadata (see :mod:`modelcapsule.frameworks.torch_tree`). Loading it parses data only: no class
 is imported and no code from the file runs, so checkpoints can be shared like weights.
 
 The usual training loop::
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CapsuleFormatError
-from .tensortree import flatten, unflatten
+from .frameworks.torch_tree import flatten, unflatten
 
 __all__ = ["CHECKPOINT_VERSION", "Checkpoint", "load_checkpoint", "save_checkpoint"]
 

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from .api import load_capsule, save
-from .container import Limits, open_capsule, sha256_of
+from .core.container import Limits, open_capsule, sha256_of
+from .core.manifest import Manifest
+from .core.sample import read_sample
 from .errors import UnsupportedModelError
-from .manifest import Manifest
-from .sample import read_sample
+from .load import load_capsule
+from .save import save
 
 __all__ = ["SAMPLE_SUFFIXES", "convert", "read_sample_file"]
 

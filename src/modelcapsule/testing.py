@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from .api import load_capsule, save
+from .core.sample import compare_outputs, model_inputs, normalize_inputs
 from .formats.base import Format
 from .frameworks.base import Framework
-from .sample import compare_outputs, model_inputs, normalize_inputs
+from .load import load_capsule
+from .save import save
 
 __all__ = ["SKLEARN_UNFITTABLE", "EstimatorCase", "check_format", "check_framework", "check_round_trip",
            "same_state", "sklearn_case", "sklearn_case_names", "sklearn_cases"]

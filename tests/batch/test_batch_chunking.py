@@ -12,8 +12,8 @@ from batchdata import FEATURES, Saved
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelcapsule.api import load_capsule
 from modelcapsule.batch import score_file
+from modelcapsule.load import load_capsule
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from joblib.numpy_pickle import NumpyArrayWrapper
 
 import modelcapsule as mc
 from modelcapsule.formats import format_for_file
-from modelcapsule.formats._pickle_stream import load_stream
-from modelcapsule.trust import TrustPolicy
+from modelcapsule.security.pickle_stream import load_stream
+from modelcapsule.security.policy import TrustPolicy
 
 COMPRESSIONS = [0, 3, ("gzip", 3), ("bz2", 3), ("xz", 3), ("lzma", 3)]
 

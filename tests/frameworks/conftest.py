@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from modelcapsule import inspect
-from modelcapsule.container import CapsuleWriter, open_capsule
+from modelcapsule.core.container import CapsuleWriter, open_capsule
 
 HERE = Path(__file__).resolve().parent
 

@@ -63,7 +63,7 @@ def test_custom_model_round_trips_in_a_fresh_process(tmp_path: Path, fresh_pytho
     np.save(tmp_path / "x.npy", x)
     fresh_python(f"""
         import numpy as np
-        from modelcapsule.api import load_capsule
+        from modelcapsule.load import load_capsule
         loaded = load_capsule({str(tmp_path / "k.capsule")!r}, trusted={CUSTOM!r}, on_mismatch="error")
         out = loaded.predictor.predict({{"input": np.load({str(tmp_path / "x.npy")!r})}})["predict"]
         np.save({str(tmp_path / "out.npy")!r}, out)

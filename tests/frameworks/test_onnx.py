@@ -15,9 +15,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import modelcapsule as mc
-from modelcapsule.api import load_capsule
-from modelcapsule.onnx_export import export_onnx
-from modelcapsule.onnx_runtime import OnnxPredictor
+from modelcapsule.load import load_capsule
+from modelcapsule.onnx.export import export_onnx
+from modelcapsule.onnx.runtime import OnnxPredictor
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_plain_onnx_file_becomes_a_capsule_that_loads_in_a_fresh_process(tmp_pat
     np.save(tmp_path / "x.npy", x.astype(np.float32))
     fresh_python(f"""
         import sys, numpy as np
-        from modelcapsule.api import load_capsule
+        from modelcapsule.load import load_capsule
         loaded = load_capsule({str(tmp_path / "m.capsule")!r}, on_mismatch="error")
         assert type(loaded.model).__name__ == "InferenceSession"
         assert "sklearn" not in sys.modules  # serving an ONNX capsule needs no scikit-learn

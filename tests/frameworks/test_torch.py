@@ -15,9 +15,9 @@ import torch
 from mc_test_nets import ConfiguredNet, HiddenArgs, TinyNet
 
 import modelcapsule as mc
+from modelcapsule.core.members import PlainFile
 from modelcapsule.formats import LoadOptions, get_format
-from modelcapsule.members import PlainFile
-from modelcapsule.trust import DEFAULT_POLICY
+from modelcapsule.security.policy import DEFAULT_POLICY
 
 TINY = "mc_test_nets.TinyNet"
 
@@ -53,7 +53,7 @@ def test_module_round_trips_in_a_fresh_process(tmp_path: Path, fresh_python) -> 
     np.save(tmp_path / "x.npy", x)
     fresh_python(f"""
         import numpy as np, modelcapsule as mc
-        from modelcapsule.api import load_capsule
+        from modelcapsule.load import load_capsule
         loaded = load_capsule({str(tmp_path / "net.capsule")!r}, trusted=[{TINY!r}], on_mismatch="error",
                               device="cpu")
         assert type(loaded.model).__name__ == "TinyNet" and loaded.model.hidden == 5

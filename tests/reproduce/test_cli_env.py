@@ -13,7 +13,7 @@ from sklearn.datasets import load_iris
 from sklearn.tree import DecisionTreeClassifier
 
 import modelcapsule as mc
-from modelcapsule import environment
+from modelcapsule.core import environment
 
 from .conftest import REPO_ROOT, BuiltVenv, Trained
 

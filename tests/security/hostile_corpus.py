@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelcapsule.container import CapsuleWriter
+from modelcapsule.core.container import CapsuleWriter
+from modelcapsule.core.manifest import CAPSULE_VERSION, MANIFEST_NAME, Manifest
 from modelcapsule.errors import CapsuleFormatError, UntrustedTypesError
-from modelcapsule.manifest import CAPSULE_VERSION, MANIFEST_NAME, Manifest
 
 CANARY_NAME = "PWNED"
 """The file every code-running payload would create (in the directory the test gives it)."""

@@ -21,7 +21,7 @@ from hostile_corpus import build_capsule, raw_capsule_zip, raw_zip
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelcapsule.container import Limits, open_capsule
+from modelcapsule.core.container import Limits, open_capsule
 from modelcapsule.errors import CapsuleError
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,8 +10,8 @@ from hostile_corpus import manifest_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelcapsule.core.manifest import parse_manifest
 from modelcapsule.errors import CapsuleFormatError
-from modelcapsule.manifest import parse_manifest
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -24,11 +24,11 @@ from hostile_corpus import (
     tup,
 )
 
-from modelcapsule.container import open_capsule
+from modelcapsule.core.container import open_capsule
+from modelcapsule.core.manifest import MANIFEST_NAME, parse_manifest
 from modelcapsule.errors import CapsuleFormatError
-from modelcapsule.manifest import MANIFEST_NAME, parse_manifest
-from modelcapsule.pickle_scan import scan_pickle
-from modelcapsule.trust import DEFAULT_POLICY, restricted_loads
+from modelcapsule.security.pickle_scan import scan_pickle
+from modelcapsule.security.policy import DEFAULT_POLICY, restricted_loads
 
 MEMBERS = {"model/model.pkl": b"\x80\x05K\x01." * 40, "sample/inputs.json": b"[[1, 2, 3]]" * 200}
 
@@ -84,7 +84,7 @@ def test_an_invalid_escape_in_a_string_opcode_is_a_format_error() -> None:
     """pickletools only *warns* about invalid escapes in STRING arguments; under warnings-as-errors (as
     in this suite, or a user's -W error) the warning escaped the exact walk as DeprecationWarning. Found
     when a ZIP's bytes were read as a pickle (its first byte is PERSID's opcode, 'P')."""
-    from modelcapsule.pickle_scan import _scan_opcodes
+    from modelcapsule.security.pickle_scan import _scan_opcodes
 
     raw = b"\x80\x02S'\\ '\n."
     assert scan_pickle(raw).globals == ()
@@ -158,7 +158,7 @@ def test_a_cython_checksum_mismatch_is_a_format_error() -> None:
 def test_a_sparse_matrix_without_its_arrays_is_a_format_error() -> None:
     import scipy.sparse
 
-    from modelcapsule.validation import validate_model
+    from modelcapsule.security.state_checks import validate_model
 
     broken = scipy.sparse.csr_matrix((2, 2))
     del broken.indptr

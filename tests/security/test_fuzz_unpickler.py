@@ -41,9 +41,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelcapsule.errors import CapsuleError, UntrustedTypesError
-from modelcapsule.pickle_scan import scan_pickle
-from modelcapsule.trust import DEFAULT_POLICY, restricted_loads
-from modelcapsule.validation import validate_model
+from modelcapsule.security.pickle_scan import scan_pickle
+from modelcapsule.security.policy import DEFAULT_POLICY, restricted_loads
+from modelcapsule.security.state_checks import validate_model
 
 FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "250")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

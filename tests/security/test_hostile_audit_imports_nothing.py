@@ -21,12 +21,12 @@ STREAM = "model/model.pkl"
 _AUDITOR = """
 import json, sys
 from pathlib import Path
-import modelcapsule.api
-from modelcapsule.container import open_capsule
+import modelcapsule.load
+from modelcapsule.core.container import open_capsule
 from modelcapsule.errors import CapsuleError
 from modelcapsule.formats import LoadOptions, get_format
-from modelcapsule.pickle_scan import scan_pickle
-from modelcapsule.trust import DEFAULT_POLICY
+from modelcapsule.security.pickle_scan import scan_pickle
+from modelcapsule.security.policy import DEFAULT_POLICY
 
 fmt = get_format("safepickle")
 b"x".decode("cp437")  # the ZIP reader's codec for legacy member names, loaded lazily by the stdlib

@@ -27,9 +27,9 @@ from hostile_corpus import (
     touch_payload,
 )
 
-from modelcapsule.container import DEFAULT_LIMITS, Limits, open_capsule
+from modelcapsule.core.container import DEFAULT_LIMITS, Limits, open_capsule
+from modelcapsule.core.manifest import MANIFEST_NAME
 from modelcapsule.errors import CapsuleError, CapsuleFormatError, IntegrityError, LimitExceededError
-from modelcapsule.manifest import MANIFEST_NAME
 
 Built = tuple[Path, Limits]
 Builder = Callable[[Path], Built]

@@ -19,7 +19,7 @@ from hostile_corpus import PICKLE_CASES, build_capsule, canary_path
 
 import modelcapsule as mc
 from modelcapsule.errors import CapsuleError, CapsuleFormatError, UntrustedTypesError
-from modelcapsule.trust import DEFAULT_POLICY, restricted_loads
+from modelcapsule.security.policy import DEFAULT_POLICY, restricted_loads
 
 STREAM = "model/model.pkl"
 DETAILS = {"member": STREAM, "protocol": 5, "buffers": 0}

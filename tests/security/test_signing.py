@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hostile_corpus import build_capsule, raw_zip
 
-from modelcapsule.container import open_capsule
+from modelcapsule.core.container import open_capsule
+from modelcapsule.core.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from modelcapsule.errors import CapsuleError, IntegrityError, SignatureError
-from modelcapsule.manifest import MANIFEST_NAME, SIGNATURE_NAME
-from modelcapsule.signing import (
+from modelcapsule.security.signing import (
     check_signature,
     generate_key,
     key_id,

@@ -35,7 +35,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 import modelcapsule as mc
-from modelcapsule.container import Limits
+from modelcapsule.core.container import Limits
 from modelcapsule.errors import CapsuleError, CapsuleFormatError, LimitExceededError
 
 STREAM = "model/model.pkl"

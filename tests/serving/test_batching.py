@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from modelcapsule.serving.batching import Batcher, merge_inputs, split_outputs
 from modelcapsule.serving.executor import ModelExecutor
-from modelcapsule.serving.validation import Inputs, Table
+from modelcapsule.serving.requests import Inputs, Table
 
 X, Y = load_iris(return_X_y=True)
 MODEL = LogisticRegression(max_iter=1000).fit(X, Y)

@@ -23,7 +23,7 @@ import tritonclient.http as triton
 from sklearn.datasets import load_iris
 
 import modelcapsule as mc
-from modelcapsule.container import open_capsule
+from modelcapsule.core.container import open_capsule
 
 from .conftest import Server, start_server
 

@@ -6,7 +6,7 @@ import pytest
 from starlette.routing import Route
 
 from modelcapsule.serving import DataPlane, Repository, ServerOptions
-from modelcapsule.serving.protocols import PROTOCOLS, register_protocol
+from modelcapsule.serving.rest import PROTOCOLS, register_protocol
 
 from .conftest import Models
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from modelcapsule.serving.errors import InvalidRequestError
-from modelcapsule.serving.validation import RequestValidator, Table
+from modelcapsule.serving.requests import RequestValidator, Table
 from modelcapsule.types import ColumnSpec, Signature, TensorSpec
 
 ARRAY = Signature(inputs=(TensorSpec("input", "float64", (-1, 3)),), outputs=(TensorSpec("predict", "int64", (-1,)),))

@@ -76,7 +76,7 @@ def predict_file(
     validation raises :class:`~modelcapsule.batch.errors.RejectedRowError` naming it, unless ``rejects``
     names a file to collect such rows (with the reason) while the rest are scored.
     """
-    from ..api import load_capsule
+    from ..load import load_capsule
 
     start = time.perf_counter()
     _check_request(input, output, batch_rows, input_format, output_format)

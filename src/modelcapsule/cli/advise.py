@@ -71,9 +71,9 @@ def command(
 ) -> None:
     """Try every format on MODEL_FILE: safe to load?, exact round trip?, size, save and load time."""
     from ..advise import CANDIDATES, advise
-    from ..api import load_capsule
     from ..convert import _stored_sample, read_sample_file
     from ..errors import CapsuleError
+    from ..load import load_capsule
 
     known = {name for _label, name in CANDIDATES}
     unknown = sorted(set(formats) - known)

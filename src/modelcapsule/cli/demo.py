@@ -20,7 +20,7 @@ def train_and_save(directory: Path) -> tuple[Path, list[float]]:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ..api import save
+    from ..save import save
 
     data = load_breast_cancer(as_frame=True)
     x_train, x_test, y_train, _y_test = train_test_split(data.data, data.target, random_state=0)
@@ -41,7 +41,8 @@ def train_and_save(directory: Path) -> tuple[Path, list[float]]:
 
 
 def reload_and_verify(path: Path) -> None:
-    from ..api import load_capsule, verify
+    from ..load import load_capsule
+    from ..verify import verify
 
     start = time.perf_counter()
     loaded = load_capsule(path)

@@ -27,7 +27,7 @@ def command(*, path: Path, out_dir: Path, tool_spec: str | None, force: bool, as
     `capsule serve` as a non-root user on ports 8080 (HTTP) and 8081 (gRPC), with a health check on
     /v2/health/ready.
     """
-    from ..container import open_capsule
+    from ..core.container import open_capsule
     from ..reproduce.docker import write_docker_context
 
     wheel = Path(tool_spec) if tool_spec and tool_spec.endswith(".whl") else None

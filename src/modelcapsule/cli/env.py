@@ -47,7 +47,7 @@ def _progress(enabled: bool) -> Iterator[Callable[[str], None]]:
 def command(*, path: Path, fmt: str, output: Path | None, venv_dir: Path | None, python: str,
             tool_spec: str | None, as_json: bool) -> None:
     """Print the pinned environment of the capsule at PATH, or re-create it with --venv."""
-    from ..container import open_capsule
+    from ..core.container import open_capsule
     from ..reproduce.lockfiles import lock_input, render
     from ..reproduce.venv import build_venv
 

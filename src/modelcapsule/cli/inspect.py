@@ -25,7 +25,7 @@ def _kv_table(title: str, rows: list[tuple[str, Any]]) -> Any:
 @json_option
 def command(path: str, as_json: bool) -> None:
     """Show the manifest of the capsule at PATH: model, format, signature, environment, provenance."""
-    from ..api import inspect
+    from ..load import inspect
 
     with reported_errors():
         manifest = inspect(path)

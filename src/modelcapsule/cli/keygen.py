@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..signing import key_id, load_private_key, write_keypair
+from ..security.signing import key_id, load_private_key, write_keypair
 
 
 @click.command("keygen")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import CapsuleError
-from ..signing import sign_capsule
+from ..security.signing import sign_capsule
 
 
 @click.command("sign")

@@ -15,7 +15,7 @@ from ._common import EXIT_CHECK_FAILED, console, emit_json, json_option, trust_o
 @json_option
 def command(path: str, public_key: str | None, trusted: tuple[str, ...], as_json: bool) -> None:
     """Check the capsule at PATH and exit 1 if any check fails (drift alone is reported, not failed)."""
-    from ..api import verify
+    from ..verify import verify
 
     try:
         report = verify(path, trusted=trusted, public_key=public_key)

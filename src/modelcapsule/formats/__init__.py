@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..core.extensions import Registry
 from ..errors import UnsupportedModelError
-from ..registry import Registry
 from .base import Format, LoadOptions, MemberSink, MemberSource, SaveResult
 
 __all__ = [

@@ -10,20 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ..container import DEFAULT_LIMITS, Limits
-from ..trust import TrustPolicy
+from ..core.container import DEFAULT_LIMITS, Limits
+from ..security.policy import TrustPolicy
 
 __all__ = ["Format", "LoadOptions", "MemberSink", "MemberSource", "SaveResult"]
 
 
 class MemberSink(Protocol):
-    """Where a format writes its members (a :class:`~modelcapsule.container.CapsuleWriter`)."""
+    """Where a format writes its members (a :class:`~modelcapsule.core.container.CapsuleWriter`)."""
 
     def add(self, name: str, data: bytes | memoryview) -> Any: ...
 
 
 class MemberSource(Protocol):
-    """Read access to members (a :class:`~modelcapsule.container.CapsuleReader` or a plain file)."""
+    """Read access to members (a :class:`~modelcapsule.core.container.CapsuleReader` or a plain file)."""
 
     limits: Limits
 

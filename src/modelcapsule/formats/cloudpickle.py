@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 from typing import Any, ClassVar
 
-from ..pickle_scan import scan_pickle
+from ..security.pickle_scan import scan_pickle
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from .pickle import check_size, member_of
 

@@ -1,7 +1,7 @@
 """``joblib``: joblib files (``.joblib``, compressed or not) and joblib payloads, read without joblib.
 
 Saving uses ``joblib.dump`` (optionally compressed). Loading never calls joblib: the stream, its inline
-array bytes and the nested pickles of object arrays are read by :mod:`._pickle_stream`, every global
+array bytes and the nested pickles of object arrays are read by :mod:`..security.pickle_stream`, every global
 checked against the trust policy first. Compressed files (zlib, gzip, bz2, xz, lzma) are recognised by
 their first bytes and decompressed with the standard library under ``Limits.max_member_size``.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 from typing import Any, ClassVar
 
-from ..container import DEFAULT_LIMITS
-from ._pickle_stream import audit_stream, load_stream
+from ..core.container import DEFAULT_LIMITS
+from ..security.pickle_stream import audit_stream, load_stream
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from .pickle import member_of
 

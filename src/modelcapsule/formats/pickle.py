@@ -12,9 +12,9 @@ from __future__ import annotations
 import pickle
 from typing import Any, ClassVar
 
-from ..container import DEFAULT_LIMITS
+from ..core.container import DEFAULT_LIMITS
 from ..errors import LimitExceededError
-from ._pickle_stream import audit_stream, load_stream
+from ..security.pickle_stream import audit_stream, load_stream
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 
 __all__ = ["PickleFormat", "member_of"]

@@ -12,8 +12,8 @@ import pickle
 from typing import Any, ClassVar
 
 from ..errors import CapsuleFormatError, LimitExceededError
-from ..pickle_scan import scan_pickle
-from ..trust import restricted_loads
+from ..security.pickle_scan import scan_pickle
+from ..security.policy import restricted_loads
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 
 __all__ = ["SafePickleFormat"]

@@ -2,7 +2,7 @@
 
 Members: ``model/model.safetensors`` (every tensor of the state dict, tied weights stored once) and
 ``model/module.json`` (``{"spec", "state", "ties"}``: the class path and constructor arguments, see
-:mod:`modelcapsule.formats.torch_modules`; the state dict's structure, see :mod:`modelcapsule.tensortree`;
+:mod:`modelcapsule.formats.torch_modules`; the state dict's structure, see :mod:`modelcapsule.frameworks.torch_tree`;
 which parameters are shared, so tied weights are tied again after loading).
 
 Load is parse → audit → construct: the JSON is read and every class it names is checked against the trust
@@ -82,7 +82,7 @@ class SafetensorsFormat:
     def save(self, model: Any, sink: MemberSink) -> SaveResult:
         import safetensors.torch
 
-        from ..tensortree import flatten
+        from ..frameworks.torch_tree import flatten
 
         if not is_torch_module(model):
             raise UnsupportedModelError(f"the safetensors format stores torch.nn.Module objects, not {type(model)}")
@@ -110,7 +110,7 @@ class SafetensorsFormat:
         return torch_modules.untrusted_classes(doc["spec"])
 
     def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
-        from ..tensortree import unflatten
+        from ..frameworks.torch_tree import unflatten
 
         member = main_member(source, details, WEIGHTS)
         spec_name = str(details.get("spec", SPEC))

@@ -15,7 +15,7 @@ import json
 import zipfile
 from typing import Any, ClassVar
 
-from ..container import Limits
+from ..core.container import Limits
 from ..errors import CapsuleFormatError, LimitExceededError, UntrustedTypesError
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from .pickle import member_of

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import CapsuleFormatError, UnsupportedModelError, UntrustedTypesError
-from ..trust import TrustPolicy
+from ..security.policy import TrustPolicy
 
 __all__ = ["BUILTIN_PREFIX", "build", "check_spec", "module_spec", "spec_classes", "untrusted_classes"]
 

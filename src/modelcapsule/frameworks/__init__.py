@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core.extensions import Registry
 from ..errors import UnsupportedModelError
-from ..registry import Registry
 from .base import Framework
 
 __all__ = ["BUILTIN_MODULES", "Framework", "all_frameworks", "framework_for", "get_framework",

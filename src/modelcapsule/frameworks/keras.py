@@ -17,8 +17,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..core.sample import to_numpy
 from ..errors import UnsupportedModelError
-from ..sample import to_numpy
 from ..types import Signature
 from ._methods import class_names
 from .predictor import MethodPredictor

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..sample import DEFAULT_INPUT, to_numpy
+from ..core.sample import DEFAULT_INPUT, to_numpy
 from ..types import Signature, TensorSpec
 
 __all__ = ["MethodPredictor", "assemble_table"]

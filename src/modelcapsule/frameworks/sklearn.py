@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..sample import to_numpy
+from ..core.sample import to_numpy
 from ..types import Predictor, Signature
 from .predictor import MethodPredictor
 from .sklearn_forest import forest_shortcut

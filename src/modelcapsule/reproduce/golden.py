@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from ..api import load_capsule
-from ..container import open_capsule
+from ..core.container import open_capsule
+from ..core.manifest import Manifest
+from ..core.sample import model_inputs, read_sample, to_numpy
 from ..frameworks import get_framework
-from ..manifest import Manifest
-from ..sample import model_inputs, read_sample, to_numpy
+from ..load import load_capsule
 
 __all__ = ["predict_with", "saved_sample"]
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ..container import open_capsule
+from ..core.container import open_capsule
+from ..core.manifest import Manifest
 from ..errors import CapsuleError, CapsuleFormatError
-from ..manifest import Manifest
 from .compare import (
     DEFAULT_TOLERANCE,
     Agreement,

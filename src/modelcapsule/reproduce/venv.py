@@ -53,7 +53,7 @@ _PROOF = r"""
 import json, sys
 from importlib.metadata import PackageNotFoundError, version
 import modelcapsule as mc
-from modelcapsule.api import load_capsule
+from modelcapsule.load import load_capsule
 path, names = sys.argv[1], sys.argv[2:]
 loaded = load_capsule(path, on_mismatch="error", verify=True)
 def installed(name):

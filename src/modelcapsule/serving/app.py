@@ -21,9 +21,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .dataplane import DataPlane
 from .openapi import openapi
 from .page import render_index
-from .protocols import PROTOCOLS
-from .protocols.common import json_response
-from .protocols.v2 import server_metadata
+from .rest import PROTOCOLS
+from .rest.common import json_response
+from .rest.v2 import server_metadata
 
 __all__ = ["create_app"]
 

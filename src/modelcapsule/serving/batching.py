@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .executor import ModelExecutor
-from .validation import Inputs, Table, rows_of
+from .requests import Inputs, Table, rows_of
 
 __all__ = ["Batcher", "ModelCall", "merge_inputs", "split_outputs"]
 

@@ -27,7 +27,7 @@ from .loader import Loader, load_for_serving
 from .metrics import ServingMetrics
 from .models import LoadedVersion, ModelEntry, State, VersionStatus
 from .repository import FoundVersion, Repository
-from .validation import Inputs
+from .requests import Inputs
 
 __all__ = ["DataPlane"]
 

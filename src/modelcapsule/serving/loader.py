@@ -1,7 +1,7 @@
 """Loading one capsule for serving: the safe loader, the golden-sample check, and the predictor.
 
 The loader is a plain callable so that the data plane does not care how a capsule becomes a
-predictor; the default one goes through :func:`modelcapsule.api.load_capsule` with ``verify=True``, so
+predictor; the default one goes through :func:`modelcapsule.load.load_capsule` with ``verify=True``, so
 a version is only ever served after it reproduced its golden sample.
 """
 
@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from ..manifest import Manifest
+from ..core.manifest import Manifest
 from ..types import Predictor
 
 __all__ = ["Loader", "load_for_serving"]
@@ -25,7 +25,7 @@ def load_for_serving(
     path: Path, *, trusted: tuple[str, ...] = (), verify: bool = True, runtime: str = "python"
 ) -> tuple[Manifest, Predictor]:
     """Load, check and verify ``path``; environment drift is logged, not raised (the sample decides)."""
-    from ..api import load_capsule
+    from ..load import load_capsule
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from ..manifest import Manifest
+from ..core.manifest import Manifest
 from ..types import Predictor
 from .batching import Batcher, Outputs
 from .config import ModelConfig
 from .errors import InvalidRequestError
-from .validation import Inputs, RequestValidator, Table, rows_of
+from .requests import Inputs, RequestValidator, Table, rows_of
 
 __all__ = ["LoadedVersion", "ModelEntry", "State", "VersionStatus"]
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..container import open_capsule
+from ..core.container import open_capsule
+from ..core.manifest import MANIFEST_NAME
 from ..errors import CapsuleError
-from ..manifest import MANIFEST_NAME
 from .config import ModelConfig, RepositoryConfig, ServerOptions, load_repository_config
 
 __all__ = ["FoundVersion", "Repository", "fingerprint"]

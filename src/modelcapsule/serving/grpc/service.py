@@ -16,9 +16,9 @@ import numpy as np
 
 from ..dataplane import DataPlane
 from ..errors import InvalidRequestError, ModelFailedError, ServingError, Status
-from ..protocols.common import new_request_id
-from ..protocols.v2 import model_metadata, server_metadata
-from ..protocols.v2_codec import decode_binary, decode_data, encode_binary, output_datatype
+from ..rest.common import new_request_id
+from ..rest.v2 import model_metadata, server_metadata
+from ..rest.v2_codec import decode_binary, decode_data, encode_binary, output_datatype
 from . import grpc_service_pb2 as pb
 from . import grpc_service_pb2_grpc as pb_grpc
 

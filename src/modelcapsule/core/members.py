@@ -6,8 +6,8 @@ from __future__ import annotations
 import mmap
 from pathlib import Path
 
+from ..errors import CapsuleFormatError, LimitExceededError
 from .container import DEFAULT_LIMITS, Limits
-from .errors import CapsuleFormatError, LimitExceededError
 
 __all__ = ["MemoryMembers", "PlainFile"]
 

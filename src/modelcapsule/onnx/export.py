@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UnsupportedModelError
-from .formats.base import MemberSink
+from ..errors import UnsupportedModelError
+from ..formats.base import MemberSink
 
 __all__ = ["ONNX_MEMBER", "TOLERANCE", "check_export", "export_onnx", "export_to_capsule"]
 
@@ -171,7 +171,7 @@ def _torch_onnx(module: Any, example: Any, output: str) -> bytes:
 def _export_torch(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
     import torch
 
-    from .frameworks.torch import is_torch_module, to_tensor
+    from ..frameworks.torch import is_torch_module, to_tensor
 
     if not is_torch_module(model):
         raise UnsupportedModelError("ONNX export of torch.export programs needs onnxscript; export the module")
@@ -186,7 +186,7 @@ def _export_torch(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
 
 
 def _export_keras(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
-    from .frameworks.keras import import_keras
+    from ..frameworks.keras import import_keras
 
     keras = import_keras()
     array = _single_array(inputs, "Keras").astype(keras.config.floatx())
@@ -207,7 +207,7 @@ def _export_keras(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
 
 
 def _export_onnx_model(model: Any, inputs: Mapping[str, Any]) -> tuple[bytes, str]:
-    from .frameworks.onnx import model_bytes
+    from ..frameworks.onnx import model_bytes
 
     return model_bytes(model), "unchanged"
 
@@ -296,7 +296,7 @@ def check_export(data: bytes, inputs: Mapping[str, Any], outputs: Mapping[str, A
     Returns the refined ``{onnx output: method}`` mapping (an output is matched to a method by position,
     or else to the first method whose output has the same shape) and ``{method: comparison}``.
     """
-    from .frameworks.onnx import feed_for, make_session, onnx_to_numpy
+    from ..frameworks.onnx import feed_for, make_session, onnx_to_numpy
 
     session = make_session(data)
     names = [o.name for o in session.get_outputs()]
@@ -328,7 +328,7 @@ def check_export(data: bytes, inputs: Mapping[str, Any], outputs: Mapping[str, A
 def batch_independent(data: bytes, inputs: Mapping[str, Any]) -> bool:
     """Whether the graph gives the first row the same outputs alone as inside the whole sample (a traced
     export can bake the example's batch size into its shapes)."""
-    from .frameworks.onnx import feed_for, make_session, onnx_to_numpy
+    from ..frameworks.onnx import feed_for, make_session, onnx_to_numpy
 
     session = make_session(data)
     feed = feed_for(session, inputs if len(inputs) > 1 else next(iter(inputs.values())))

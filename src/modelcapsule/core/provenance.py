@@ -21,7 +21,7 @@ MAX_SOURCE_BYTES = 4 << 20
 
 def _library_dirs() -> list[Path]:
     paths = sysconfig.get_paths()
-    dirs = {Path(__file__).resolve().parent}
+    dirs = {Path(__file__).resolve().parents[1]}  # the modelcapsule package
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         if key in paths:
             dirs.add(Path(paths[key]).resolve())

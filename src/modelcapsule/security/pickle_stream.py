@@ -11,7 +11,7 @@ walker, so the names reported are those the loader would import:
 
 * audit: every global is recorded and replaced by an inert placeholder (only ``numpy.dtype`` is real,
   to size the arrays); array bytes are skipped; nested streams are scanned with
-  :func:`~modelcapsule.pickle_scan.scan_pickle`. Nothing named by the file is imported or called.
+  :func:`~modelcapsule.security.pickle_scan.scan_pickle`. Nothing named by the file is imported or called.
 * load: globals go through :meth:`RestrictedUnpickler.find_class` (the exact trust policy); array bytes
   are copied into fresh arrays whose size is checked against ``Limits.max_array_elements`` and the bytes
   left in the file; nested streams are scanned, checked against the policy, then read by the restricted
@@ -35,11 +35,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..container import Limits
+from ..core.container import Limits
 from ..errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError, LimitExceededError, UntrustedTypesError
-from ..pickle_scan import scan_pickle
-from ..tamper import GlobalsSnapshot
-from ..trust import RestrictedUnpickler, TrustPolicy, refuse_tampering, restricted_loads
+from .pickle_scan import scan_pickle
+from .policy import RestrictedUnpickler, TrustPolicy, refuse_tampering, restricted_loads
+from .tamper import GlobalsSnapshot
 
 __all__ = ["JOBLIB_WRAPPER", "StreamAudit", "audit_stream", "compression_of", "load_stream"]
 

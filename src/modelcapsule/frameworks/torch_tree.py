@@ -20,7 +20,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import CapsuleFormatError
+from ..errors import CapsuleFormatError
 
 if TYPE_CHECKING:
     import torch

@@ -24,7 +24,7 @@ from ..dataplane import DataPlane
 from ..dtypes import numpy_to_tf
 from ..errors import InvalidRequestError, ModelNotFoundError, Status, UnsupportedMethodError
 from ..models import LoadedVersion, State
-from ..validation import Inputs
+from ..requests import Inputs
 from .common import Call, endpoint, json_response, read_json, to_list
 
 __all__ = ["routes"]

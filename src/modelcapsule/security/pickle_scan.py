@@ -17,8 +17,8 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ..errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError
 from . import pickle_values
-from .errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError
 
 __all__ = ["PickleScan", "scan_pickle"]
 

@@ -3,7 +3,7 @@
 A pickle can apply BUILD (and SETITEMS, APPENDS...) to a global rather than to an object it built:
 with "slot state", BUILD runs ``setattr`` on the class, so a file made only of trusted names could
 replace a method of a trusted class (or the defaults of a trusted function) for every model in the
-process. The audit refuses such streams (:mod:`modelcapsule.pickle_scan`); as a second line, the
+process. The audit refuses such streams (:mod:`modelcapsule.security.pickle_scan`); as a second line, the
 restricted unpickler records every global it hands out and, once loading ends, restores any that
 changed and refuses the file.
 """

@@ -26,15 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from .container import CapsuleWriter
-from .errors import CapsuleError, UnsupportedModelError
-from .formats import Format, LoadOptions, get_format
-from .formats.joblib import CompressedJoblibFormat
-from .frameworks import framework_for
-from .manifest import Manifest
-from .members import MemoryMembers
-from .sample import model_inputs, normalize_inputs, write_sample
-from .trust import TrustPolicy
+from ..core.container import CapsuleWriter
+from ..core.manifest import Manifest
+from ..core.members import MemoryMembers
+from ..core.sample import model_inputs, normalize_inputs, write_sample
+from ..errors import CapsuleError, UnsupportedModelError
+from ..formats import Format, LoadOptions, get_format
+from ..formats.joblib import CompressedJoblibFormat
+from ..frameworks import framework_for
+from ..security.policy import TrustPolicy
 
 __all__ = ["Advice", "FormatTrial", "advise", "default_sample"]
 
@@ -49,7 +49,7 @@ CANDIDATES: tuple[tuple[str, str], ...] = (
 )
 """(label, format) pairs tried in this order; ``joblib-compressed`` is joblib written with compress=3."""
 
-_CHILD = "modelcapsule._advise_child"
+_CHILD = "modelcapsule.advise.child"
 
 
 @dataclass
@@ -151,7 +151,7 @@ def _write_trial(
 
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    src = str(Path(__file__).resolve().parents[1])
+    src = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
     return env
 

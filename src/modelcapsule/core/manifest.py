@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import CapsuleFormatError
-from .types import Signature
+from ..errors import CapsuleFormatError
+from ..types import Signature
 
 __all__ = ["CAPSULE_VERSION", "MANIFEST_NAME", "SIGNATURE_NAME", "FileEntry", "Manifest", "parse_manifest"]
 

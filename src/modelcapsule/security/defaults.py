@@ -10,7 +10,7 @@ Three sources, all by exact ``module.qualname``:
   defines, plus Cython's pickle helpers), skipping its testing, dataset-fetching, parallel and vendored
   modules, plus a list of pure functions that estimators keep as parameters (score and kernel functions).
   The walk takes a few seconds, so its result is shipped for the pinned release
-  (``_trusted/sklearn-<version>.txt``) and cached per user for others.
+  (``trusted_names/sklearn-<version>.txt``) and cached per user for others.
 
 Classes are safe to admit because building one only runs its constructor or ``__setstate__`` on data;
 functions are admitted one by one, never by module.
@@ -27,7 +27,7 @@ import warnings
 from importlib import resources
 from pathlib import Path
 
-from .cachedir import user_cache_dir
+from ..core.cachedir import user_cache_dir
 
 __all__ = ["SKLEARN_EXCLUDED_MODULES", "compute_sklearn_names", "default_names"]
 
@@ -162,7 +162,7 @@ def sklearn_names() -> frozenset[str]:
     import sklearn
 
     filename = f"sklearn-{sklearn.__version__}.txt"
-    shipped = resources.files("modelcapsule") / "_trusted" / filename
+    shipped = resources.files("modelcapsule.security") / "trusted_names" / filename
     if shipped.is_file():
         return frozenset(shipped.read_text().split())
     cached = _cache_dir() / filename

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import InvalidRequestError, UnsupportedMethodError
 from ..models import LoadedVersion
-from ..validation import Inputs
+from ..requests import Inputs
 
 __all__ = ["from_records", "from_rows", "single_input_name"]
 

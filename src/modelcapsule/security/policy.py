@@ -1,7 +1,7 @@
 """The trust policy and the restricted unpickler that enforces it.
 
 A policy is an exact set of ``module.qualname`` names that loading may import. The defaults cover what
-fitted scikit-learn estimators, numpy and scipy need (see :mod:`modelcapsule.trust_defaults`); users add
+fitted scikit-learn estimators, numpy and scipy need (see :mod:`modelcapsule.security.defaults`); users add
 names explicitly. There are no modules, prefixes or wildcards, and the policy never comes from the
 file being loaded: nothing in a file can widen its own trust.
 """
@@ -16,9 +16,9 @@ import warnings
 from collections.abc import Iterable
 from typing import Any
 
-from .errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError, UntrustedTypesError
+from ..errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError, UntrustedTypesError
+from .defaults import admitted
 from .tamper import GlobalsSnapshot
-from .trust_defaults import admitted
 
 __all__ = ["DEFAULT_POLICY", "RestrictedUnpickler", "TrustPolicy", "resolve_name", "restricted_loads"]
 

@@ -7,7 +7,7 @@ out of bounds (scikit-learn's ``TreePredictor.__setstate__`` casts its node arra
 so no check after construction can come first). Fuzzing found this; see
 tests/security/test_fuzz_regressions.py.
 
-:func:`apply` extends :mod:`modelcapsule.pickle_scan`'s symbolic stack with the constants a pickler
+:func:`apply` extends :mod:`modelcapsule.security.pickle_scan`'s symbolic stack with the constants a pickler
 writes (ints, booleans, None, tuples, dicts) and with markers for objects made by ``numpy.dtype``.
 When a BUILD targets such an object, the state is checked the way numpy should check it; a dict that
 became a dtype's ``fields`` is frozen, so a later SETITEM cannot change it behind the check.
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CapsuleFormatError
+from ..errors import CapsuleFormatError
 
 __all__ = ["DryRunDtypes", "apply"]
 

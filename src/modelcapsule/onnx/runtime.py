@@ -5,7 +5,7 @@
 outputs the export lacks (``decision_function`` beside ``predict_proba``, say) are answered by the Python
 model, which ``load_capsule`` has loaded and verified anyway.
 ``runtime="auto"`` measures both runtimes on the golden sample at load and picks ONNX only when it
-reproduces every exported output within :data:`~modelcapsule.onnx_export.TOLERANCE` (no label flips) *and* is
+reproduces every exported output within :data:`~modelcapsule.onnx.export.TOLERANCE` (no label flips) *and* is
 faster; otherwise the Python predictor is kept. The choice is logged on ``modelcapsule.runtime``.
 """
 
@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CapsuleFormatError, UnsupportedModelError
-from .formats.base import LoadOptions
-from .frameworks.onnx import feed_for, make_session, onnx_to_numpy
-from .frameworks.predictor import MethodPredictor
-from .manifest import Manifest
-from .onnx_export import ONNX_MEMBER, TOLERANCE
-from .sample import model_inputs, read_sample
-from .types import Predictor, Signature
+from ..core.manifest import Manifest
+from ..core.sample import model_inputs, read_sample
+from ..errors import CapsuleFormatError, UnsupportedModelError
+from ..formats.base import LoadOptions
+from ..frameworks.onnx import feed_for, make_session, onnx_to_numpy
+from ..frameworks.predictor import MethodPredictor
+from ..types import Predictor, Signature
+from .export import ONNX_MEMBER, TOLERANCE
 
 __all__ = ["RUNTIMES", "OnnxPredictor", "select_predictor"]
 
@@ -85,7 +85,7 @@ class OnnxPredictor:
 
 
 def _onnx_predictor(reader: Any, manifest: Manifest, options: LoadOptions, fallback: Predictor) -> OnnxPredictor:
-    from .formats.onnx import check_graph
+    from ..formats.onnx import check_graph
 
     section = manifest.onnx or {}
     member = str(section.get("member", ONNX_MEMBER))

@@ -1,6 +1,6 @@
 """The fresh process of ``advise``: load one capsule cold, time it, and check its golden sample exactly.
 
-Usage: ``python -m modelcapsule._advise_child CAPSULE TRUSTED_JSON TRUST_CODE(0|1)``; prints one JSON line
+Usage: ``python -m modelcapsule.advise.child CAPSULE TRUSTED_JSON TRUST_CODE(0|1)``; prints one JSON line
 ``{"load_seconds": ..., "exact": true|false|null, "detail": ...}``. The time covers ``load_capsule`` only
 (hash checks, audit, construction, and the imports the model itself needs), not the interpreter start.
 """
@@ -16,10 +16,10 @@ from typing import Any
 
 def main(argv: list[str]) -> int:
     path, trusted, trust_code = argv[0], json.loads(argv[1]), argv[2] == "1"
-    from modelcapsule.api import load_capsule
-    from modelcapsule.container import open_capsule
-    from modelcapsule.frameworks import get_framework
-    from modelcapsule.sample import compare_outputs, model_inputs, read_sample
+    from ..core.container import open_capsule
+    from ..core.sample import compare_outputs, model_inputs, read_sample
+    from ..frameworks import get_framework
+    from ..load import load_capsule
 
     start = time.perf_counter()
     loaded = load_capsule(path, trusted=trusted, trust_code=trust_code, verify=False, on_mismatch="ignore")

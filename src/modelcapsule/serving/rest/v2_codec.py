@@ -18,7 +18,7 @@ import numpy as np
 
 from ..dtypes import numpy_to_v2, v2_to_numpy
 from ..errors import InvalidRequestError
-from ..validation import shape_text
+from ..requests import shape_text
 
 __all__ = ["decode_binary", "decode_data", "encode_binary", "v2_shape"]
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from .errors import CapsuleFormatError, IntegrityError, LimitExceededError
+from ..errors import CapsuleFormatError, IntegrityError, LimitExceededError
 from .manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry, Manifest, parse_manifest
 
 __all__ = ["CapsuleReader", "CapsuleWriter", "Limits", "open_capsule", "sha256_of"]

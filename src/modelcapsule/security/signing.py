@@ -33,9 +33,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .container import DEFAULT_LIMITS, CapsuleReader, CapsuleWriter, Limits, open_capsule
-from .errors import SignatureError
-from .manifest import MANIFEST_NAME, SIGNATURE_NAME, parse_manifest
+from ..core.container import DEFAULT_LIMITS, CapsuleReader, CapsuleWriter, Limits, open_capsule
+from ..core.manifest import MANIFEST_NAME, SIGNATURE_NAME, parse_manifest
+from ..errors import SignatureError
 
 __all__ = [
     "MAX_SIGNATURE_SIZE",

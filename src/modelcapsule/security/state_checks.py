@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from .container import DEFAULT_LIMITS, Limits
-from .errors import CapsuleFormatError, LimitExceededError
+from ..core.container import DEFAULT_LIMITS, Limits
+from ..errors import CapsuleFormatError, LimitExceededError
 
 __all__ = ["validate_model"]
 

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .errors import PackageDrift
+from ..errors import PackageDrift
 
 __all__ = ["capture_environment", "compare_environment", "distributions_for_modules", "installed_distribution",
            "installed_version"]

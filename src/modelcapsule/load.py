@@ -1,0 +1,321 @@
+"""load, load_capsule and inspect: a capsule (or a plain model file) back into a model, with every check.
+
+Loading always runs parse → audit → construct, in that order: the manifest and payload are parsed as
+plain data, every name the payload would import is checked against the trust policy, and only then is
+the object built. Member hashes are checked on a second thread while the payload is parsed and joined
+before the model is handed back (or all of them first, when a signature is required).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .core import environment
+from .core.checks_on_record import CheckCache, Stats, check_cache
+from .core.container import DEFAULT_LIMITS, CapsuleReader, Limits, open_capsule
+from .core.manifest import Manifest
+from .core.members import PlainFile
+from .core.sample import (
+    compare_outputs,
+    infer_signature,
+    model_inputs,
+    read_sample,
+)
+from .errors import (
+    CapsuleError,
+    CapsuleFormatError,
+    EnvironmentMismatchError,
+    PackageDrift,
+    UnsupportedModelError,
+    UntrustedCodeError,
+    VerificationError,
+    warn_drift,
+)
+from .formats import Format, LoadOptions, format_for_file, get_format
+from .frameworks import framework_for, get_framework
+from .security.policy import TrustPolicy
+from .security.state_checks import validate_model
+from .types import Predictor, Signature
+
+__all__ = ["LoadedCapsule", "OnMismatch", "inspect", "load", "load_capsule"]
+
+OnMismatch = Literal["warn", "error", "ignore"]
+
+
+
+@dataclass
+class LoadedCapsule:
+    """A loaded capsule: the model, its manifest, the Predictor the server calls, and what load found."""
+
+    model: Any
+    manifest: Manifest
+    predictor: Predictor
+    path: Path
+    drift: list[PackageDrift] = field(default_factory=list)
+
+
+def policy_for(trusted: Iterable[str] | TrustPolicy) -> TrustPolicy:
+    return trusted if isinstance(trusted, TrustPolicy) else TrustPolicy(trusted)
+
+
+def _apply_drift_policy(drifts: Sequence[PackageDrift], on_mismatch: OnMismatch) -> None:
+    if on_mismatch not in ("warn", "error", "ignore"):
+        raise ValueError(f"on_mismatch must be 'warn', 'error' or 'ignore', not {on_mismatch!r}")
+    if not drifts or on_mismatch == "ignore":
+        return
+    if on_mismatch == "error":
+        raise EnvironmentMismatchError(drifts)
+    warn_drift(drifts)
+
+
+def construct(fmt: Format, source: Any, details: dict[str, Any], options: LoadOptions, what: str) -> tuple[
+        Any, list[PackageDrift]]:
+    """Audit, then construct; scikit-learn's version warnings are folded into drift entries."""
+    if fmt.runs_code and not options.trust_code:
+        raise UntrustedCodeError(fmt.name, what)
+    options.policy.check(fmt.audit(source, details, options), what)
+    folded: list[PackageDrift] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = fmt.load(source, details, options)
+    validate_model(model, options.limits, source=what)  # native-backed state checked before any use
+    for w in caught:
+        saved = getattr(w.message, "original_sklearn_version", None)
+        if saved is not None:
+            folded.append(PackageDrift("scikit-learn", str(saved), environment.installed_version("scikit-learn")))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return model, folded
+
+
+CAPSULE_SUFFIX = ".capsule"
+
+
+def _is_capsule(path: Path) -> bool:
+    """Directories and files with no plain-format suffix are capsules; ``.pkl``, ``.skops``... are not."""
+    if path.is_dir() or path.suffix.lower() == CAPSULE_SUFFIX:
+        return True  # without importing every format to compare suffixes
+    try:
+        format_for_file(path)
+    except UnsupportedModelError:
+        return True
+    return False
+
+
+def load_capsule(
+    path: str | os.PathLike[str],
+    *,
+    trusted: Iterable[str] | TrustPolicy = (),
+    on_mismatch: OnMismatch = "warn",
+    verify: bool = True,
+    trust_code: bool = False,
+    public_key: Any = None,
+    device: str | None = None,
+    limits: Limits | None = None,
+    runtime: str = "python",
+    recheck: bool = False,
+) -> LoadedCapsule:
+    """Load a capsule (or a plain model file) with every check; see :func:`load`."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no capsule or model file at {p}")
+    options = LoadOptions(policy=policy_for(trusted), trust_code=trust_code, limits=limits or DEFAULT_LIMITS,
+                          device=device)
+    if not _is_capsule(p):
+        if public_key is not None:
+            raise CapsuleFormatError(f"{p.name} is a plain model file; only capsules carry signatures.")
+        return _load_plain(p, options)
+    with open_capsule(p, options.limits) as reader:
+        return _load_from_reader(reader, options, on_mismatch=on_mismatch, verify=verify, public_key=public_key,
+                                 runtime=runtime, recheck=recheck)
+
+
+def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatch: OnMismatch, verify: bool,
+                      public_key: Any, runtime: str, recheck: bool = False) -> LoadedCapsule:
+    manifest = reader.manifest
+    what = str(reader.path)
+    checks = _PassedChecks(reader, None if recheck else check_cache(), options.device)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capsule-hash")
+    try:
+        if public_key is not None:
+            from .security.signing import check_signature
+
+            check_signature(reader, public_key)
+        if checks.passed("hashes"):
+            hashed = None
+        elif public_key is not None:
+            reader.check_hashes()
+            checks.record("hashes")
+            hashed = None
+        else:
+            hashed = reader.check_hashes_async(pool)
+        drifts = environment.compare_environment(manifest.environment)
+        if on_mismatch == "error":
+            _apply_drift_policy(drifts, on_mismatch)
+        fmt = get_format(manifest.format_name)
+        framework = get_framework(manifest.framework)
+        try:
+            model, folded = construct(fmt, reader, dict(manifest.format), options, what)
+        except CapsuleError as exc:
+            if hashed is not None:  # a payload that was altered is reported as such, whatever broke first
+                hashed_error = hashed.exception()
+                if hashed_error is not None:
+                    raise hashed_error from exc
+            raise
+        if hashed is not None:
+            hashed.result()
+            checks.record("hashes")
+    finally:
+        pool.shutdown(wait=True)
+    drifts += [d for d in folded if d.name not in {x.name for x in drifts}]
+    _apply_drift_policy(drifts, on_mismatch)
+    if verify and manifest.sample and not checks.passed("sample"):
+        _check_sample(reader, manifest, framework, model)
+        checks.record("sample")
+    signature = manifest.signature or infer_signature({}, {})
+    predictor = framework.predictor(model, signature)
+    if runtime != "python":
+        predictor = _runtime_predictor(reader, manifest, predictor, runtime, options)
+    return LoadedCapsule(model, manifest, predictor, reader.path, list(drifts))
+
+
+class _PassedChecks:
+    """The record of this capsule's checks that passed before (see :mod:`modelcapsule.core.checks_on_record`).
+
+    The files' identity is taken when the capsule is opened, before any check runs, and a check is
+    recorded only if the files are still exactly as they were then."""
+
+    def __init__(self, reader: CapsuleReader, cache: CheckCache | None, device: str | None) -> None:
+        self._reader, self._cache = reader, cache
+        self._packages = sorted(reader.manifest.environment.get("packages") or {})
+        self._kinds = {"hashes": "hashes", "sample": f"sample:{device or ''}"}
+        self._keys: dict[str, str | None] = {}
+        self._stats: Stats = []
+        if cache is not None:
+            try:
+                self._stats = reader.file_stats()
+            except OSError:
+                self._cache = None
+
+    def _key(self, check: str) -> str | None:
+        if check not in self._keys and self._cache is not None:
+            self._keys[check] = self._cache.key(self._kinds[check], self._stats, self._reader.manifest_bytes,
+                                                self._packages)
+        return self._keys.get(check)
+
+    def passed(self, check: str) -> bool:
+        return self._cache is not None and self._cache.passed(self._key(check))
+
+    def record(self, check: str) -> None:
+        if self._cache is None:
+            return
+        try:
+            stats = self._reader.file_stats()
+        except OSError:
+            return
+        self._cache.record(self._key(check), self._kinds[check], stats, self._reader.manifest_bytes, self._packages)
+
+
+def _runtime_predictor(reader: CapsuleReader, manifest: Manifest, predictor: Predictor, runtime: str,
+                       options: LoadOptions) -> Predictor:
+    try:
+        from .onnx.runtime import select_predictor
+    except ImportError as exc:
+        raise UnsupportedModelError(f"runtime={runtime!r} needs the onnx extra ({exc}).") from None
+    chosen: Predictor = select_predictor(reader, manifest, predictor, runtime, options)
+    return chosen
+
+
+def sample_differences(reader: CapsuleReader, manifest: Manifest, framework: Any,
+                        model: Any) -> Iterator[tuple[str, str | None, Exception | None]]:
+    """Re-run the golden sample one method at a time: ``(method, difference or None, error raised)``."""
+    assert manifest.sample is not None
+    inputs, outputs = read_sample(reader, manifest.sample)
+    for method, expected in outputs.items():
+        try:
+            got = framework.call(model, method, model_inputs(inputs))
+        except Exception as exc:
+            yield method, f"calling it raised {type(exc).__name__}: {exc}", exc
+            continue
+        yield method, compare_outputs(expected, got), None
+
+
+def _check_sample(reader: CapsuleReader, manifest: Manifest, framework: Any, model: Any) -> None:
+    for method, diff, error in sample_differences(reader, manifest, framework, model):
+        if diff is not None:
+            raise VerificationError(method, diff) from error
+
+
+def _load_plain(path: Path, options: LoadOptions) -> LoadedCapsule:
+    fmt = format_for_file(path)
+    details = {"member": "model/" + path.name}
+    source = PlainFile(path, details["member"], options.limits)
+    model, folded = construct(fmt, source, details, options, str(path))
+    if folded:
+        warn_drift(folded)
+    signature = infer_signature({}, {})
+    try:
+        framework = framework_for(model)
+    except UnsupportedModelError as exc:  # plain data (a dict of weights, say): loadable, not callable
+        description: dict[str, Any] = {"framework": "none", "class": f"{type(model).__module__}."
+                                       f"{type(model).__qualname__}"}
+        predictor: Predictor = _NotCallable(signature, str(exc))
+    else:
+        description, predictor = framework.describe(model), framework.predictor(model, signature)
+    manifest = Manifest(name=path.stem, created_at="", model=description,
+                        format={"name": fmt.name, **details}, files={}, signature=None, environment={})
+    return LoadedCapsule(model, manifest, predictor, path, folded)
+
+
+class _NotCallable:
+    """The predictor of a loaded object that no framework knows how to call."""
+
+    def __init__(self, signature: Signature, reason: str) -> None:
+        self._signature, self._reason = signature, reason
+
+    @property
+    def signature(self) -> Signature:
+        return self._signature
+
+    def predict(self, inputs: Mapping[str, Any], outputs: Sequence[str] | None = None) -> dict[str, Any]:
+        raise UnsupportedModelError(self._reason)
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    trusted: Iterable[str] | TrustPolicy = (),
+    on_mismatch: OnMismatch = "warn",
+    verify: bool = True,
+    trust_code: bool = False,
+    public_key: Any = None,
+    device: str | None = None,
+    limits: Limits | None = None,
+    recheck: bool = False,
+) -> Any:
+    """Load the model in a capsule (or a plain ``.pkl``/``.joblib``/``.skops`` file) safely.
+
+    Nothing outside the trust policy (the defaults plus ``trusted``) is imported or run: such names
+    raise :class:`UntrustedTypesError` before anything is built. Every member's hash is checked; with
+    ``public_key`` the signature and every hash are checked before anything is parsed. Environment
+    drift is handled per ``on_mismatch``; ``verify`` re-runs the golden sample.
+
+    A hash check or golden-sample run that already passed on this very file (same inode, size and
+    change time, unchanged since) and, for the sample, under this very software is not repeated:
+    see :mod:`modelcapsule.core.checks_on_record`. ``recheck=True`` runs every check regardless.
+    """
+    return load_capsule(path, trusted=trusted, on_mismatch=on_mismatch, verify=verify, trust_code=trust_code,
+                        public_key=public_key, device=device, limits=limits, recheck=recheck).model
+
+
+
+def inspect(path: str | os.PathLike[str]) -> Manifest:
+    """The manifest of a capsule, read without touching the payload."""
+    with open_capsule(path) as reader:
+        return reader.manifest
