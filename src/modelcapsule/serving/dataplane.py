@@ -83,8 +83,8 @@ class DataPlane:
     ) -> Inference:
         """Answer one inference request, whatever its transport.
 
-        ``model`` ``None`` means the only served model; ``version`` (a number) or ``label``
-        picks a version, neither the newest available one. ``decode`` reads the request for the
+        ``model`` ``None`` means the only served model; ``version`` (a number) or ``label`` picks a
+        version, neither the newest available one. ``decode`` reads the request for the
         resolved version. Every failure is a :class:`ServingError` (anything unexpected is logged with
         the request id and becomes :class:`ModelFailedError`); the request is counted once, with
         ``call``'s protocol and the HTTP status its outcome maps to."""
@@ -123,12 +123,12 @@ class DataPlane:
         call.counted = True
         self.metrics.count(call.model, call.version, call.protocol, status, time.perf_counter() - call.start)
 
-    async def _run(self, version: LoadedVersion, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
-        """Run checked inputs through ``version`` (batched with other requests when batching is on)."""
-        if version.batcher is not None:
-            return await version.batcher.submit(inputs, outputs)
-        result = await self.executor.run(version.call, inputs, outputs)
-        self.metrics.batch_rows.labels(version.name, version.version_text).observe(
+    async def _run(self, loaded: LoadedVersion, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
+        """Run checked inputs through ``loaded`` (batched with other requests when batching is on)."""
+        if loaded.batcher is not None:
+            return await loaded.batcher.submit(inputs, outputs)
+        result = await self.executor.run(loaded.predict, inputs, outputs)
+        self.metrics.batch_rows.labels(loaded.name, loaded.version_text).observe(
             len(next(iter(result.values()))) if result else 0
         )
         return result
@@ -248,7 +248,7 @@ class DataPlane:
         if config.batching:
             labels = self.metrics.batch_rows.labels(entry.name, loaded.version_text)
             loaded.batcher = Batcher(
-                loaded.call,
+                loaded.predict,
                 self.executor,
                 max_batch_size=config.batch_size,
                 max_wait=config.batch_wait_ms / 1000.0,
