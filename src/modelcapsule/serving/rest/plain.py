@@ -16,7 +16,7 @@ from ..dataplane import DataPlane
 from ..errors import InvalidRequestError, Status
 from ..models import LoadedVersion
 from ..openapi import ApiRoute
-from ..transport import Decoded
+from ..transport import Decoded, Decoder
 from . import seldon_message
 from .common import Call, RestProtocol, endpoint, json_response, read_json, to_list
 from .tabular import from_records, from_rows
@@ -28,7 +28,9 @@ def _error(message: str, status: Status) -> Response:
     return json_response({"error": message}, status.http_status)
 
 
-def _decoder(rows: Any) -> Any:
+def _decoder(rows: Any) -> Decoder:
+    """Reads the recipe's ``inputs`` (rows, or records for a DataFrame model) for the resolved version."""
+
     async def decode(loaded: LoadedVersion) -> Decoded:
         if isinstance(rows, list) and rows and isinstance(rows[0], dict):
             raw = from_records(loaded, rows, "inputs")

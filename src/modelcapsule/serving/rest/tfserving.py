@@ -34,6 +34,26 @@ _PATH = re.compile(
     r"^(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<tail>/metadata|:predict|:classify|:regress)?$"
 )
+_TAG = "TF Serving"
+_PREFIXES = (
+    ("/v1/models/{model}", ""),
+    ("/v1/models/{model}/versions/{version}", " (one version)"),
+    ("/v1/models/{model}/labels/{label}", " (a labelled version)"),
+)
+_GETS = (("", "Model version status"), ("/metadata", "Signature definitions"))
+_POSTS = ((":predict", "Predict (instances or inputs)"), (":classify", "Classify examples"),
+          (":regress", "Regress examples"))
+
+
+def _operations(method: str) -> list[Operation]:
+    """What the one pattern route ``/v1/models/{rest:path}`` answers, operation by operation."""
+    tails = _GETS if method == "GET" else _POSTS
+    body = JSON_BODY if method == "POST" else None
+    return [
+        Operation(prefix + tail, method.lower(), summary + which, _TAG, body)
+        for prefix, which in _PREFIXES
+        for tail, summary in tails
+    ]
 
 
 def _error(message: str, status: Status) -> Response:
@@ -264,28 +284,6 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
                         summary="", tag=_TAG, operations=_operations(method))
 
     return [route("GET", get), route("POST", post)]
-
-
-_TAG = "TF Serving"
-_PREFIXES = (
-    ("/v1/models/{model}", ""),
-    ("/v1/models/{model}/versions/{version}", " (one version)"),
-    ("/v1/models/{model}/labels/{label}", " (a labelled version)"),
-)
-_GETS = (("", "Model version status"), ("/metadata", "Signature definitions"))
-_POSTS = ((":predict", "Predict (instances or inputs)"), (":classify", "Classify examples"),
-          (":regress", "Regress examples"))
-
-
-def _operations(method: str) -> list[Operation]:
-    """What the one pattern route ``/v1/models/{rest:path}`` answers, operation by operation."""
-    tails = _GETS if method == "GET" else _POSTS
-    body = JSON_BODY if method == "POST" else None
-    return [
-        Operation(prefix + tail, method.lower(), summary + which, _TAG, body)
-        for prefix, which in _PREFIXES
-        for tail, summary in tails
-    ]
 
 
 PROTOCOLS = (RestProtocol("tfserving", routes),)
