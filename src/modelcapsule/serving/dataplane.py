@@ -287,12 +287,12 @@ class DataPlane:
 def _asked(result: Outputs, names: tuple[str, ...]) -> Outputs:
     """The outputs asked for, in the order asked (all of them when the signature names none); a model
     that did not give one of them failed."""
-    if not names:
+    if not names or tuple(result) == names:
         return result
-    missing = [name for name in names if name not in result]
-    if missing:
-        raise RuntimeError(f"the model gave no output {missing}; it gave {sorted(result)}")
-    return {name: result[name] for name in names}
+    try:
+        return {name: result[name] for name in names}
+    except KeyError as exc:
+        raise RuntimeError(f"the model gave no output {exc.args[0]!r}; it gave {sorted(result)}") from None
 
 
 async def _release(loaded: LoadedVersion) -> None:

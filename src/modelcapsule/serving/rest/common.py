@@ -142,7 +142,8 @@ def endpoint(
             log.exception("request %s (%s %s) failed", call.request_id, request.method, request.url.path)
             response = error(str(ModelFailedError(call.request_id)), Status.INTERNAL)
         response.headers["x-request-id"] = call.request_id
-        dataplane.record(call, response.status_code)  # no-op when the data plane's infer counted it
+        if not call.counted:  # DataPlane.infer counts the inference requests it answers
+            dataplane.record(call, response.status_code)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 orjson.dumps(
