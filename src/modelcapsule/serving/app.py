@@ -14,16 +14,16 @@ from collections.abc import AsyncIterator
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .dataplane import DataPlane
 from .openapi import openapi
-from .page import render_index
 from .rest import PROTOCOLS
 from .rest.common import json_response
 from .rest.v2 import server_metadata
+from .ui_source import ServedSource
 
 __all__ = ["create_app"]
 
@@ -36,9 +36,6 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(dataplane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    async def index(request: Request) -> Response:
-        return HTMLResponse(render_index(dataplane))
 
     async def docs(request: Request) -> Response:
         return json_response(openapi(str(server_metadata()["version"])))
@@ -57,8 +54,10 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
                     await poller
             await dataplane.close()
 
+    from ..ui.pages import routes as ui_routes  # the pages at / (models, cards, try-it form)
+
     routes: list[BaseRoute] = [
-        Route("/", index, methods=["GET"]),
+        *ui_routes(ServedSource(dataplane)),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", docs, methods=["GET"]),
     ]

@@ -20,7 +20,7 @@ def _spec(title: str, data: list[dict[str, Any]], layers: list[dict[str, Any]], 
           height: int = _HEIGHT) -> dict[str, Any]:
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
-        "title": title,
+        "description": title,
         "width": width,
         "height": height,
         "data": {"values": data},
@@ -79,7 +79,8 @@ def _curves(kind: str, curves: list[Mapping[str, Any]]) -> dict[str, Any]:
     layers = [_diagonal(), line] if roc else [line]
     title = "ROC curve" if roc else "Precision-recall curve"
     per_class = ", ".join(f"class {c['class']}: {c[score]:.3f}" for c in curves)
-    spec = _spec(title + ("s (one-vs-rest)" if len(curves) > 1 else ""), data, layers)
+    title += "s, one-vs-rest" if len(curves) > 1 else ""
+    spec = _spec(title, data, layers)
     rows = [[str(c["class"]), round(float(c[score]), 4), x, y]
             for c in curves for x, y in zip(c[xs], c[ys], strict=True)]
     return _chart(kind, title, f"{'AUC' if roc else 'Average precision'} {per_class}.", spec,
