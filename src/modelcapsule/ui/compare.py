@@ -26,6 +26,11 @@ def _row(key: str, a: Any, b: Any, **extra: Any) -> dict[str, Any]:
     return {"key": key, "a": _text(a), "b": _text(b), "differs": a != b, **extra}
 
 
+def _short(value: Any) -> Any:
+    """A hash cut to 12 hex digits (enough to tell two apart on a page; the JSON cards hold them whole)."""
+    return value.split(":")[-1][:12] if isinstance(value, str) else value
+
+
 def _metrics(card: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for m in card.get("metrics") or []:
@@ -63,12 +68,12 @@ def compare_cards(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     model = [
         _row("class", a["model"].get("class"), b["model"].get("class")),
         _row("format", a["format"]["name"], b["format"]["name"]),
-        _row("created", a.get("created_at"), b.get("created_at")),
-        _row("training data", ta.get("fingerprint"), tb.get("fingerprint")),
+        {**_row("saved", a.get("created_at"), b.get("created_at")), "differs": False},  # always differs: no news
+        _row("training data", _short(ta.get("fingerprint")), _short(tb.get("fingerprint"))),
         _row("training rows", ta.get("n_samples"), tb.get("n_samples")),
-        _row("validation data", ea.get("fingerprint"), eb.get("fingerprint")),
-        _row("script sha256", sa.get("sha256"), sb.get("sha256")),
-        _row("git commit", sa.get("git_commit"), sb.get("git_commit")),
+        _row("validation data", _short(ea.get("fingerprint")), _short(eb.get("fingerprint"))),
+        _row("script sha256", _short(sa.get("sha256")), _short(sb.get("sha256"))),
+        _row("git commit", _short(sa.get("git_commit")), _short(sb.get("git_commit"))),
         _row("imported names", len(a.get("audit") or []), len(b.get("audit") or [])),
     ]
     sections = [("Metrics", metrics), ("Model and data", model), ("Parameters", params),

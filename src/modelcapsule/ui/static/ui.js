@@ -27,7 +27,8 @@ function enhanceTryForms() {
         });
         const body = await response.json();
         if (response.ok) {
-          out.textContent = JSON.stringify(body.outputs, null, 1);
+          out.textContent = Object.entries(body.outputs)
+            .map(([name, value]) => name + ": " + JSON.stringify(value)).join("\n");
         } else {
           out.classList.add("problem");
           out.textContent = body.error || ("HTTP " + response.status);
