@@ -89,7 +89,9 @@ class RegistrySource:
         out = [HistoryEvent(at=str(e.get("at", "")), by=str(e.get("by", "")), kind=str(e.get("kind", "")),
                             alias=e.get("alias"), from_version=e.get("from_version"),
                             to_version=e.get("to_version"), reason=str(e.get("reason") or "")) for e in events]
-        return sorted(out, key=lambda e: e.at, reverse=True)
+        out.sort(key=lambda e: e.at)  # stable: events of the same instant keep the registry's order
+        out.reverse()
+        return out
 
     def card(self, name: str, version: int) -> dict[str, Any]:
         ref = f"{name}/{version}"
