@@ -69,3 +69,17 @@ def test_compare_and_missing_things(client):
     assert next(r for r in params["rows"] if r["key"] == "C")["differs"]
     assert client.get("/models/nope").status_code == 404
     assert client.get("/models/iris/versions/7.json").status_code == 404
+
+
+def test_capsule_card_takes_a_models_uri(capsules, tmp_path):
+    from click.testing import CliRunner
+
+    from modelcapsule.cli import cli
+
+    location = str(tmp_path / "reg")
+    reg = registry_pkg.Registry(location)
+    reg.register("iris", capsules["iris1"], alias="champion")
+    reg.close()
+    result = CliRunner().invoke(cli, ["card", "models:/iris@champion", "--registry", location])
+    assert result.exit_code == 0, result.output
+    assert "Registry: version 1 of `iris`, digest `sha256:" in result.output and "aliases champion" in result.output

@@ -57,6 +57,11 @@ _ROUTES: list[tuple[str, str, str, bool, str]] = [
     ("/version", "get", "Server version", False, "MLflow"),
     ("/metrics", "get", "Prometheus metrics", False, "Operations"),
     ("/", "get", "Models page", False, "Operations"),
+    ("/models.json", "get", "Models (the models page's JSON twin)", False, "Pages"),
+    ("/models/{model}.json", "get", "A model's versions and aliases", False, "Pages"),
+    ("/models/{model}/versions/{version}.json", "get", "A version's model card", False, "Pages"),
+    ("/models/{model}/compare.json", "get", "Two versions side by side (?a=V&b=W)", False, "Pages"),
+    ("/models/{model}/versions/{version}/predict", "post", "Try-it form: {rows: [[...]]}", True, "Pages"),
 ]
 
 

@@ -91,7 +91,9 @@ def routes(source: UISource) -> list[BaseRoute]:
     """The pages, their JSON twins and the static files, ready to add to a Starlette app."""
 
     async def models(request: Request) -> Response:
-        as_json = request.path_params.get("fmt") == "json"
+        if request.path_params.get("fmt", "json") != "json":
+            return _error(request, source, 404, "pages come as HTML or, with .json, as JSON.", False)
+        as_json = "fmt" in request.path_params
         query = request.query_params.get("q", "")
         tags = _tag_filters(request)
         every: list[ModelInfo] = list(await run_in_threadpool(source.models))
@@ -131,7 +133,9 @@ def routes(source: UISource) -> list[BaseRoute]:
 
     async def compare(request: Request) -> Response:
         name = request.path_params["name"]
-        as_json = request.path_params.get("fmt") == "json"
+        if request.path_params.get("fmt", "json") != "json":
+            return _error(request, source, 404, "pages come as HTML or, with .json, as JSON.", False)
+        as_json = "fmt" in request.path_params
         try:
             info = await run_in_threadpool(source.model, name)
             numbers = [v.version for v in info.versions]
