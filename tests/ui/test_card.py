@@ -125,3 +125,33 @@ def test_capsule_card_imports_nothing_the_payload_names(capsules, capsule_cmd, s
 def test_capsule_card_of_a_missing_file_is_a_usage_error(tmp_path: Path):
     result = CliRunner().invoke(cli, ["card", str(tmp_path / "nope.capsule")])
     assert result.exit_code == 2 and "no capsule at" in result.output
+
+
+def _rewrite_evaluation(src, dst, change):
+    """A copy of ``src`` whose evaluation member is ``change(report)``, re-hashed so it passes the hash
+    check: what a hostile capsule made from scratch looks like."""
+    import hashlib
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        report = change(json.loads(zin.read("evaluation/evaluation.json")))
+        raw = json.dumps(report).encode()
+        manifest = json.loads(zin.read("capsule.json"))
+        manifest["files"]["evaluation/evaluation.json"] = {"sha256": hashlib.sha256(raw).hexdigest(), "size": len(raw)}
+        for info in zin.infolist():
+            data = {"evaluation/evaluation.json": raw, "capsule.json": json.dumps(manifest).encode()}.get(
+                info.filename, zin.read(info))
+            zout.writestr(info.filename, data)
+
+
+@pytest.mark.parametrize("change", [
+    lambda r: {**r, "confusion_matrix": {"labels": [0, 1, 2], "matrix": [["1; alert(1)", 0, 0], [0, 1, 0], [0, 0, 1]]}},
+    lambda r: {**r, "roc": [{"class": "<b>", "auc": "0.9", "fpr": [0, 1], "tpr": [0, 1]}]},
+    lambda r: {**r, "data": {"fingerprint": 7}},
+    lambda r: {**r, "metrics": {"accuracy": "high"}},
+])
+def test_a_malformed_evaluation_is_reported_and_never_charted(capsules, tmp_path, change):
+    bad = tmp_path / "hostile.capsule"
+    _rewrite_evaluation(capsules["iris1"], bad, change)
+    card = card_from_path(bad)
+    assert card["evaluation"] is None and card["charts"] == []
+    assert "evaluation field" in card["problems"]["evaluation"]

@@ -23,7 +23,8 @@ import numpy as np
 from ..errors import CapsuleFormatError
 from .provenance import fingerprint_data
 
-__all__ = ["EVALUATION_MEMBER", "EVALUATION_VERSION", "evaluate", "read_evaluation", "write_evaluation"]
+__all__ = ["EVALUATION_MEMBER", "EVALUATION_VERSION", "check_evaluation", "evaluate", "read_evaluation",
+           "write_evaluation"]
 
 EVALUATION_MEMBER = "evaluation/evaluation.json"
 EVALUATION_VERSION = 1
@@ -225,4 +226,85 @@ def read_evaluation(source: _Source, field: Mapping[str, Any] | None) -> dict[st
         raise CapsuleFormatError(f"evaluation member {member!r} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise CapsuleFormatError(f"evaluation member {member!r} should hold a JSON object.")
+    return check_evaluation(data)
+
+
+# ------------------------------------------------------------------------------------------ checking
+
+_SCALAR = (str, int, float, bool)
+
+
+def _numbers(value: Any, where: str, kind: type | tuple[type, ...] = (int, float)) -> list[Any]:
+    if not isinstance(value, list) or not all(isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        raise CapsuleFormatError(f"evaluation field {where} should be a list of numbers.")
+    return value
+
+
+def _number(value: Any, where: str) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise CapsuleFormatError(f"evaluation field {where} should be a number, not {type(value).__name__}.")
+
+
+def _records(value: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise CapsuleFormatError(f"evaluation field {where} should be a list of objects.")
+    return value
+
+
+def check_evaluation(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` if every part a card reads has the type it should; else :class:`CapsuleFormatError`.
+
+    The card charts these numbers and puts the labels in pages: a hand-made or altered member (its hash
+    is checked first, but a capsule may be hostile from the start) must not smuggle anything else in.
+    """
+    if data.get("task") not in ("classification", "regression") or not isinstance(data.get("n_samples"), int):
+        raise CapsuleFormatError("evaluation member has no valid task and n_samples.")
+    metrics = data.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise CapsuleFormatError("evaluation field metrics should be an object.")
+    for key, value in metrics.items():
+        _number(value, f"metrics.{key}")
+    info = data.get("data", {})
+    if not isinstance(info, dict) or not isinstance(info.get("fingerprint", ""), str):
+        raise CapsuleFormatError("evaluation field data should be an object with a fingerprint string.")
+    if not isinstance(data.get("scores_from", ""), str):
+        raise CapsuleFormatError("evaluation field scores_from should be a string.")
+    classes = data.get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, _SCALAR) for c in classes):
+        raise CapsuleFormatError("evaluation field classes should be a list of labels.")
+    if (cm := data.get("confusion_matrix")) is not None:
+        labels = cm.get("labels") if isinstance(cm, dict) else None
+        matrix = cm.get("matrix") if isinstance(cm, dict) else None
+        if not isinstance(labels, list) or not all(isinstance(c, _SCALAR) for c in labels) or not isinstance(
+                matrix, list) or len(matrix) != len(labels):
+            raise CapsuleFormatError("evaluation field confusion_matrix should hold labels and a square matrix.")
+        for row in matrix:
+            if len(_numbers(row, "confusion_matrix.matrix", int)) != len(labels):
+                raise CapsuleFormatError("evaluation field confusion_matrix.matrix should be square.")
+    for key, xs, ys, score in (("roc", "fpr", "tpr", "auc"), ("pr", "recall", "precision", "average_precision")):
+        for curve in _records(data.get(key, []), key):
+            if not isinstance(curve.get("class"), _SCALAR):
+                raise CapsuleFormatError(f"evaluation field {key}.class should be a label.")
+            _number(curve.get(score), f"{key}.{score}")
+            if len(_numbers(curve.get(xs), f"{key}.{xs}")) != len(_numbers(curve.get(ys), f"{key}.{ys}")):
+                raise CapsuleFormatError(f"evaluation field {key} has curves of unequal lengths.")
+    for curve in _records(data.get("calibration", []), "calibration"):
+        if not isinstance(curve.get("class"), _SCALAR):
+            raise CapsuleFormatError("evaluation field calibration.class should be a label.")
+        for b in _records(curve.get("bins"), "calibration.bins"):
+            for k in ("lower", "upper", "mean_predicted", "fraction_positive", "count"):
+                _number(b.get(k), f"calibration.bins.{k}")
+    for row in _records(data.get("per_class", []), "per_class"):
+        if not isinstance(row.get("class"), _SCALAR):
+            raise CapsuleFormatError("evaluation field per_class.class should be a label.")
+        for k in ("precision", "recall", "f1", "support"):
+            _number(row.get(k), f"per_class.{k}")
+    hist = data.get("residuals", {"bin_edges": [0], "counts": []})
+    pairs = data.get("predicted_vs_actual", {"actual": [], "predicted": []})
+    if not isinstance(hist, dict) or len(_numbers(hist.get("bin_edges"), "residuals.bin_edges")) != len(
+            _numbers(hist.get("counts"), "residuals.counts", int)) + 1:
+        raise CapsuleFormatError("evaluation field residuals should hold counts and one more bin edge.")
+    if not isinstance(pairs, dict) or len(_numbers(pairs.get("actual"), "predicted_vs_actual.actual")) != len(
+            _numbers(pairs.get("predicted"), "predicted_vs_actual.predicted")):
+        raise CapsuleFormatError("evaluation field predicted_vs_actual should hold two lists of equal length.")
     return data

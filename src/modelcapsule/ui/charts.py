@@ -54,7 +54,7 @@ def _confusion(cm: Mapping[str, Any]) -> dict[str, Any]:
                                                        "scale": {"scheme": "blues"}}}},
         {"mark": {"type": "text", "fontSize": 12},
          "encoding": {**enc, "text": {"field": "count", "type": "quantitative"},
-                      "color": {"condition": {"test": f"datum.count > {max(max(r) for r in matrix) / 2}",
+                      "color": {"condition": {"test": f"datum.count > {float(max(max(r) for r in matrix)) / 2:g}",
                                               "value": "white"}, "value": "black"}}},
     ], width=side, height=side)
     correct = sum(matrix[i][i] for i in range(len(labels)))
