@@ -28,6 +28,7 @@ class ServedSource:
 
     title = "capsule serve"
     can_predict = True
+    links = (("OpenAPI", "/openapi.json"), ("Prometheus metrics", "/metrics"), ("Ready", "/v2/health/ready"))
 
     def __init__(self, dataplane: DataPlane) -> None:
         self.dataplane = dataplane

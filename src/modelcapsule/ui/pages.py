@@ -62,7 +62,7 @@ def _wants_json(request: Request) -> bool:
 def _page(request: Request, source: UISource, template: str, data: dict[str, Any], status: int = 200) -> Response:
     base = request.scope.get("root_path", "").rstrip("/")
     html = _env.get_template(template).render(base=base, static=base + STATIC_PREFIX, title=source.title,
-                                              path=request.url.path, **data)
+                                              links=source.links, path=request.url.path, **data)
     return HTMLResponse(html, status_code=status)
 
 

@@ -50,6 +50,7 @@ class RegistrySource:
 
     title = "model registry"
     can_predict = False
+    links = (("REST API (OpenAPI)", "/api/v1/openapi.json"),)
 
     def __init__(self, registry: _Registry) -> None:
         self.registry = registry
