@@ -94,8 +94,10 @@ class UISource(Protocol):
     """Shown in the page header (e.g. ``capsule serve`` or ``model registry``)."""
     can_predict: bool
     """Whether version pages offer the try-it form."""
-    links: Sequence[tuple[str, str]]
-    """(text, path) pairs shown in every page's footer: the server's own API documents."""
+    @property
+    def links(self) -> Sequence[tuple[str, str]]:
+        """(text, path) pairs shown in every page's footer: the server's own API documents."""
+        ...
 
     def models(self) -> Sequence[ModelInfo]:
         """Every model, sorted by name."""
