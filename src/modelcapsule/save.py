@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from .core import environment, provenance
 from .core.container import CapsuleWriter
+from .core.evaluation import evaluate, write_evaluation
 from .core.manifest import Manifest
 from .core.members import MemoryMembers
 from .core.sample import (
@@ -128,6 +129,7 @@ def save(
     layout: Literal["zip", "dir"] = "zip",
     compress: bool = False,
     trusted: Iterable[str] = (),
+    evaluation: Any = None,
 ) -> Manifest:
     """Save ``model`` into a capsule at ``path`` and return its manifest.
 
@@ -135,7 +137,9 @@ def save(
     records why safer ones were passed over. ``sample`` (rows of input) becomes the golden sample,
     stored with the outputs of every prediction method. ``training_data`` is fingerprinted, never
     stored. ``source`` is the training script (default: the calling script; False to leave it out).
-    ``trusted`` names extra types the model holds (also needed later by ``load``). Saves are atomic.
+    ``trusted`` names extra types the model holds (also needed later by ``load``). ``evaluation=(X_val,
+    y_val)`` stores a compact evaluation (metrics, curves, never the inputs) for the model card. Saves
+    are atomic.
     """
     target, overwrite = redirected_target(path, overwrite)  # `capsule retrain` sends the save elsewhere
     if target.exists() and not overwrite:
@@ -165,6 +169,9 @@ def save(
     if training_data is not None:
         prov["training_data"] = provenance.fingerprint_data(training_data)
     classes = getattr(model, "classes_", None)
+    report = None if evaluation is None else evaluate(
+        lambda method, x: framework.call(model, method, x), framework.methods(model),
+        str(description.get("task", "")), evaluation, classes)
     manifest = Manifest(
         name=name or Path(path).name.split(".")[0],
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -184,6 +191,8 @@ def save(
             manifest.sample = write_sample(writer, inputs, outputs)
         if source_text is not None:
             writer.add(provenance.SOURCE_MEMBER, source_text)
+        if report is not None:
+            manifest.evaluation = write_evaluation(writer, report)
         if onnx:
             manifest.onnx = _export_onnx(model, framework, inputs, outputs, writer)
         writer.finish(manifest)

@@ -58,12 +58,8 @@ def test_wrong_column_types_are_4xx(server: Server) -> None:
     assert ragged.status_code == 400 and "expected rows of 3 values" in ragged.text
 
 
-def test_the_models_page_form_request_works_for_a_mixed_table(server: Server, models: Models) -> None:
-    page = requests.get(f"{server.url}/", timeout=10).text
-    assert "name='datatype' value='BYTES'" in page  # the form of the mixed model sends BYTES
+def test_the_try_it_form_predicts_for_a_mixed_table(server: Server, models: Models) -> None:
     rows = models.people[:2].to_numpy().tolist()
-    body = {
-        "inputs": [{"name": "input", "datatype": "BYTES", "shape": [2, 3], "data": [v for row in rows for v in row]}]
-    }
-    doc = requests.post(f"{server.url}/v2/models/mixed/infer", json=body, timeout=10).json()
-    assert doc["outputs"][0]["data"] == expected(models, slice(0, 2))
+    answer = requests.post(f"{server.url}/models/mixed/versions/1/predict", json={"rows": rows}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"]["predict"] == expected(models, slice(0, 2))

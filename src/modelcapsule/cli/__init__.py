@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # name: ("module:attribute", one-line help shown by `capsule --help`)
     "advise": ("modelcapsule.cli.advise:command", "Measure every format on a model and recommend one."),
     "audit": ("modelcapsule.cli.audit:command", "List what a model file would import, importing nothing."),
+    "card": ("modelcapsule.cli.card:command", "Write a capsule's model card as Markdown (Hugging Face front matter)."),
     "convert": ("modelcapsule.cli.convert:command", "Turn a .joblib/.pkl/.skops file into a safe capsule."),
     "demo": ("modelcapsule.cli.demo:command", "Train, save, reload, verify and serve a small model."),
     "inspect": ("modelcapsule.cli.inspect:command", "Show a capsule's manifest without loading the model."),

@@ -55,6 +55,7 @@ class Manifest:
     types: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     onnx: dict[str, Any] | None = None
+    evaluation: dict[str, Any] | None = None
     capsule_version: int = CAPSULE_VERSION
 
     @property
@@ -82,6 +83,8 @@ class Manifest:
         }
         if self.onnx is not None:
             out["onnx"] = self.onnx
+        if self.evaluation is not None:
+            out["evaluation"] = self.evaluation
         return out
 
     def to_json(self) -> bytes:
@@ -139,6 +142,7 @@ def _read_v1(data: Mapping[str, Any]) -> Manifest:
     if not isinstance(types_, list) or not all(isinstance(t, str) for t in types_):
         raise CapsuleFormatError("capsule.json 'types' should be a list of names.")
     onnx = data.get("onnx")
+    evaluation = data.get("evaluation")
     return Manifest(
         capsule_version=1,
         name=str(_require(data, "name", str)),
@@ -153,6 +157,7 @@ def _read_v1(data: Mapping[str, Any]) -> Manifest:
         types=list(types_),
         metadata=_optional_object(data, "metadata"),
         onnx=onnx if isinstance(onnx, dict) else None,
+        evaluation=evaluation if isinstance(evaluation, dict) else None,
     )
 
 

@@ -14,16 +14,16 @@ from collections.abc import AsyncIterator
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .dataplane import DataPlane
-from .openapi import ApiRoute, openapi
-from .page import render_index
+from .openapi import ApiRoute, Operation, openapi
 from .rest import all_protocols
 from .rest.common import json_response
 from .transport import server_version
+from .ui_source import ServedSource
 
 __all__ = ["create_app"]
 
@@ -37,9 +37,6 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(dataplane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    async def index(request: Request) -> Response:
-        return HTMLResponse(render_index(dataplane))
 
     async def docs(request: Request) -> Response:
         return json_response(openapi(routes, server_version()))
@@ -58,8 +55,10 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
                     await poller
             await dataplane.close()
 
+    from ..ui.pages import routes as ui_routes  # the pages at / (models, cards, try-it form)
+
     routes: list[BaseRoute] = [
-        ApiRoute("/", index, methods=["GET"], summary="Models page", tag=_TAG),
+        *_described(ui_routes(ServedSource(dataplane))),
         ApiRoute("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", tag=_TAG),
         ApiRoute("/openapi.json", docs, methods=["GET"], summary="This OpenAPI description", tag=_TAG),
     ]
@@ -111,3 +110,38 @@ async def _poll(dataplane: DataPlane) -> None:
                 exc,
                 dataplane.options.poll_seconds,
             )
+
+
+_PAGES = "Pages"
+_PAGE_OPERATIONS: dict[str, tuple[Operation, ...]] = {
+    "/": (Operation("/", "get", "Models page", _PAGES),),
+    "/models.{fmt:str}": (Operation("/models.json", "get", "Models (the models page's JSON twin)", _PAGES),),
+    "/models/{name}": (
+        Operation("/models/{model}", "get", "A model's page: versions, aliases, history", _PAGES),
+        Operation("/models/{model}.json", "get", "A model's versions, aliases and history (JSON twin)", _PAGES),
+    ),
+    "/models/{name}/versions/{version}": (
+        Operation("/models/{model}/versions/{version}", "get", "A version's model card", _PAGES),
+    ),
+    "/models/{name}/compare": (
+        Operation("/models/{model}/compare", "get", "Two versions side by side (?a=V&b=W)", _PAGES),
+    ),
+    "/models/{name}/compare.{fmt:str}": (
+        Operation("/models/{model}/compare.json", "get", "Two versions side by side (JSON twin)", _PAGES),
+    ),
+    "/models/{name}/versions/{version}/predict": (
+        Operation("/models/{model}/versions/{version}/predict", "post", "The try-it form: {rows: [[...]]}", _PAGES,
+                  {"application/json": {"schema": {"type": "object"}}}),
+    ),
+}
+"""What the pages' routes answer, for the OpenAPI document (the pages live in ``ui/``, which knows nothing of
+serving's route descriptions)."""
+
+
+def _described(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """The UI's routes, each carrying the operations it answers (static files are not described)."""
+    for route in routes:
+        operations = _PAGE_OPERATIONS.get(getattr(route, "path", ""))
+        if operations is not None:
+            route.operations = operations  # type: ignore[attr-defined]
+    return routes
