@@ -111,7 +111,7 @@ def test_what_is_not_a_json_object_is_refused(raw: bytes) -> None:
 
 
 def test_a_malformed_signature_is_refused() -> None:
-    with pytest.raises(CapsuleFormatError, match="'signature' is malformed"):
+    with pytest.raises(CapsuleFormatError, match=r"'signature(\.inputs)?'"):
         parse_manifest(_raw(signature={"inputs": "x"}))
 
 

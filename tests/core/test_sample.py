@@ -76,7 +76,7 @@ def test_records_are_stored_as_json_never_pickled() -> None:
 def test_a_corrupt_member_is_a_format_error_naming_it() -> None:
     members, section, _ = _round_trip({"input": np.ones((2, 2))}, {"predict": np.array([1, 2])})
     members.members["sample/outputs/predict.npy"] = memoryview(b"not an npy file")
-    with pytest.raises(CapsuleFormatError, match=r"'sample/outputs/predict.npy' is not a valid .npy array"):
+    with pytest.raises(CapsuleFormatError, match=r"'sample/outputs/predict.npy' is not a \w+ \.npy array"):
         read_sample(members, section)
 
 
@@ -87,7 +87,7 @@ def test_a_pickled_npy_member_is_refused() -> None:
     buf = io.BytesIO()
     np.save(buf, np.array([object()], dtype=object), allow_pickle=True)
     members.members["sample/outputs/predict.npy"] = memoryview(buf.getvalue())
-    with pytest.raises(CapsuleFormatError, match="not a valid .npy array"):
+    with pytest.raises(CapsuleFormatError, match=r"'sample/outputs/predict.npy' is not a \w+ \.npy array"):
         read_sample(members, section)
 
 
