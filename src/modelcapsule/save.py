@@ -27,6 +27,7 @@ from .core.sample import (
     normalize_inputs,
     write_sample,
 )
+from .core.save_redirect import redirected_target
 from .errors import (
     CapsuleError,
     UnsupportedModelError,
@@ -34,7 +35,6 @@ from .errors import (
 )
 from .formats import Format, LoadOptions, get_format
 from .frameworks import framework_for
-from .reproduce.redirect import redirected_target
 from .security.policy import TrustPolicy
 
 __all__ = ["save"]

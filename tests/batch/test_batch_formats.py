@@ -37,6 +37,18 @@ def test_registry_maps_extensions_and_refuses_duplicates() -> None:
         register_table_format(get_table_format("csv"))
 
 
+def test_a_format_claiming_a_suffix_another_format_owns_is_refused() -> None:
+    csv = get_table_format("csv")
+
+    class SecondCsv(type(csv)):  # type: ignore[misc]
+        name = "csv2"
+
+    with pytest.raises(ValueError, match="extension '.csv' already belongs to the 'csv' batch file format"):
+        register_table_format(SecondCsv())
+    assert "csv2" not in all_table_formats()
+    assert format_for_path("in.csv") is csv
+
+
 def test_csv_chunks_have_the_batch_size_and_text_values(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_text("id,x,y\n" + "".join(f"{i},{i / 2},{'abc' if i == 7 else i}\n" for i in range(25)))

@@ -71,7 +71,6 @@ class NpyReader:
                 f"{name} is truncated: its header promises shape {tuple(shape)} ({expected:,} bytes) but the "
                 f"file has {self.total_bytes:,} bytes."
             )
-        self._done = 0
 
     def bytes_read(self) -> int:
         return 0  # progress counts rows: total_rows is known

@@ -22,8 +22,9 @@ def train_and_save(directory: Path) -> tuple[Path, list[float]]:
 
     from ..save import save
 
-    data = load_breast_cancer(as_frame=True)
-    x_train, x_test, y_train, _y_test = train_test_split(data.data, data.target, random_state=0)
+    # Plain arrays, not a DataFrame: the demo needs only the `serve` extra, which has no pandas.
+    x, y = load_breast_cancer(return_X_y=True)
+    x_train, x_test, y_train, _y_test = train_test_split(x, y, random_state=0)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     scores = cross_val_score(model, x_train, y_train, cv=5)
     model.fit(x_train, y_train)
@@ -37,7 +38,7 @@ def train_and_save(directory: Path) -> tuple[Path, list[float]]:
               f"{np.mean(scores):.3f} ± {np.std(scores):.3f}")
     out.print(f"[bold]2. saved[/bold]   {path} ({path.stat().st_size:,} bytes) with a golden sample of 20 rows, "
               "the training-data fingerprint, CV scores and the environment")
-    return path, [round(float(v), 4) for v in x_test.iloc[0]]
+    return path, [round(float(v), 4) for v in x_test[0]]
 
 
 def reload_and_verify(path: Path) -> None:
@@ -81,7 +82,10 @@ def command(ctx: click.Context, directory: str, serve: bool, host: str, port: in
         out.print(f"Serve it with: capsule serve {root}")
         return
     from .serve import command as serve_command
+    from .serve import grpc_port_if_installed
 
     out.print(f"[bold]5. serving[/bold] {root} on http://{host}:{port} (Ctrl-C to stop). Try:")
     click.echo(curl_line(host, port, row))
-    ctx.invoke(serve_command, paths=(str(root),), host=host, port=port, grpc_port=grpc_port)
+    served_grpc_port = grpc_port_if_installed(ctx, grpc_port)
+    ctx.invoke(serve_command, paths=(str(root),), host=host, port=port, grpc_port=grpc_port,
+               no_grpc=served_grpc_port is None)

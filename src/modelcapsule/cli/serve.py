@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["command", "curl_example"]
+__all__ = ["command", "curl_example", "grpc_port_if_installed"]
 
 
 def curl_example(dataplane: object, host: str, port: int) -> str:
@@ -150,7 +150,7 @@ def command(
     settings = ServeSettings(
         host=host,
         port=port,
-        grpc_port=None if no_grpc else grpc_port,
+        grpc_port=None if no_grpc else grpc_port_if_installed(click.get_current_context(), grpc_port),
         workers=workers,
         access_log=not no_access_log,
         max_restarts=max_restarts,
@@ -179,3 +179,22 @@ def command(
         raise click.ClickException(
             str(exc) if "cannot listen" in str(exc) else f"cannot listen on {host}:{port}: {exc}"
         ) from None
+
+
+def _grpc_installed() -> bool:
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def grpc_port_if_installed(ctx: click.Context, grpc_port: int) -> int | None:
+    """``grpc_port``, or None when grpcio is missing and ``ctx`` took the port's default (the ``serve``
+    extra alone serves every REST protocol); an explicit ``--grpc-port`` without grpcio is a usage error."""
+    if _grpc_installed():
+        return grpc_port
+    if ctx.get_parameter_source("grpc_port") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--grpc-port needs the grpc extra: pip install 'modelcapsule[grpc]' (or --no-grpc).")
+    click.echo("gRPC is off: it needs the grpc extra (pip install 'modelcapsule[grpc]').", err=True)
+    return None

@@ -21,7 +21,6 @@ import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -452,10 +451,6 @@ class CapsuleReader:
         if len(data) != size:
             raise CapsuleFormatError(f"member {name!r} decompresses to {len(data)} bytes, not {size}.")
         return data
-
-    def iter_views(self) -> Iterator[tuple[str, memoryview]]:
-        for name in sorted(self.manifest.files):
-            yield name, self.view(name)
 
     # -- integrity
 

@@ -1,15 +1,18 @@
-"""One registry shape for every extension point (formats, frameworks).
+"""One registry shape for every extension point (formats, frameworks, protocols, batch file formats).
 
 Built-in modules and plug-in modules (an entry-point group) each end with a table of adapters; one loop
-registers them and refuses duplicates. Looking up a built-in adapter by name imports only the module
-named after it, so loading a capsule does not import every adapter; listing imports them all, and
-lists them in module order (specific frameworks before general ones).
+registers them and refuses duplicates. A registry built with ``unique_extensions=True`` also refuses two
+adapters claiming the same file suffix (their ``extensions``), and finds an adapter by suffix.
+
+Looking up a built-in adapter by name imports only the module named after it, so loading a capsule
+does not import every adapter; listing imports them all, and lists them in module order (specific
+frameworks before general ones).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
@@ -22,9 +25,10 @@ class Registry(Generic[T]):
     """Adapters of one kind, by name. ``table`` is the attribute each module ends with (``FORMATS``)."""
 
     def __init__(self, kind: str, check: Callable[[Any], bool], table: str, builtin: tuple[str, ...],
-                 group: str) -> None:
+                 group: str, *, unique_extensions: bool = False) -> None:
         self.kind, self._check, self._table, self._builtin, self._group = kind, check, table, builtin, group
         self._items: dict[str, T] = {}
+        self._by_extension: dict[str, str] | None = {} if unique_extensions else None
         self._rank: dict[str, int] = {}
         self._imported: set[str] = set()
         self._complete = False
@@ -36,6 +40,8 @@ class Registry(Generic[T]):
         name = item.name  # type: ignore[attr-defined]
         if name in self._items and not replace:
             raise ValueError(f"a {self.kind} named {name!r} is already registered")
+        if self._by_extension is not None:
+            _claim_extensions(self._by_extension, self.kind, name, item.extensions)  # type: ignore[attr-defined]
         self._items[name] = item
         self._rank.setdefault(name, len(self._builtin) + 1_000 if rank is None else rank)
 
@@ -72,3 +78,31 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return [item.name for item in self.all()]  # type: ignore[attr-defined]
+
+    def for_extension(self, suffix: str) -> T | None:
+        """The adapter that claims the file suffix ``suffix`` (``".csv"``), with every adapter imported.
+
+        Only for registries built with ``unique_extensions=True``, where a suffix has one owner.
+        """
+        if self._by_extension is None:
+            raise TypeError(f"the {self.kind} registry does not index file suffixes")
+        self._import_all()
+        name = self._by_extension.get(suffix.lower())
+        return None if name is None else self._items[name]
+
+    def extensions(self) -> list[str]:
+        """Every claimed file suffix, sorted (for error messages)."""
+        self._import_all()
+        return sorted(self._by_extension or ())
+
+
+def _claim_extensions(index: dict[str, str], kind: str, name: str, extensions: Iterable[str]) -> None:
+    """Give ``name`` its file suffixes in ``index``, refusing a suffix another adapter already owns."""
+    wanted = [ext.lower() for ext in extensions]
+    for ext in wanted:
+        owner = index.get(ext)
+        if owner is not None and owner != name:
+            raise ValueError(f"extension {ext!r} already belongs to the {owner!r} {kind}")
+    for ext in [e for e, owner in index.items() if owner == name]:
+        del index[ext]  # a replaced adapter gives up the suffixes it no longer claims
+    index.update(dict.fromkeys(wanted, name))

@@ -1,15 +1,42 @@
-"""Member stores that are not capsule files: in memory (for trial round trips while choosing a format)
-and a single plain model file (``model.pkl``, ``model.skops``...) seen as one member."""
+"""How members are written and read, and the member stores that are not capsule files.
+
+:class:`MemberSink` and :class:`MemberSource` are the two shapes formats and the golden sample are
+given; a capsule's container provides both, and so do the stores here: in memory (for trial round
+trips while choosing a format) and a single plain model file (``model.pkl``, ``model.skops``...) seen
+as one member."""
 
 from __future__ import annotations
 
 import mmap
 from pathlib import Path
+from typing import Any, Protocol
 
 from ..errors import CapsuleFormatError, LimitExceededError
 from .container import DEFAULT_LIMITS, Limits
 
-__all__ = ["MemoryMembers", "PlainFile"]
+__all__ = ["MemberSink", "MemberSource", "MemoryMembers", "PlainFile"]
+
+
+class MemberSink(Protocol):
+    """Where a format writes its members (a :class:`~modelcapsule.core.container.CapsuleWriter`)."""
+
+    def add(self, name: str, data: bytes | memoryview) -> Any: ...
+
+
+class MemberSource(Protocol):
+    """Read access to members (a :class:`~modelcapsule.core.container.CapsuleReader` or a plain file)."""
+
+    limits: Limits
+
+    def names(self) -> list[str]: ...
+
+    def __contains__(self, name: str) -> bool: ...
+
+    def read(self, name: str) -> bytes: ...
+
+    def view(self, name: str) -> memoryview: ...
+
+    def size(self, name: str) -> int: ...
 
 
 class MemoryMembers:

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import CapsuleFormatError
-from ..formats.base import MemberSink, MemberSource
 from ..types import ColumnSpec, Signature, TensorSpec
+from .members import MemberSink, MemberSource
 
 __all__ = ["compare_outputs", "infer_signature", "normalize_inputs", "read_sample", "to_numpy", "write_sample"]
 

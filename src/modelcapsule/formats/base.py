@@ -1,5 +1,9 @@
 """The shape every format implements, and the member access it is given.
 
+The member access shapes (:class:`MemberSink`, :class:`MemberSource`) live in
+:mod:`modelcapsule.core.members`, since the golden sample reads and writes members too; they are
+re-exported here for format authors.
+
 A format turns a payload into members under ``model/`` and back. Loading is always three steps that
 cannot be reordered: :meth:`Format.audit` parses plain data and imports nothing; the loader checks the
 names it found against the trust policy; only then :meth:`Format.load` constructs the object.
@@ -11,31 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..core.container import DEFAULT_LIMITS, Limits
+from ..core.members import MemberSink, MemberSource
 from ..security.policy import TrustPolicy
 
 __all__ = ["Format", "LoadOptions", "MemberSink", "MemberSource", "SaveResult"]
-
-
-class MemberSink(Protocol):
-    """Where a format writes its members (a :class:`~modelcapsule.core.container.CapsuleWriter`)."""
-
-    def add(self, name: str, data: bytes | memoryview) -> Any: ...
-
-
-class MemberSource(Protocol):
-    """Read access to members (a :class:`~modelcapsule.core.container.CapsuleReader` or a plain file)."""
-
-    limits: Limits
-
-    def names(self) -> list[str]: ...
-
-    def __contains__(self, name: str) -> bool: ...
-
-    def read(self, name: str) -> bytes: ...
-
-    def view(self, name: str) -> memoryview: ...
-
-    def size(self, name: str) -> int: ...
 
 
 @dataclass

@@ -4,8 +4,8 @@
 - :mod:`.lockfiles` renders them as ``requirements.txt``, ``pylock.toml`` or ``environment.yml``;
 - :mod:`.venv` builds a virtual environment with exactly those versions and proves the capsule loads there;
 - :mod:`.docker` writes a Docker build context that serves the capsule;
-- :mod:`.redirect` lets ``modelcapsule.save`` write to another path while a script is re-run;
-- :mod:`.runner` runs a training script; :mod:`.retrain` and :mod:`.compare` re-train and judge the result.
+- :mod:`.runner` runs a training script, its saves sent to the new path through
+  :mod:`modelcapsule.core.save_redirect`; :mod:`.retrain` and :mod:`.compare` re-train and judge the result.
 
-This package imports nothing heavy on its own: ``modelcapsule.save`` imports :mod:`.redirect` from it.
+Nothing under the CLI imports this package: it sits above the verbs, beside serving and batch.
 """

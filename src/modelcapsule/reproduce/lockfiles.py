@@ -116,8 +116,6 @@ RENDERERS: dict[str, Callable[[LockInput], str]] = {
 }
 """Format name → renderer. The names are the choices of ``capsule env --format``."""
 
-DEFAULT_FILE_NAMES = {"requirements": "requirements.txt", "pylock": "pylock.toml", "conda": "environment.yml"}
-
 
 def render(lock: LockInput, format: str = "requirements") -> str:
     """Render ``lock`` in ``format`` (one of :data:`RENDERERS`)."""

@@ -1,7 +1,7 @@
 """Run a training script in a child process of the current interpreter, its saves redirected.
 
 The script runs unchanged, as ``python SCRIPT`` in the given working directory, with
-:data:`~modelcapsule.reproduce.redirect.SAVE_REDIRECT_ENV` pointing every ``modelcapsule.save`` call at
+:data:`~modelcapsule.core.save_redirect.SAVE_REDIRECT_ENV` pointing every ``modelcapsule.save`` call at
 the new capsule. Its output (stdout and stderr, merged) is read line by line, so a caller can show
 progress, and the last lines are kept for the error message when the script fails.
 """
@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.save_redirect import SAVE_REDIRECT_ENV
 from ..errors import CapsuleError
-from .redirect import SAVE_REDIRECT_ENV
 
 __all__ = ["ScriptFailedError", "ScriptRun", "run_script"]
 

@@ -116,9 +116,7 @@ def _tail(text: str, lines: int = 25) -> str:
 def default_tool_spec() -> str:
     """How to install modelcapsule into the new environment: this checkout when running from one (found
     next to the imported package), else the same released version."""
-    import modelcapsule
-
-    root = Path(modelcapsule.__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]  # <root>/src/modelcapsule/reproduce/venv.py
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and 'name = "modelcapsule"' in pyproject.read_text(encoding="utf-8"):
         return str(root)

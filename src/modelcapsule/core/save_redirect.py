@@ -1,5 +1,8 @@
 """Redirect a training script's own ``modelcapsule.save(...)`` call to another path.
 
+It lives in the core because ``save`` (a verb) reads it and ``reproduce`` (above the verbs) sets it:
+the variable's name is the whole contract between the two, and both may import the core.
+
 ``capsule retrain`` runs the stored training script unchanged. The script ends with its usual
 ``mc.save(model, "model.capsule", ...)``; re-training must not overwrite that capsule. So ``retrain``
 sets the environment variable :data:`SAVE_REDIRECT_ENV` to the new path in the script's process, and

@@ -9,7 +9,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import modelcapsule as mc
-from modelcapsule.reproduce.redirect import SAVE_REDIRECT_ENV, redirected_target
+from modelcapsule.core.save_redirect import SAVE_REDIRECT_ENV, redirected_target
 
 
 def test_without_the_variable_the_target_is_unchanged() -> None:

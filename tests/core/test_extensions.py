@@ -1,0 +1,67 @@
+"""The one registry shape: adapters by name, duplicates refused, and (when asked) one owner per suffix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from modelcapsule.core.extensions import Registry
+
+
+@dataclass(frozen=True)
+class Adapter:
+    name: str
+    extensions: tuple[str, ...] = ()
+
+
+def _registry(*, unique_extensions: bool = False) -> Registry[Adapter]:
+    return Registry("adapter", lambda item: isinstance(item, Adapter), "ADAPTERS", (),
+                    "modelcapsule.tests.no_such_group", unique_extensions=unique_extensions)
+
+
+def test_adapters_are_found_by_name_and_listed_in_registration_order() -> None:
+    registry = _registry()
+    registry.register(Adapter("b"))
+    registry.register(Adapter("a"))
+    assert registry.get("a") == Adapter("a")
+    assert registry.get("missing") is None
+    assert registry.names() == ["b", "a"]
+
+
+def test_a_second_adapter_with_the_same_name_is_refused_unless_replacing() -> None:
+    registry = _registry()
+    registry.register(Adapter("a", (".x",)))
+    with pytest.raises(ValueError, match="named 'a' is already registered"):
+        registry.register(Adapter("a"))
+    registry.register(Adapter("a", (".y",)), replace=True)
+    assert registry.get("a") == Adapter("a", (".y",))
+
+
+def test_something_not_of_the_kind_is_refused() -> None:
+    with pytest.raises(TypeError, match="does not implement the adapter protocol"):
+        _registry().register("csv")  # type: ignore[arg-type]
+
+
+def test_each_suffix_has_one_owner_found_case_insensitively() -> None:
+    registry = _registry(unique_extensions=True)
+    registry.register(Adapter("csv", (".csv", ".tsv")))
+    assert registry.for_extension(".CSV") == Adapter("csv", (".csv", ".tsv"))
+    assert registry.for_extension(".xlsx") is None
+    with pytest.raises(ValueError, match="extension '.tsv' already belongs to the 'csv' adapter"):
+        registry.register(Adapter("tabs", (".tsv",)))
+    assert registry.get("tabs") is None
+    assert registry.extensions() == [".csv", ".tsv"]
+
+
+def test_a_replaced_adapter_gives_up_the_suffixes_it_no_longer_claims() -> None:
+    registry = _registry(unique_extensions=True)
+    registry.register(Adapter("csv", (".csv", ".tsv")))
+    registry.register(Adapter("csv", (".csv",)), replace=True)
+    registry.register(Adapter("tabs", (".tsv",)))
+    assert registry.for_extension(".tsv") == Adapter("tabs", (".tsv",))
+
+
+def test_a_registry_without_a_suffix_index_says_so() -> None:
+    with pytest.raises(TypeError, match="does not index file suffixes"):
+        _registry().for_extension(".csv")
