@@ -51,6 +51,20 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
     help="Worker processes sharing the loaded models' memory.",
 )
 @click.option(
+    "--max-restarts",
+    default=5,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    help="Dead workers replaced within --restart-window before the server stops (a crash loop).",
+)
+@click.option(
+    "--restart-window",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(1, 86_400),
+    help="Seconds over which --max-restarts counts worker replacements.",
+)
+@click.option(
     "--batch-size",
     default=1,
     show_default=True,
@@ -107,6 +121,8 @@ def command(
     grpc_port: int,
     no_grpc: bool,
     workers: int,
+    max_restarts: int,
+    restart_window: float,
     batch_size: int,
     batch_wait_ms: float,
     poll_seconds: float,
@@ -137,6 +153,8 @@ def command(
         grpc_port=None if no_grpc else grpc_port,
         workers=workers,
         access_log=not no_access_log,
+        max_restarts=max_restarts,
+        restart_window_seconds=restart_window,
     )
 
     def ready(dataplane: DataPlane) -> None:

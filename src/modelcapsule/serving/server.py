@@ -1,7 +1,8 @@
 """Running the server: load once, bind, then serve HTTP (uvicorn) and gRPC from one or more workers.
 
 Models are loaded in the parent before any worker starts, so ``--workers N`` forks processes that share
-the loaded model's memory copy-on-write (and the capsule's memory-mapped arrays); each worker then runs
+the loaded model's memory copy-on-write (and the capsule's memory-mapped arrays), supervised by
+:mod:`.workers` (a dead worker is replaced); each worker then runs
 its own event loop with the HTTP server on the shared listening socket and a gRPC server on the same
 port (``SO_REUSEPORT``), and polls the repository itself. SIGTERM or SIGINT stops accepting, lets
 in-flight requests finish (uvicorn's graceful shutdown, then gRPC's grace period) and exits.
@@ -10,16 +11,15 @@ in-flight requests finish (uvicorn's graceful shutdown, then gRPC's grace period
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import faulthandler
 import logging
 import os
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from .config import ServerOptions
 from .dataplane import DataPlane
 from .metrics import ServingMetrics
 from .repository import Repository
+from .workers import CrashLoopError, RestartPolicy, Supervisor
 
 __all__ = ["ServeSettings", "bind_socket", "serve"]
 
@@ -44,6 +45,9 @@ class ServeSettings:
     grpc_port: int | None = 8081
     workers: int = 1
     access_log: bool = True
+    max_restarts: int = 5
+    """Dead workers replaced within ``restart_window_seconds`` before the server gives up (a crash loop)."""
+    restart_window_seconds: float = 60.0
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -87,9 +91,16 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeSettings) -> None:
-    """One worker: HTTP on ``sock`` and gRPC on ``settings.grpc_port`` until a stop signal."""
+async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeSettings, *,
+                     refresh: bool = False) -> None:
+    """One worker: HTTP on ``sock`` and gRPC on ``settings.grpc_port`` until a stop signal.
+
+    ``refresh`` re-scans the repository first: a worker that replaces a dead one is forked from the
+    parent's state at start, and must catch up with the versions its siblings have loaded since."""
     import uvicorn
+
+    if refresh:
+        await dataplane.reconcile()
 
     app = create_app(dataplane)
     config = uvicorn.Config(
@@ -139,13 +150,13 @@ class _StopSignal:
 _stop = _StopSignal()
 
 
-def _run(dataplane: DataPlane, sock: socket.socket, settings: ServeSettings) -> None:
+def _run(dataplane: DataPlane, sock: socket.socket, settings: ServeSettings, replacement: bool = False) -> None:
     limit_numeric_threads(dataplane.options.numeric_threads)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(run_worker(dataplane, sock, settings))
+        runner.run(run_worker(dataplane, sock, settings, refresh=replacement))
 
 
 def serve(
@@ -171,54 +182,15 @@ def serve(
     if settings.workers <= 1:
         _run(dataplane, sock, settings)
         return
-    children: list[int] = []
-    for _ in range(settings.workers):
-        pid = os.fork()
-        if pid == 0:  # a worker
-            code = 0
-            try:
-                _run(dataplane, sock, settings)
-            except BaseException:  # a worker reports and exits; it never returns into the parent's code
-                log.exception("worker %d failed", os.getpid())
-                code = 1
-            finally:
-                log.info("worker %d stopped", os.getpid())
-                os._exit(code)
-        children.append(pid)
-    _supervise(children)
-
-
-def _supervise(children: list[int]) -> None:
-    """Wait for the workers; a stop signal is passed on to them, and any worker still running
-    ``GRACE_SECONDS + 10`` s later is killed (its in-flight requests had their grace period)."""
-    stopping: list[float] = []
-
-    def forward(signum: int, _frame: Any) -> None:
-        if not stopping:
-            stopping.append(time.monotonic())
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    running = set(children)
-    failed = 0
-    while running:
-        for pid in list(running):
-            with contextlib.suppress(ChildProcessError):
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done == 0:
-                    continue
-                failed += int(os.waitstatus_to_exitcode(status) != 0)
-            running.discard(pid)
-        if running and stopping and time.monotonic() - stopping[0] > GRACE_SECONDS + 10:
-            for pid in running:
-                log.error("worker %d did not stop in time; its stacks follow, then it is killed", pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGUSR1)
-                    time.sleep(0.5)
-                    os.kill(pid, signal.SIGKILL)
-        time.sleep(0.1)
-    if failed:
-        raise SystemExit(1)
+    supervisor = Supervisor(
+        partial(_run, dataplane, sock, settings),
+        settings.workers,
+        policy=RestartPolicy(settings.max_restarts, settings.restart_window_seconds),
+        grace_seconds=GRACE_SECONDS + 10,
+    )
+    try:
+        code = supervisor.run()
+    except CrashLoopError as exc:
+        raise SystemExit(f"capsule serve: {exc}") from None
+    if code:
+        raise SystemExit(code)
