@@ -88,3 +88,43 @@ HTTP_STATUS: dict[str, int] = {
     SchemaOutdatedError.code: 503, RegistryError.code: 400,
 }
 """The HTTP status of each error code, shared by the server (to answer) and the client (to raise back)."""
+
+
+def _core_errors() -> list[tuple[type[BaseException], str, int]]:
+    from ..errors import (
+        CapsuleFormatError,
+        EnvironmentMismatchError,
+        IntegrityError,
+        UnsupportedModelError,
+        UntrustedTypesError,
+        VerificationError,
+    )
+
+    return [(UntrustedTypesError, "untrusted_types", 422), (IntegrityError, "integrity", 422),
+            (VerificationError, "verification_failed", 422), (CapsuleFormatError, "capsule_format", 422),
+            (EnvironmentMismatchError, "environment_mismatch", 422), (UnsupportedModelError, "unsupported_model", 422),
+            (FileNotFoundError, "not_found", 404), (ValueError, "bad_request", 400)]
+
+
+def to_wire(exc: BaseException) -> tuple[int, str, str] | None:
+    """``(HTTP status, code, message)`` of an error the REST API reports, or None for an unexpected one."""
+    if isinstance(exc, RegistryError):
+        return HTTP_STATUS.get(exc.code, 400), exc.code, str(exc)
+    for cls, code, status in _core_errors():
+        if isinstance(exc, cls):
+            return status, code, str(exc)
+    return None
+
+
+def from_wire(status: int, code: str, message: str) -> Exception:
+    """The exception the HTTP client raises for an error response: the same class the server raised."""
+    registry_classes: dict[str, type[RegistryError]] = {cls.code: cls for cls in (
+        ModelNotFoundError, VersionNotFoundError, AliasNotFoundError, ConflictError, AuthenticationError,
+        PermissionDeniedError, SchemaOutdatedError, RegistryError)}
+    core = {code_: cls for cls, code_, _ in _core_errors()}
+    cls: type[BaseException] = registry_classes.get(code) or core.get(code) or RegistryError
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, message)
+    if status == 403 and isinstance(exc, PermissionDeniedError):
+        exc.needed, exc.have = "", ""
+    return exc  # type: ignore[return-value]
