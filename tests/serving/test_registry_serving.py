@@ -7,6 +7,7 @@ events the server recorded.
 
 from __future__ import annotations
 
+import json
 import textwrap
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
 
 import modelcapsule as mc
@@ -128,7 +130,8 @@ def untrusted_capsule(tmp_path: Path) -> tuple[Path, str]:
     """A capsule holding a class of the user's own: registered with trusted=[it], unknown to the server."""
     module = tmp_path / "mc_test_custom_line.py"
     module.write_text(textwrap.dedent('''
-        from sklearn.linear_model import LinearRegression
+        from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import LinearRegression
 
         class SteepLine(LinearRegression):
             """A LinearRegression subclass: a name the default trust policy does not know."""
@@ -202,3 +205,80 @@ def test_a_pinned_version_or_unknown_alias_is_a_usage_error(
                               capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2, done.stderr
         assert expected in done.stderr
+
+
+def nan_request(server: Server, model: str) -> requests.Response:
+    """One V2 request whose single value is missing (NaN), sent as a binary tensor."""
+    header = json.dumps({"inputs": [{"name": "input", "shape": [1, 1], "datatype": "FP64",
+                                     "parameters": {"binary_data_size": 8}}]}).encode()
+    return requests.post(f"{server.url}/v2/models/{model}/infer", data=header + np.array([np.nan]).tobytes(),
+                         headers={"Inference-Header-Content-Length": str(len(header))}, timeout=10)
+
+
+def test_a_new_version_failing_its_first_calls_is_swapped_out_and_rolled_back(
+    tmp_path: Path, capsule_cmd: list[str], subprocess_env: dict[str, str]
+) -> None:
+    """Version 2 cannot take the missing values production sends (version 1 can): after the swap, its
+    failed calls exceed the limit, so it is swapped back out and the alias moved back."""
+    root = tmp_path / "registry"
+    robust = tmp_path / "robust.capsule"
+    mc.save(HistGradientBoostingRegressor(max_iter=5).fit(X, X[:, 0]), robust, sample=X, source=False)
+    with Registry(root) as reg:
+        reg.register("scores", robust)
+        reg.register("scores", line_capsule(tmp_path, 2.0))
+        reg.set_alias("scores", "champion", 1)
+    server = start_server(capsule_cmd, subprocess_env, tmp_path / "server", "models:/scores@champion", "--registry",
+                          str(root), "--poll-seconds", "0.2", "--watch-calls", "5", "--max-error-rate", "0.2",
+                          "--rollback-on-failure")
+    try:
+        assert nan_request(server, "scores").status_code == 200
+        with Registry(root) as reg:
+            reg.set_alias("scores", "champion", 2, reason="a linear model")
+            wait_until(lambda: nan_request(server, "scores").status_code == 500, "version 2 serves (and fails)")
+            wait_until(lambda: nan_request(server, "scores").status_code == 200, "version 2 is swapped out")
+            events = reg.history("scores", "champion")
+            judged = next(e for e in events if e.kind == "serving_error_rate")
+            assert judged.to_version == 2 and judged.from_version == 1
+            assert "of its first" in judged.reason and "above the 20% limit" in judged.reason
+            wait_until(lambda: reg.model("scores").aliases["champion"] == 1, "the alias is moved back")
+        status = requests.get(f"{server.url}/v2/models/scores/versions/2/ready", timeout=10)
+        assert status.status_code != 200  # out of service until the server restarts
+    finally:
+        assert server.stop() == 0
+
+
+def test_postgresql_registry_changes_reach_the_server_without_polling(
+    tmp_path: Path, capsule_cmd: list[str], subprocess_env: dict[str, str]
+) -> None:
+    """On PostgreSQL every committed event is announced (NOTIFY); with a poll of an hour, only that can
+    bring the server the alias move."""
+    from registry.postgres import PostgresServer, find_bindir
+
+    bindir, why = find_bindir()
+    if bindir is None:
+        pytest.skip(why)
+    postgres = PostgresServer(bindir).start()
+    try:
+        url, store = postgres.create_database(), tmp_path / "blobs"
+        with Registry(url, store=store) as reg:
+            for version, slope in SLOPES.items():
+                assert reg.register("line", line_capsule(tmp_path, slope)).version == version
+            reg.set_alias("line", "champion", 1)
+        server = start_server(capsule_cmd, subprocess_env, tmp_path / "server", "models:/line@champion",
+                              "--registry", url, "--store", str(store), "--poll-seconds", "3600")
+        try:
+            assert served_version(server) == 1
+            with Registry(url, store=store) as reg:
+                for target in (3, 2):
+                    moved = time.monotonic()
+                    reg.set_alias("line", "champion", target)
+                    wait_until(lambda t=target: served_version(server) == t,  # type: ignore[misc]
+                               f"champion serves version {target}", timeout=20)
+                    assert time.monotonic() - moved < 20
+            events = postgres.psql("SELECT kind, to_version FROM events WHERE alias = 'champion' ORDER BY id",
+                                   database=url.rsplit("/", 1)[1])
+            assert events.split() == ["alias_set|1", "alias_set|3", "alias_set|2"]
+        finally:
+            assert server.stop() == 0
+    finally:
+        postgres.stop()

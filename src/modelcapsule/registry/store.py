@@ -25,7 +25,11 @@ from .errors import AliasNotFoundError, ConflictError, ModelNotFoundError, Versi
 from .refs import Ref, check_alias, check_name
 from .types import AliasEvent, Model, ModelVersion, SearchPage
 
-__all__ = ["NewVersion", "Store", "now"]
+__all__ = ["CHANGES_CHANNEL", "NewVersion", "Store", "now"]
+
+CHANGES_CHANNEL = "modelcapsule_registry"
+"""The PostgreSQL NOTIFY channel every committed event is announced on (the payload is the model's name),
+so that servers following a model hear of an alias move at once instead of at their next poll."""
 
 EventListener = Callable[[AliasEvent], None]
 
@@ -100,6 +104,8 @@ class Store:
         values = {"at": at, "by": actor.name, "kind": kind, "model": model, "alias": alias,
                   "from_version": from_version, "to_version": to_version, "reason": reason or ""}
         event_id = connection.execute(sa.insert(t.events).values(**values).returning(t.events.c.id)).scalar_one()
+        if connection.dialect.name == "postgresql":  # delivered on commit only; servers following the model wake
+            connection.execute(sa.select(sa.func.pg_notify(CHANGES_CHANNEL, model)))
         event = AliasEvent(id=event_id, at=at, by=actor.name, kind=kind, name=model, alias=alias,
                            from_version=from_version, to_version=to_version, reason=reason or "")
         emitted.append(event)

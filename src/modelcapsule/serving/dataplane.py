@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from ..core.manifest import Manifest
@@ -56,6 +56,7 @@ class DataPlane:
         self.models: dict[str, ModelEntry] = {}
         self._executor: ModelExecutor | None = None
         self._reconcile_lock: asyncio.Lock | None = None
+        self._changed: asyncio.Event | None = None
         self._loaded_since_freeze = False
 
     # -- model calls
@@ -276,6 +277,28 @@ class DataPlane:
     def reset_loop_state(self) -> None:
         """Forget objects bound to an event loop (after the start-up load, before workers fork)."""
         self._reconcile_lock = None
+        self._changed = None
+
+    def watch_repository(self) -> Callable[[], None] | None:
+        """Wake :meth:`wait_for_change` whenever the repository announces a change (on the running loop);
+        the function that stops watching, or None when the repository only can be polled."""
+        loop = asyncio.get_running_loop()
+        changed = self._changed = asyncio.Event()
+
+        def announce() -> None:  # on the listener's thread
+            loop.call_soon_threadsafe(changed.set)
+
+        return self.repository.watch(announce)
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return after ``timeout`` seconds, or earlier when the repository announced a change."""
+        changed = self._changed
+        if changed is None:
+            await asyncio.sleep(timeout)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout)
+        changed.clear()
 
     async def close(self) -> None:
         """Finish queued calls and stop the executor (graceful shutdown)."""

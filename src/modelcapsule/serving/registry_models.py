@@ -166,5 +166,18 @@ class RegistryModels:
                 log.error("could not record the failure of %s/%d on alias %s in the registry: %s: %s", name,
                           version, alias, type(exc).__name__, exc)
 
+    def watch(self, on_change: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``on_change`` when one of these models changes in a PostgreSQL registry (LISTEN/NOTIFY);
+        the function that stops listening, or None for registries that can only be polled."""
+        from ..registry.changes import listen
+
+        followed = set(self.models)
+
+        def heard(model: str) -> None:
+            if model in followed:
+                on_change()
+
+        return listen(self.registry.location, heard)
+
     def describe(self) -> dict[str, Any]:
         return {"registry": repr(self.registry), "models": [m.uri for m in self.models.values()]}

@@ -122,6 +122,11 @@ class Repository:
             configs.update(registry_configs)
         return found, configs
 
+    def watch(self, on_change: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``on_change`` when a followed registry model changes (PostgreSQL registries announce every
+        commit); the function that stops watching, or None when only polling applies."""
+        return None if self.registry is None else self.registry.watch(on_change)
+
     def report_failure(self, name: str, version: int, labels: dict[str, int], serving: dict[str, int | None],
                        reason: str, *, kind: str = "serving_failure") -> None:
         """Tell the registry (for registry models) that this server refused ``version``; see
