@@ -130,8 +130,7 @@ def untrusted_capsule(tmp_path: Path) -> tuple[Path, str]:
     """A capsule holding a class of the user's own: registered with trusted=[it], unknown to the server."""
     module = tmp_path / "mc_test_custom_line.py"
     module.write_text(textwrap.dedent('''
-        from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import LinearRegression
+        from sklearn.linear_model import LinearRegression
 
         class SteepLine(LinearRegression):
             """A LinearRegression subclass: a name the default trust policy does not know."""
