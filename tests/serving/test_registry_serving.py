@@ -23,7 +23,7 @@ from sklearn.linear_model import LinearRegression
 import modelcapsule as mc
 from modelcapsule.registry import Registry
 
-from .conftest import Server, start_server
+from .conftest import Models, Server, start_server
 
 X = np.array([[0.0], [1.0], [2.0], [4.0]])
 SLOPES = {1: 0.5, 2: 2.0, 3: -1.0}
@@ -53,9 +53,9 @@ def serve_registry(tmp_path: Path, registry: Path, capsule_cmd: list[str], env: 
                         "--poll-seconds", "0.2", *args)
 
 
-def served_version(server: Server) -> int:
+def served_version(server: Server, model: str = "line") -> int:
     """Which version answered the unversioned /predict (from its slope)."""
-    r = requests.post(f"{server.url}/predict", json={"inputs": [[1.0]]}, timeout=10)
+    r = requests.post(f"{server.url}/predict?model={model}", json={"inputs": [[1.0]]}, timeout=10)
     assert r.status_code == 200, r.text
     slope = r.json()["prediction"][0]
     return next(v for v, s in SLOPES.items() if np.isclose(s, slope))
@@ -71,11 +71,15 @@ def wait_until(condition: object, what: str, timeout: float = SWAP_TIMEOUT) -> N
 
 
 def test_every_version_is_addressable_and_aliases_are_labels(
-    tmp_path: Path, registry_dir: Path, capsule_cmd: list[str], subprocess_env: dict[str, str]
+    tmp_path: Path, registry_dir: Path, capsule_cmd: list[str], subprocess_env: dict[str, str], models: Models
 ) -> None:
-    server = serve_registry(tmp_path, registry_dir, capsule_cmd, subprocess_env)
+    """Served beside a plain capsule path, in one process."""
+    server = serve_registry(tmp_path, registry_dir, capsule_cmd, subprocess_env, str(models.iris_path))
     try:
-        assert served_version(server) == 1  # the unversioned routes follow champion, not the newest (3)
+        r = requests.post(f"{server.url}/predict?model=iris", json={"inputs": models.X[:2].tolist()}, timeout=10)
+        assert r.json() == {"prediction": models.iris.predict(models.X[:2]).tolist()}
+        r = requests.post(f"{server.url}/predict?model=line", json={"inputs": [[1.0]]}, timeout=10)
+        assert np.isclose(r.json()["prediction"][0], SLOPES[1])  # the unversioned routes follow champion
         for version, slope in SLOPES.items():
             body = {"inputs": [{"name": "input", "shape": [1, 1], "datatype": "FP64", "data": [1.0]}]}
             r = requests.post(f"{server.url}/v2/models/line/versions/{version}/infer", json=body, timeout=10)
