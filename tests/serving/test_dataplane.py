@@ -12,7 +12,8 @@ import pytest
 
 from modelcapsule.serving import DataPlane, Repository, ServerOptions, heap
 from modelcapsule.serving.errors import ModelNotFoundError, ModelNotReadyError
-from modelcapsule.serving.models import State
+from modelcapsule.serving.models import LoadedVersion, State
+from modelcapsule.serving.transport import Call, Decoded
 
 from .conftest import Models, add_version
 
@@ -55,9 +56,13 @@ def test_all_versions(models: Models, tmp_path: Path) -> None:
     plane = reconciled(repository(models, tmp_path, [1, 2]), '[models.iris]\nversion_policy = "all"\n')
     assert states(plane) == {1: "AVAILABLE", 2: "AVAILABLE"}
     assert plane.resolve("iris", "1").version == 1
-    loaded = plane.resolve("iris")
-    out = asyncio.run(plane.predict(loaded, loaded.validator.check_inputs({"input": models.X[:3]}), ("predict",)))
-    np.testing.assert_array_equal(out["predict"], models.iris.predict(models.X[:3]))
+
+    async def rows(loaded: LoadedVersion) -> Decoded:
+        return Decoded({"input": models.X[:3]}, ["predict"])
+
+    done = asyncio.run(plane.infer(Call("test", "request-1"), rows, "iris"))
+    assert done.loaded.version == 2 and list(done.outputs) == ["predict"]
+    np.testing.assert_array_equal(done.outputs["predict"], models.iris.predict(models.X[:3]))
 
 
 def test_only_broken_versions_leave_the_model_not_ready(models: Models, tmp_path: Path) -> None:

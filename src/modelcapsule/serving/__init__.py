@@ -9,12 +9,16 @@ Use ``capsule serve`` from the command line, or in Python::
 
 from __future__ import annotations
 
-from .app import create_app
+from typing import TYPE_CHECKING, Any
+
 from .config import ModelConfig, ServerOptions
 from .dataplane import DataPlane
 from .metrics import ServingMetrics
 from .repository import Repository
-from .server import ServeSettings, serve
+
+if TYPE_CHECKING:
+    from .app import create_app
+    from .server import ServeSettings, serve
 
 __all__ = [
     "DataPlane",
@@ -26,3 +30,21 @@ __all__ = [
     "create_app",
     "serve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The HTTP side (Starlette, uvicorn) is imported on first use, so that the data plane and the gRPC
+    servicer import no HTTP framework."""
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    if name == "serve":
+        from .server import serve
+
+        return serve
+    if name == "ServeSettings":
+        from .server import ServeSettings
+
+        return ServeSettings
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,15 +19,16 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .dataplane import DataPlane
-from .openapi import openapi
+from .openapi import ApiRoute, openapi
 from .page import render_index
-from .rest import PROTOCOLS
+from .rest import all_protocols
 from .rest.common import json_response
-from .rest.v2 import server_metadata
+from .transport import server_version
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("modelcapsule.serving")
+_TAG = "Operations"
 
 
 def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
@@ -41,7 +42,7 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
         return HTMLResponse(render_index(dataplane))
 
     async def docs(request: Request) -> Response:
-        return json_response(openapi(str(server_metadata()["version"])))
+        return json_response(openapi(routes, server_version()))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -61,12 +62,12 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
             await dataplane.close()
 
     routes: list[BaseRoute] = [
-        Route("/", index, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
-        Route("/openapi.json", docs, methods=["GET"]),
+        ApiRoute("/", index, methods=["GET"], summary="Models page", tag=_TAG),
+        ApiRoute("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", tag=_TAG),
+        ApiRoute("/openapi.json", docs, methods=["GET"], summary="This OpenAPI description", tag=_TAG),
     ]
-    for factory in PROTOCOLS.values():
-        routes.extend(factory(dataplane))
+    for protocol in all_protocols():
+        routes.extend(protocol.routes(dataplane))
     app = Starlette(routes=routes, lifespan=lifespan)
     posts = [r for r in routes if isinstance(r, Route) and "POST" in (r.methods or ())]
     return InferenceFastLane(app, posts)

@@ -1,5 +1,11 @@
 """The one data plane every protocol adapter calls: models, versions, validation and model calls.
 
+:meth:`DataPlane.infer` is the one inference call of every transport (each REST protocol and gRPC):
+it resolves the model version, has the adapter decode its request for that version, checks inputs and
+requested outputs against the signature, runs the model (batched or not), checks its outputs, and
+counts the request in the metrics with the same labels whatever the transport. Adapters only convert
+their wire format to and from that call and map its typed errors to their protocol's error shape.
+
 It owns the registry of loaded versions (kept in step with the repository by :meth:`DataPlane.reconcile`,
 run at start and on every poll), the executor that runs model calls off the event loop (a small fixed
 number of threads, so requests never thrash a large pool), and per version the adaptive batcher.
@@ -15,6 +21,7 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -23,13 +30,14 @@ from ..types import Predictor
 from . import heap
 from .batching import Batcher, Outputs
 from .config import ServerOptions
-from .errors import InvalidRequestError, ModelNotFoundError, ModelNotReadyError
+from .errors import InvalidRequestError, ModelFailedError, ModelNotFoundError, ModelNotReadyError, ServingError
 from .executor import ModelExecutor
 from .loader import Loader, load_for_serving
 from .metrics import ServingMetrics
 from .models import LoadedVersion, ModelEntry, State, VersionStatus
 from .repository import FoundVersion, Repository
 from .requests import Inputs
+from .transport import Call, Decoder, Inference
 
 __all__ = ["DataPlane"]
 
@@ -68,12 +76,62 @@ class DataPlane:
             self._executor = ModelExecutor(max(1, self.options.predict_threads))
         return self._executor
 
-    async def predict(self, version: LoadedVersion, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
-        """Run checked inputs through ``version`` (batched with other requests when batching is on)."""
-        if version.batcher is not None:
-            return await version.batcher.submit(inputs, outputs)
-        result = await self.executor.run(version.call, inputs, outputs)
-        self.metrics.batch_rows.labels(version.name, version.version_text).observe(
+    async def infer(
+        self,
+        call: Call,
+        decode: Decoder,
+        model: str | None,
+        version: str | None = None,
+        label: str | None = None,
+    ) -> Inference:
+        """Answer one inference request, whatever its transport.
+
+        ``model`` ``None`` means the only served model; ``version`` (a number) or ``label`` picks a
+        version, neither the newest available one. ``decode`` reads the request for the
+        resolved version. Every failure is a :class:`ServingError` (anything unexpected is logged with
+        the request id and becomes :class:`ModelFailedError`); the request is counted once, with
+        ``call``'s protocol and the HTTP status its outcome maps to."""
+        in_flight = self.metrics.in_flight_of(call.protocol)
+        in_flight.inc()
+        status = 0
+        try:
+            call.model = self.default_model(None) if model is None else model
+            loaded = self.resolve(call.model, version, label)
+            call.version = loaded.version_text
+            request = await decode(loaded)
+            names = loaded.validator.check_outputs(request.outputs)
+            inputs = loaded.validator.check_inputs(request.inputs, request.where)
+            outputs = _asked(await self._run(loaded, inputs, names), names)
+            status = 200
+            return Inference(loaded, outputs)
+        except ServingError as exc:
+            status = exc.status.http_status
+            raise
+        except Exception as exc:
+            status = 500
+            log.exception(
+                "request %s (%s, model %r, version %r) failed", call.request_id, call.protocol, call.model, call.version
+            )
+            raise ModelFailedError(call.request_id) from exc
+        finally:
+            in_flight.dec()
+            if status:
+                self.record(call, status)
+
+    def record(self, call: Call, status: int) -> None:
+        """Count an answered request, once, by model, version, protocol and HTTP status (requests for a
+        model this server does not serve are not counted, so names made up in URLs create no series)."""
+        if call.counted or call.model not in self.models:
+            return
+        call.counted = True
+        self.metrics.count(call.model, call.version, call.protocol, status, time.perf_counter() - call.start)
+
+    async def _run(self, loaded: LoadedVersion, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
+        """Run checked inputs through ``loaded`` (batched with other requests when batching is on)."""
+        if loaded.batcher is not None:
+            return await loaded.batcher.submit(inputs, outputs)
+        result = await self.executor.run(loaded.predict, inputs, outputs)
+        self.metrics.batch_rows.labels(loaded.name, loaded.version_text).observe(
             len(next(iter(result.values()))) if result else 0
         )
         return result
@@ -251,7 +309,7 @@ class DataPlane:
         if config.batching:
             labels = self.metrics.batch_rows.labels(entry.name, loaded.version_text)
             loaded.batcher = Batcher(
-                loaded.call,
+                loaded.predict,
                 self.executor,
                 max_batch_size=config.batch_size,
                 max_wait=config.batch_wait_ms / 1000.0,
@@ -312,6 +370,17 @@ class DataPlane:
 
     def statuses(self, name: str) -> Sequence[VersionStatus]:
         return [s for _, s in sorted(self.entry(name).versions.items())]
+
+
+def _asked(result: Outputs, names: tuple[str, ...]) -> Outputs:
+    """The outputs asked for, in the order asked (all of them when the signature names none); a model
+    that did not give one of them failed."""
+    if not names or tuple(result) == names:
+        return result
+    try:
+        return {name: result[name] for name in names}
+    except KeyError as exc:
+        raise RuntimeError(f"the model gave no output {exc.args[0]!r}; it gave {sorted(result)}") from None
 
 
 async def _release(loaded: LoadedVersion) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["ServingMetrics"]
@@ -17,7 +19,7 @@ class ServingMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.requests = Counter(
             "modelcapsule_requests",
-            "Requests answered, by model, version, protocol and HTTP status.",
+            "Requests answered, by model, version, protocol and HTTP status (for gRPC, the one its code maps to).",
             ["model", "version", "protocol", "status"],
             registry=self.registry,
         )
@@ -30,7 +32,7 @@ class ServingMetrics:
         )
         self.in_flight = Gauge(
             "modelcapsule_requests_in_flight",
-            "Requests being answered now, by protocol.",
+            "Inference requests being answered now, by protocol.",
             ["protocol"],
             registry=self.registry,
         )
@@ -53,3 +55,24 @@ class ServingMetrics:
             ["model"],
             registry=self.registry,
         )
+        self._answered: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}  # labelled children, made once
+        self._in_flight: dict[str, Any] = {}
+
+    def count(self, model: str, version: str, protocol: str, status: int, seconds: float) -> None:
+        """One answered request: its count by outcome and its latency (the same labels for every transport)."""
+        key = (model, version, protocol, status)
+        pair = self._answered.get(key)
+        if pair is None:
+            pair = self._answered[key] = (
+                self.requests.labels(model, version, protocol, str(status)),
+                self.latency.labels(model, version, protocol),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def in_flight_of(self, protocol: str) -> Any:
+        """The in-flight gauge of one protocol (looked up once)."""
+        gauge = self._in_flight.get(protocol)
+        if gauge is None:
+            gauge = self._in_flight[protocol] = self.in_flight.labels(protocol)
+        return gauge

@@ -58,7 +58,7 @@ class LoadedVersion:
     def classes(self) -> tuple[Any, ...] | None:
         return None if self.signature is None else self.signature.classes
 
-    def call(self, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
+    def predict(self, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
         """Run the predictor (on an executor thread) and check it answered one row per input row."""
         self.calls += 1
         try:

@@ -1,74 +1,94 @@
-"""The OpenAPI 3.1 description of every route the server answers, served at ``/openapi.json``."""
+"""Routes that describe themselves, and the OpenAPI 3.1 document built from them at ``/openapi.json``.
+
+Every route the server registers is an :class:`ApiRoute` carrying the :class:`Operation` s it answers
+(path template, method, summary, request body); the document is generated from the app's routes, so
+a route added or removed changes it, and there is no second list to keep in step. A route whose path
+is matched by pattern (TF Serving's ``/v1/models/{rest:path}``) lists each operation it answers.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["openapi"]
+from starlette.routing import BaseRoute, Route
 
-_OBJ: dict[str, Any] = {"type": "object"}
+__all__ = ["JSON_BODY", "ApiRoute", "Operation", "openapi"]
 
+JSON_BODY: Mapping[str, Any] = {"application/json": {"schema": {"type": "object"}}}
+"""The usual request body: a JSON object."""
 
-def _op(summary: str, body: bool = False, tag: str = "") -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "tags": [tag] if tag else [],
-        "responses": {
-            "200": {"description": "OK"},
-            "400": {"description": "Bad request"},
-            "404": {"description": "Unknown model or version"},
-        },
-    }
-    if body:
-        op["requestBody"] = {"content": {"application/json": {"schema": _OBJ}}}
-    return op
-
-
-_MODEL = {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
-_VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}}
-
-_ROUTES: list[tuple[str, str, str, bool, str]] = [
-    ("/v2", "get", "Server metadata", False, "V2"),
-    ("/v2/health/live", "get", "Liveness", False, "V2"),
-    ("/v2/health/ready", "get", "Readiness", False, "V2"),
-    ("/v2/models/{model}", "get", "Model metadata", False, "V2"),
-    ("/v2/models/{model}/ready", "get", "Model readiness", False, "V2"),
-    ("/v2/models/{model}/infer", "post", "Inference (JSON or binary tensors)", True, "V2"),
-    ("/v2/models/{model}/versions/{version}", "get", "Model version metadata", False, "V2"),
-    ("/v2/models/{model}/versions/{version}/infer", "post", "Inference on one version", True, "V2"),
-    ("/v1/models/{model}", "get", "Model version status", False, "TF Serving"),
-    ("/v1/models/{model}/metadata", "get", "Signature definitions", False, "TF Serving"),
-    ("/v1/models/{model}:predict", "post", "Predict (instances or inputs)", True, "TF Serving"),
-    ("/v1/models/{model}:classify", "post", "Classify examples", True, "TF Serving"),
-    ("/v1/models/{model}:regress", "post", "Regress examples", True, "TF Serving"),
-    ("/v1/models/{model}/versions/{version}:predict", "post", "Predict on one version", True, "TF Serving"),
-    (
-        "/v1/models/{model}/labels/{label}:predict",
-        "post",
-        "Predict on a labelled version",
-        True,
-        "TF Serving",
-    ),
-    ("/predict", "post", "Plain recipe {inputs} or Seldon {data}", True, "Plain / Seldon"),
-    ("/api/v1.0/predictions", "post", "Seldon prediction", True, "Plain / Seldon"),
-    ("/invocations", "post", "MLflow scoring (JSON or CSV)", True, "MLflow"),
-    ("/ping", "get", "MLflow health", False, "MLflow"),
-    ("/health", "get", "MLflow health", False, "MLflow"),
-    ("/version", "get", "Server version", False, "MLflow"),
-    ("/metrics", "get", "Prometheus metrics", False, "Operations"),
-    ("/", "get", "Models page", False, "Operations"),
-]
+_PARAMETERS: dict[str, dict[str, Any]] = {
+    "model": {"type": "string"},
+    "version": {"type": "integer"},
+    "label": {"type": "string"},
+}
+_PLACEHOLDER = re.compile(r"{([^}:]+)(?::[^}]+)?}")
+_RESPONSES = {
+    "200": {"description": "OK"},
+    "400": {"description": "Bad request"},
+    "404": {"description": "Unknown model or version"},
+}
 
 
-def openapi(version: str) -> dict[str, Any]:
-    """The document (built per call; it is small)."""
-    paths: dict[str, Any] = {}
-    for path, method, summary, body, tag in _ROUTES:
-        op = _op(summary, body, tag)
-        params = [p for p in (_MODEL, _VERSION) if "{" + str(p["name"]) + "}" in path]
-        if "{label}" in path:
-            params.append({"name": "label", "in": "path", "required": True, "schema": {"type": "string"}})
+@dataclass(frozen=True)
+class Operation:
+    """One operation as the OpenAPI document describes it.
+
+    ``body``: media type → ``{"schema": ...}`` of the request body (``None``: no body)."""
+
+    path: str
+    method: str
+    summary: str
+    tag: str
+    body: Mapping[str, Any] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        op: dict[str, Any] = {"summary": self.summary, "tags": [self.tag], "responses": dict(_RESPONSES)}
+        params = [
+            {"name": name, "in": "path", "required": True, "schema": dict(_PARAMETERS.get(name, {"type": "string"}))}
+            for name in _PLACEHOLDER.findall(self.path)
+        ]
         if params:
             op["parameters"] = params
-        paths.setdefault(path, {})[method] = op
+        if self.body is not None:
+            op["requestBody"] = {"content": {k: dict(v) for k, v in self.body.items()}}
+        return op
+
+
+class ApiRoute(Route):
+    """A Starlette route that declares the operations it answers.
+
+    By default one operation per method, at the route's own path, with ``summary`` and ``tag`` (and
+    ``body`` for POST); pass ``operations`` when the path is a pattern that answers several."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: list[str],
+        summary: str,
+        tag: str,
+        body: Mapping[str, Any] | None = JSON_BODY,
+        operations: Iterable[Operation] | None = None,
+    ) -> None:
+        super().__init__(path, endpoint, methods=methods)
+        if operations is None:
+            operations = [
+                Operation(path, m.lower(), summary, tag, body if m == "POST" else None)
+                for m in methods
+                if m != "HEAD"
+            ]
+        self.operations = tuple(operations)
+
+
+def openapi(routes: Iterable[BaseRoute], version: str) -> dict[str, Any]:
+    """The document for ``routes`` (built per call; it is small)."""
+    paths: dict[str, Any] = {}
+    for route in routes:
+        for op in getattr(route, "operations", ()):
+            paths.setdefault(op.path, {})[op.method] = op.describe()
     return {"openapi": "3.1.0", "info": {"title": "modelcapsule serving", "version": version}, "paths": paths}

@@ -1,24 +1,25 @@
 """The V2 gRPC servicer over the data plane, and the ``grpc.aio`` server that runs it.
 
-Inputs come as ``raw_input_contents`` (one little-endian buffer per input, decoded as numpy views, no
-copy) or typed ``contents``; outputs always go back as ``raw_output_contents``, the form Triton's and
-KServe's clients read by default.
+``ModelInfer`` converts the request to a :meth:`DataPlane.infer` call and its answer back, and maps
+the data plane's typed errors to gRPC status codes; it imports no HTTP framework. Inputs come as
+``raw_input_contents`` (one little-endian buffer per input, decoded as numpy views, no copy) or typed
+``contents``; outputs always go back as ``raw_output_contents``, the form Triton's and KServe's clients
+read by default.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import grpc
 import numpy as np
 
 from ..dataplane import DataPlane
-from ..errors import InvalidRequestError, ModelFailedError, ServingError, Status
-from ..rest.common import new_request_id
-from ..rest.v2 import model_metadata, server_metadata
-from ..rest.v2_codec import decode_binary, decode_data, encode_binary, output_datatype
+from ..errors import InvalidRequestError, ModelFailedError, ServingError
+from ..models import LoadedVersion
+from ..transport import Call, Decoded, new_request_id
+from ..v2_codec import decode_binary, decode_data, encode_binary, model_metadata, output_datatype, server_metadata
 from . import grpc_service_pb2 as pb
 from . import grpc_service_pb2_grpc as pb_grpc
 
@@ -79,7 +80,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelMetadata(self, request: Any, context: Any) -> Any:
         try:
-            meta = model_metadata(self.dataplane, self.dataplane.resolve(request.name, request.version or None))
+            loaded = self.dataplane.resolve(request.name, request.version or None)
+            meta = model_metadata(loaded, self.dataplane.version_list(self.dataplane.entry(loaded.name)))
         except ServingError as exc:
             await context.abort(grpc.StatusCode[exc.status.value], str(exc))
         tensor = pb.ModelMetadataResponse.TensorMetadata
@@ -92,34 +94,23 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
-        start = time.perf_counter()
-        request_id = request.id or new_request_id()
-        model, version, code = request.model_name, "", "OK"
+        call = Call("grpc", request.id or new_request_id())
+
+        async def decode(loaded: LoadedVersion) -> Decoded:
+            return Decoded(self._inputs(request), [o.name for o in request.outputs])
+
         try:
-            loaded = self.dataplane.resolve(request.model_name, request.model_version or None)
-            version = loaded.version_text
-            raw = self._inputs(request)
-            inputs = loaded.validator.check_inputs(raw)
-            names = loaded.validator.check_outputs([o.name for o in request.outputs] or None)
-            result = await self.dataplane.predict(loaded, inputs, names)
-            response = pb.ModelInferResponse(model_name=loaded.name, model_version=version, id=request.id)
-            for name in names:
-                arr = result[name]
+            done = await self.dataplane.infer(call, decode, request.model_name, request.model_version or None)
+            response = pb.ModelInferResponse(model_name=done.loaded.name, model_version=call.version, id=request.id)
+            for name, arr in done.outputs.items():
                 response.outputs.add(name=name, datatype=output_datatype(arr), shape=list(arr.shape))
                 response.raw_output_contents.append(encode_binary(arr))
             return response
         except ServingError as exc:
-            code = exc.status.value
-            await context.abort(grpc.StatusCode[code], str(exc))
+            await context.abort(grpc.StatusCode[exc.status.value], str(exc))
         except Exception:
-            code = Status.INTERNAL.value
-            log.exception("gRPC request %s failed", request_id)
-            await context.abort(grpc.StatusCode.INTERNAL, str(ModelFailedError(request_id)))
-        finally:
-            metrics = self.dataplane.metrics
-            if model in self.dataplane.models:
-                metrics.requests.labels(model, version, "grpc", code).inc()
-                metrics.latency.labels(model, version, "grpc").observe(time.perf_counter() - start)
+            log.exception("gRPC request %s failed", call.request_id)
+            await context.abort(grpc.StatusCode.INTERNAL, str(ModelFailedError(call.request_id)))
         raise AssertionError("unreachable")  # context.abort raises
 
     @staticmethod

@@ -1,18 +1,18 @@
-"""What every protocol adapter shares: the endpoint wrapper, body reading and JSON encoding.
+"""What every REST protocol adapter shares: the protocol table entry, the endpoint wrapper, body
+reading and JSON encoding.
 
 The wrapper is where typed errors become HTTP answers (each protocol passes its own error shape), where
 an unexpected exception becomes a 500 carrying a request id that the log shows with the traceback, and
-where metrics and the structured access log are recorded. Handlers stay small: parse, resolve, predict,
-shape the answer.
+where the structured access log is written. Inference handlers decode the body, call
+:meth:`DataPlane.infer` once (which counts the request in the metrics) and encode its answer; the
+wrapper counts the other requests (metadata, status, health) the same way.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,17 +20,21 @@ import numpy as np
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from ..dataplane import DataPlane
 from ..errors import InvalidRequestError, ModelFailedError, PayloadTooLargeError, ServingError, Status
+from ..transport import Call, new_request_id
 
 __all__ = [
     "Call",
     "ErrorShape",
     "Handler",
+    "RestProtocol",
+    "RouteFactory",
     "endpoint",
     "json_response",
-    "new_request_id",
+    "parse_json",
     "read_body",
     "read_json",
     "to_list",
@@ -43,41 +47,19 @@ ErrorShape = Callable[[str, Status], Response]
 """Builds one protocol's error answer from a message and a failure kind."""
 
 
-class _RequestIds:
-    """Request ids unique across workers and restarts: a random per-process prefix and a counter.
-
-    Cheaper than ``uuid4`` (no ``os.urandom`` call per request, which costs tens of microseconds and
-    more under load), and no system call at all per request: the prefix is drawn again in a forked
-    child (``os.register_at_fork``) so that workers never share ids."""
-
-    def __init__(self) -> None:
-        self._counter = itertools.count()
-        self._prefix = os.urandom(4).hex()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._redraw)
-
-    def _redraw(self) -> None:
-        self._prefix = os.urandom(4).hex()
-
-    def next(self) -> str:
-        return f"{self._prefix}{next(self._counter):08x}"
-
-
-new_request_id = _RequestIds().next
-"""A fresh request id (used when the client sent no ``X-Request-Id``)."""
-
-
-@dataclass
-class Call:
-    """One request as the wrapper tracks it: protocol, request id, and the model version it reached."""
-
-    protocol: str
-    request_id: str
-    model: str = ""
-    version: str = ""
-
-
 Handler = Callable[[Request, Call], Awaitable[Response]]
+
+RouteFactory = Callable[[DataPlane], Sequence[BaseRoute]]
+"""Builds one protocol's routes for a data plane."""
+
+
+@dataclass(frozen=True)
+class RestProtocol:
+    """One REST protocol adapter, as its module's ``PROTOCOLS`` table lists it: a name (the metrics'
+    ``protocol`` label) and the function that builds its routes (:class:`~..openapi.ApiRoute` s)."""
+
+    name: str
+    routes: RouteFactory
 
 
 class JSONBytes(Response):
@@ -149,23 +131,9 @@ def endpoint(
     dataplane: DataPlane, protocol: str, error: ErrorShape, handler: Handler
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``handler`` with error mapping, request ids, metrics and the access log."""
-    metrics = dataplane.metrics
-    in_flight = metrics.in_flight.labels(protocol)
-    children: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}  # labelled metrics, looked up once
-
-    def count(call: Call, status: int, elapsed: float) -> None:
-        key = (call.model, call.version, call.protocol, status)
-        pair = children.get(key)
-        if pair is None:
-            pair = children[key] = (metrics.requests.labels(call.model, call.version, call.protocol, str(status)),
-                                    metrics.latency.labels(call.model, call.version, call.protocol))
-        pair[0].inc()
-        pair[1].observe(elapsed)
 
     async def wrapped(request: Request) -> Response:
-        start = time.perf_counter()
         call = Call(protocol, request.headers.get("x-request-id") or new_request_id())
-        in_flight.inc()
         try:
             response = await handler(request, call)
         except ServingError as exc:
@@ -173,12 +141,9 @@ def endpoint(
         except Exception:
             log.exception("request %s (%s %s) failed", call.request_id, request.method, request.url.path)
             response = error(str(ModelFailedError(call.request_id)), Status.INTERNAL)
-        finally:
-            in_flight.dec()
-        elapsed = time.perf_counter() - start
         response.headers["x-request-id"] = call.request_id
-        if call.model in dataplane.models:  # never a label value taken from an unknown name in a URL
-            count(call, response.status_code, elapsed)
+        if not call.counted:  # DataPlane.infer counts the inference requests it answers
+            dataplane.record(call, response.status_code)
         if access_log.isEnabledFor(logging.INFO):
             access_log.info(
                 orjson.dumps(
@@ -190,7 +155,7 @@ def endpoint(
                         "protocol": call.protocol,
                         "model": call.model,
                         "version": call.version,
-                        "ms": round(elapsed * 1000, 3),
+                        "ms": round((time.perf_counter() - call.start) * 1000, 3),
                         "client": request.client.host if request.client else None,
                     }
                 ).decode()

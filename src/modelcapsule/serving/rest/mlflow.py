@@ -14,14 +14,16 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from ..dataplane import DataPlane
 from ..errors import InvalidRequestError, Status
-from .common import Call, endpoint, json_response, parse_json, read_body, to_list
+from ..models import LoadedVersion
+from ..openapi import JSON_BODY, ApiRoute
+from ..transport import Decoded, server_version
+from .common import Call, RestProtocol, endpoint, json_response, parse_json, read_body, to_list
 from .tabular import from_records, from_rows
 
-__all__ = ["routes"]
+__all__ = ["PROTOCOLS", "routes"]
 
 _JSON_TYPES = ("application/json", "", "application/x-www-form-urlencoded")  # curl -d sends the last one
 _KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")
@@ -74,60 +76,64 @@ def _numbers(rows: list[list[str]]) -> list[list[Any]]:
     return [[cell(c) for c in row] for row in rows]
 
 
-def routes(dataplane: DataPlane) -> list[BaseRoute]:
+def _decode(loaded: LoadedVersion, body: bytes, content_type: str) -> Decoded:
+    """A scoring request body (JSON with one of ``_KEYS``, or CSV with a header row) as the model's input."""
+    output = loaded.validator.output_names[:1]
+    if content_type == "text/csv":
+        header, rows = _csv_rows(body)
+        return Decoded(from_rows(loaded, _numbers(rows), header, "CSV"), output, "CSV")
+    if content_type not in _JSON_TYPES:
+        raise InvalidRequestError(f"content type {content_type!r} is not supported; send application/json or text/csv.")
+    doc = parse_json(body)
+    if not isinstance(doc, dict):
+        raise InvalidRequestError(f"the JSON body must be an object with one of the keys {list(_KEYS)}.")
+    keys = [k for k in _KEYS if k in doc]
+    if len(keys) != 1:
+        raise InvalidRequestError(
+            f"the JSON body must hold exactly one of {list(_KEYS)}; it has {keys or sorted(doc)}."
+        )
+    key, value = keys[0], doc[keys[0]]
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or "data" not in value:
+            raise InvalidRequestError("dataframe_split must be an object {'columns': [...], 'data': [[...]]}.")
+        return Decoded(from_rows(loaded, value["data"], value.get("columns"), "dataframe_split.data"), output,
+                       "dataframe_split.data")
+    if key == "dataframe_records" or (isinstance(value, list) and value and isinstance(value[0], dict)):
+        return Decoded(from_records(loaded, value, key), output, key)
+    return Decoded(from_rows(loaded, value, None, key), output, key)
+
+
+def routes(dataplane: DataPlane) -> list[ApiRoute]:
+    """The MLflow scoring server's routes, bound to ``dataplane``."""
     limit = dataplane.options.max_body_bytes
 
     async def invocations(request: Request, call: Call) -> Response:
-        call.model = dataplane.default_model(request.query_params.get("model"))
-        loaded = dataplane.resolve(call.model)
-        call.version = loaded.version_text
-        body = await read_body(request, limit)
-        content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if content_type == "text/csv":
-            header, rows = _csv_rows(body)
-            inputs = from_rows(loaded, _numbers(rows), header, "CSV")
-        elif content_type in _JSON_TYPES:
-            doc = parse_json(body)
-            if not isinstance(doc, dict):
-                raise InvalidRequestError(f"the JSON body must be an object with one of the keys {list(_KEYS)}.")
-            keys = [k for k in _KEYS if k in doc]
-            if len(keys) != 1:
-                raise InvalidRequestError(
-                    f"the JSON body must hold exactly one of {list(_KEYS)}; it has {keys or sorted(doc)}."
-                )
-            key, value = keys[0], doc[keys[0]]
-            if key == "dataframe_split":
-                if not isinstance(value, dict) or "data" not in value:
-                    raise InvalidRequestError("dataframe_split must be an object {'columns': [...], 'data': [[...]]}.")
-                inputs = from_rows(loaded, value["data"], value.get("columns"), "dataframe_split.data")
-            elif key == "dataframe_records":
-                inputs = from_records(loaded, value, "dataframe_records")
-            elif isinstance(value, list) and value and isinstance(value[0], dict):
-                inputs = from_records(loaded, value, key)
-            else:
-                inputs = from_rows(loaded, value, None, key)
-        else:
-            raise InvalidRequestError(
-                f"content type {content_type!r} is not supported; send application/json or text/csv."
-            )
-        output = loaded.validator.output_names[0]
-        result = (await dataplane.predict(loaded, inputs, (output,)))[output]
-        return json_response({"predictions": to_list(result)})
+        async def decode(loaded: LoadedVersion) -> Decoded:
+            body = await read_body(request, limit)
+            content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+            return _decode(loaded, body, content_type)
+
+        done = await dataplane.infer(call, decode, request.query_params.get("model") or None)
+        return json_response({"predictions": to_list(next(iter(done.outputs.values())))})
 
     async def ping(request: Request, call: Call) -> Response:
         return PlainTextResponse("\n", 200 if dataplane.ready() else 503)
 
     async def version(request: Request, call: Call) -> Response:
-        from .v2 import server_metadata
+        return PlainTextResponse(server_version())
 
-        return PlainTextResponse(str(server_metadata()["version"]))
-
-    def route(path: str, handler: Any, methods: list[str]) -> Route:
-        return Route(path, endpoint(dataplane, "mlflow", _error, handler), methods=methods)
+    def route(path: str, handler: Any, methods: list[str], summary: str, **kw: Any) -> ApiRoute:
+        return ApiRoute(path, endpoint(dataplane, "mlflow", _error, handler), methods=methods, summary=summary,
+                        tag="MLflow", **kw)
 
     return [
-        route("/invocations", invocations, ["POST"]),
-        route("/ping", ping, ["GET"]),
-        route("/health", ping, ["GET"]),
-        route("/version", version, ["GET"]),
+        route("/invocations", invocations, ["POST"], "MLflow scoring (JSON or CSV)", body=_SCORING_BODY),
+        route("/ping", ping, ["GET"], "MLflow health"),
+        route("/health", ping, ["GET"], "MLflow health"),
+        route("/version", version, ["GET"], "Server version"),
     ]
+
+
+_SCORING_BODY = {**JSON_BODY, "text/csv": {"schema": {"type": "string"}}}
+
+PROTOCOLS = (RestProtocol("mlflow", routes),)

@@ -17,23 +17,43 @@ from typing import Any
 import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from ...types import TensorSpec
 from ..dataplane import DataPlane
 from ..dtypes import numpy_to_tf
 from ..errors import InvalidRequestError, ModelNotFoundError, Status, UnsupportedMethodError
 from ..models import LoadedVersion, State
-from ..requests import Inputs
-from .common import Call, endpoint, json_response, read_json, to_list
+from ..openapi import JSON_BODY, ApiRoute, Operation
+from ..transport import Decoded
+from .common import Call, RestProtocol, endpoint, json_response, read_json, to_list
 
-__all__ = ["routes"]
+__all__ = ["PROTOCOLS", "routes"]
 
 DEFAULT_SIGNATURE = "serving_default"
 _PATH = re.compile(
     r"^(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<tail>/metadata|:predict|:classify|:regress)?$"
 )
+_TAG = "TF Serving"
+_PREFIXES = (
+    ("/v1/models/{model}", ""),
+    ("/v1/models/{model}/versions/{version}", " (one version)"),
+    ("/v1/models/{model}/labels/{label}", " (a labelled version)"),
+)
+_GETS = (("", "Model version status"), ("/metadata", "Signature definitions"))
+_POSTS = ((":predict", "Predict (instances or inputs)"), (":classify", "Classify examples"),
+          (":regress", "Regress examples"))
+
+
+def _operations(method: str) -> list[Operation]:
+    """What the one pattern route ``/v1/models/{rest:path}`` answers, operation by operation."""
+    tails = _GETS if method == "GET" else _POSTS
+    body = JSON_BODY if method == "POST" else None
+    return [
+        Operation(prefix + tail, method.lower(), summary + which, _TAG, body)
+        for prefix, which in _PREFIXES
+        for tail, summary in tails
+    ]
 
 
 def _error(message: str, status: Status) -> Response:
@@ -121,7 +141,7 @@ def _columnar_to_inputs(loaded: LoadedVersion, inputs: Any) -> dict[str, Any]:
     return {names[0]: inputs}
 
 
-def _examples(loaded: LoadedVersion, doc: dict[str, Any]) -> Inputs:
+def _examples(loaded: LoadedVersion, doc: dict[str, Any]) -> dict[str, Any]:
     """``examples`` (feature name → value, plus the shared ``context``) as the model's single input."""
     examples = doc.get("examples")
     context = doc.get("context") or {}
@@ -136,17 +156,46 @@ def _examples(loaded: LoadedVersion, doc: dict[str, Any]) -> Inputs:
             raise InvalidRequestError(f"examples[{i}] must be an object of feature values.")
         rows.append({**context, **ex})
     if single.columns is not None:
-        return loaded.validator.check_inputs({single.spec.name: _records(rows, single.columns, "examples")})
+        return {single.spec.name: _records(rows, single.columns, "examples")}
     width = single.spec.shape[1] if len(single.spec.shape) == 2 else -1
     values = []
     for i, row in enumerate(rows):
         if width >= 0 and len(row) != width:
             raise InvalidRequestError(f"examples[{i}] has {len(row)} feature(s); this model takes {width}.")
         values.append(list(row.values()))
-    return loaded.validator.check_inputs({single.spec.name: values})
+    return {single.spec.name: values}
 
 
-def routes(dataplane: DataPlane) -> list[BaseRoute]:
+def _predict_request(loaded: LoadedVersion, doc: dict[str, Any]) -> Decoded:
+    """``:predict``: the row format (``instances``) or the columnar one (``inputs``), for one signature."""
+    outputs = _output_for(loaded, doc.get("signature_name"))
+    if ("instances" in doc) == ("inputs" in doc):
+        raise InvalidRequestError("send exactly one of 'instances' (row format) or 'inputs' (columnar format).")
+    if "instances" in doc:
+        return Decoded(_rows_to_inputs(loaded, doc["instances"]), outputs)
+    return Decoded(_columnar_to_inputs(loaded, doc["inputs"]), outputs)
+
+
+def _classify_request(loaded: LoadedVersion, doc: dict[str, Any]) -> Decoded:
+    """``:classify``: the class probabilities of ``examples``."""
+    raw = _examples(loaded, doc)
+    if "predict_proba" not in loaded.validator.output_names or not loaded.classes:
+        raise UnsupportedMethodError(f"model {loaded.name!r} has no class probabilities; it cannot :classify.")
+    return Decoded(raw, ("predict_proba",))
+
+
+def _regress_request(loaded: LoadedVersion, doc: dict[str, Any]) -> Decoded:
+    """``:regress``: the primary output of ``examples``, for a model that is not a classifier."""
+    raw = _examples(loaded, doc)
+    if loaded.classes:
+        raise UnsupportedMethodError(f"model {loaded.name!r} is a classifier; use :classify, not :regress.")
+    return Decoded(raw, loaded.validator.output_names[:1])
+
+
+_REQUESTS = {":predict": _predict_request, ":classify": _classify_request, ":regress": _regress_request}
+
+
+def routes(dataplane: DataPlane) -> list[ApiRoute]:
     """The TF Serving REST routes, bound to ``dataplane``."""
     limit = dataplane.options.max_body_bytes
 
@@ -206,39 +255,35 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
     async def post(request: Request, call: Call) -> Response:
         match = parse(request, call)
         tail = match["tail"]
-        if tail not in (":predict", ":classify", ":regress"):
+        if tail not in _REQUESTS:
             raise InvalidRequestError("POST goes to :predict, :classify or :regress.")
-        loaded = resolve(match, call)
-        doc = await read_json(request, limit)
-        if tail == ":predict":
-            return await predict(loaded, doc)
-        inputs = _examples(loaded, doc)
-        names = loaded.validator.output_names
+        read = _REQUESTS[tail]
+        doc: dict[str, Any] = {}
+
+        async def decode(loaded: LoadedVersion) -> Decoded:
+            nonlocal doc
+            doc = await read_json(request, limit)
+            return read(loaded, doc)
+
+        done = await dataplane.infer(call, decode, match["model"], match["version"], match["label"])
         if tail == ":classify":
-            if "predict_proba" not in names or not loaded.classes:
-                raise UnsupportedMethodError(f"model {loaded.name!r} has no class probabilities; it cannot :classify.")
-            proba = (await dataplane.predict(loaded, inputs, ("predict_proba",)))["predict_proba"]
-            labels = [str(c) for c in loaded.classes]
+            labels = [str(c) for c in done.loaded.classes or ()]
+            proba = done.outputs["predict_proba"]
             return json_response(
                 {"result": [[[lab, float(p)] for lab, p in zip(labels, row, strict=True)] for row in proba]}
             )
-        if loaded.classes:
-            raise UnsupportedMethodError(f"model {loaded.name!r} is a classifier; use :classify, not :regress.")
-        out = (await dataplane.predict(loaded, inputs, names[:1]))[names[0]]
-        return json_response({"result": [float(v) for v in np.asarray(out, dtype=float).reshape(len(out), -1)[:, 0]]})
+        out = next(iter(done.outputs.values()))
+        if tail == ":regress":
+            column = np.asarray(out, dtype=float).reshape(len(out), -1)[:, 0]
+            return json_response({"result": [float(v) for v in column]})
+        value = to_list(out)
+        return json_response({"predictions": value} if "instances" in doc else {"outputs": value})
 
-    async def predict(loaded: LoadedVersion, doc: dict[str, Any]) -> Response:
-        outputs = _output_for(loaded, doc.get("signature_name"))
-        if ("instances" in doc) == ("inputs" in doc):
-            raise InvalidRequestError("send exactly one of 'instances' (row format) or 'inputs' (columnar format).")
-        row_format = "instances" in doc
-        raw = _rows_to_inputs(loaded, doc["instances"]) if row_format else _columnar_to_inputs(loaded, doc["inputs"])
-        inputs = loaded.validator.check_inputs(raw)
-        result = await dataplane.predict(loaded, inputs, outputs)
-        value = to_list(result[outputs[0]])
-        return json_response({"predictions": value} if row_format else {"outputs": value})
+    def route(method: str, handler: Any) -> ApiRoute:
+        return ApiRoute("/v1/models/{rest:path}", endpoint(dataplane, "tfserving", _error, handler), methods=[method],
+                        summary="", tag=_TAG, operations=_operations(method))
 
-    return [
-        Route("/v1/models/{rest:path}", endpoint(dataplane, "tfserving", _error, get), methods=["GET"]),
-        Route("/v1/models/{rest:path}", endpoint(dataplane, "tfserving", _error, post), methods=["POST"]),
-    ]
+    return [route("GET", get), route("POST", post)]
+
+
+PROTOCOLS = (RestProtocol("tfserving", routes),)

@@ -15,57 +15,34 @@ import numpy as np
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from ..dataplane import DataPlane
 from ..errors import InvalidRequestError, ModelNotReadyError, Status
 from ..models import LoadedVersion
-from .common import Call, endpoint, json_response, parse_json, read_body
-from .v2_codec import (
+from ..openapi import JSON_BODY, ApiRoute
+from ..transport import Decoded
+from ..v2_codec import (
     decode_binary,
     decode_data,
     encode_binary,
     flat_list,
+    model_metadata,
     output_datatype,
     requested,
+    server_metadata,
     v2_shape,
 )
+from .common import Call, RestProtocol, endpoint, json_response, parse_json, read_body
 
-__all__ = ["model_metadata", "routes", "server_metadata"]
+__all__ = ["PROTOCOLS", "decode_inputs", "encode_outputs", "routes"]
 
 HEADER_LENGTH = "inference-header-content-length"
-EXTENSIONS = ["binary_tensor_data"]
+_TAG = "V2"
+_INFER_BODY = {**JSON_BODY, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
 def _error(message: str, status: Status) -> Response:
     return json_response({"error": message}, status.http_status)
-
-
-def server_metadata() -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        ver = version("modelcapsule")
-    except PackageNotFoundError:
-        ver = "0"
-    return {"name": "modelcapsule", "version": ver, "extensions": EXTENSIONS}
-
-
-def tensor_metadata(specs: Any) -> list[dict[str, Any]]:
-    from ..dtypes import numpy_to_v2
-
-    return [{"name": s.name, "datatype": numpy_to_v2(s.dtype), "shape": list(s.shape)} for s in specs]
-
-
-def model_metadata(dataplane: DataPlane, loaded: LoadedVersion) -> dict[str, Any]:
-    sig = loaded.signature
-    return {
-        "name": loaded.name,
-        "versions": [str(v) for v in dataplane.version_list(dataplane.entry(loaded.name))],
-        "platform": f"modelcapsule_{loaded.manifest.framework}",
-        "inputs": tensor_metadata(sig.inputs if sig else ()),
-        "outputs": tensor_metadata(sig.outputs if sig else ()),
-    }
 
 
 def decode_inputs(doc: dict[str, Any], binary: memoryview) -> tuple[dict[str, np.ndarray[Any, Any]], int]:
@@ -126,12 +103,13 @@ def encode_outputs(
     return tensors, chunks
 
 
-def routes(dataplane: DataPlane) -> list[BaseRoute]:
+def routes(dataplane: DataPlane) -> list[ApiRoute]:
     """The V2 REST routes, bound to ``dataplane``."""
     limit = dataplane.options.max_body_bytes
 
-    def route(path: str, handler: Any, methods: list[str]) -> Route:
-        return Route(path, endpoint(dataplane, "v2", _error, handler), methods=methods)
+    def route(path: str, handler: Any, methods: list[str], summary: str, **kw: Any) -> ApiRoute:
+        return ApiRoute(path, endpoint(dataplane, "v2", _error, handler), methods=methods, summary=summary, tag=_TAG,
+                        **kw)
 
     async def server(request: Request, call: Call) -> Response:
         return json_response(server_metadata())
@@ -151,7 +129,8 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         return loaded
 
     async def metadata(request: Request, call: Call) -> Response:
-        return json_response(model_metadata(dataplane, resolve(request, call)))
+        loaded = resolve(request, call)
+        return json_response(model_metadata(loaded, dataplane.version_list(dataplane.entry(loaded.name))))
 
     async def model_ready(request: Request, call: Call) -> Response:
         try:
@@ -161,42 +140,27 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         return json_response({"name": request.path_params["model"], "ready": True})
 
     async def infer(request: Request, call: Call) -> Response:
-        loaded = resolve(request, call)
-        body = await read_body(request, limit)
-        header = request.headers.get(HEADER_LENGTH)
-        if header is not None:
-            if not header.isdigit() or int(header) > len(body):
-                raise InvalidRequestError(
-                    f"{HEADER_LENGTH} {header!r} must be the byte length of the JSON part (body is {len(body)} bytes)."
-                )
-            split = int(header)
-        else:
-            split = len(body)
-        view = memoryview(body)
-        doc = parse_json(view[:split])
-        if not isinstance(doc, dict):
-            raise InvalidRequestError("the inference request must be a JSON object with 'inputs'.")
-        raw, used = decode_inputs(doc, view[split:])
-        if used != len(body) - split:
-            raise InvalidRequestError(
-                f"the body has {len(body) - split} binary bytes but the inputs' binary_data_size add up to {used}."
-            )
-        params = doc.get("parameters") or {}
-        if not isinstance(params, dict):
-            raise InvalidRequestError("'parameters' must be an object.")
-        asked = requested(doc.get("outputs"))
-        binary_default = bool(params.get("binary_data_output", False))
-        names = loaded.validator.check_outputs([o["name"] for o in asked] or None)
-        wanted = {name: binary_default for name in names}
-        for o in asked:
+        doc: dict[str, Any] = {}
+        binary_default = False
+
+        async def decode(loaded: LoadedVersion) -> Decoded:
+            nonlocal doc, binary_default
+            doc, raw = await _read_request(request, limit)
+            params = doc.get("parameters") or {}
+            if not isinstance(params, dict):
+                raise InvalidRequestError("'parameters' must be an object.")
+            binary_default = bool(params.get("binary_data_output", False))
+            return Decoded(raw, [o["name"] for o in requested(doc.get("outputs"))])
+
+        done = await dataplane.infer(call, decode, request.path_params["model"], request.path_params.get("version"))
+        wanted = {name: binary_default for name in done.names}
+        for o in requested(doc.get("outputs")):
             p = o.get("parameters") or {}
             wanted[o["name"]] = bool(p.get("binary_data", binary_default)) if isinstance(p, dict) else binary_default
-        inputs = loaded.validator.check_inputs(raw)
-        result = await dataplane.predict(loaded, inputs, names)
-        tensors, chunks = encode_outputs(result, wanted)
+        tensors, chunks = encode_outputs(done.outputs, wanted)
         answer: dict[str, Any] = {
-            "model_name": loaded.name,
-            "model_version": loaded.version_text,
+            "model_name": done.loaded.name,
+            "model_version": done.loaded.version_text,
             "outputs": tensors,
         }
         if "id" in doc:
@@ -211,15 +175,43 @@ def routes(dataplane: DataPlane) -> list[BaseRoute]:
         )
 
     paths = []
-    for prefix in ("/v2/models/{model}", "/v2/models/{model}/versions/{version}"):
+    for prefix, which in (("/v2/models/{model}", "Model"), ("/v2/models/{model}/versions/{version}", "Model version")):
         paths += [
-            route(prefix, metadata, ["GET"]),
-            route(prefix + "/ready", model_ready, ["GET"]),
-            route(prefix + "/infer", infer, ["POST"]),
+            route(prefix, metadata, ["GET"], f"{which} metadata"),
+            route(prefix + "/ready", model_ready, ["GET"], f"{which} readiness"),
+            route(prefix + "/infer", infer, ["POST"], f"Inference on the {which.lower()} (JSON or binary tensors)",
+                  body=_INFER_BODY),
         ]
     return [
-        route("/v2", server, ["GET"]),
-        route("/v2/health/live", live, ["GET"]),
-        route("/v2/health/ready", ready, ["GET"]),
+        route("/v2", server, ["GET"], "Server metadata"),
+        route("/v2/health/live", live, ["GET"], "Liveness"),
+        route("/v2/health/ready", ready, ["GET"], "Readiness"),
         *paths,
     ]
+
+
+async def _read_request(request: Request, limit: int) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
+    """The inference request's JSON part and its input tensors (JSON ``data`` or binary, after the JSON)."""
+    body = await read_body(request, limit)
+    header = request.headers.get(HEADER_LENGTH)
+    if header is not None:
+        if not header.isdigit() or int(header) > len(body):
+            raise InvalidRequestError(
+                f"{HEADER_LENGTH} {header!r} must be the byte length of the JSON part (body is {len(body)} bytes)."
+            )
+        split = int(header)
+    else:
+        split = len(body)
+    view = memoryview(body)
+    doc = parse_json(view[:split])
+    if not isinstance(doc, dict):
+        raise InvalidRequestError("the inference request must be a JSON object with 'inputs'.")
+    raw, used = decode_inputs(doc, view[split:])
+    if used != len(body) - split:
+        raise InvalidRequestError(
+            f"the body has {len(body) - split} binary bytes but the inputs' binary_data_size add up to {used}."
+        )
+    return doc, raw
+
+
+PROTOCOLS = (RestProtocol("v2", routes),)

@@ -1,4 +1,4 @@
-"""Tensors of the Open Inference Protocol (V2), shared by the REST and gRPC adapters.
+"""Tensors and metadata of the Open Inference Protocol (V2), shared by the REST and gRPC adapters.
 
 Facts from the KServe Open Inference Protocol specification and Triton's binary tensor data extension:
 a tensor is ``{name, datatype, shape, data}`` with ``data`` in row-major order (flat or nested); in
@@ -16,11 +16,27 @@ from typing import Any
 
 import numpy as np
 
-from ..dtypes import numpy_to_v2, v2_to_numpy
-from ..errors import InvalidRequestError
-from ..requests import shape_text
+from ..types import TensorSpec
+from .dtypes import numpy_to_v2, v2_to_numpy
+from .errors import InvalidRequestError
+from .models import LoadedVersion
+from .requests import shape_text
+from .transport import server_version
 
-__all__ = ["decode_binary", "decode_data", "encode_binary", "v2_shape"]
+__all__ = [
+    "EXTENSIONS",
+    "decode_binary",
+    "decode_data",
+    "encode_binary",
+    "flat_list",
+    "model_metadata",
+    "output_datatype",
+    "requested",
+    "server_metadata",
+    "v2_shape",
+]
+
+EXTENSIONS = ["binary_tensor_data"]
 
 _LEN = struct.Struct("<I")
 
@@ -123,3 +139,24 @@ def requested(outputs: Any, field: str = "outputs") -> Sequence[dict[str, Any]]:
     ):
         raise InvalidRequestError(f"{field} must be a list of objects with a 'name', not {outputs!r}.")
     return outputs
+
+
+def server_metadata() -> dict[str, Any]:
+    """The server metadata answer: name, version and the protocol extensions served."""
+    return {"name": "modelcapsule", "version": server_version(), "extensions": list(EXTENSIONS)}
+
+
+def tensor_metadata(specs: Sequence[TensorSpec]) -> list[dict[str, Any]]:
+    return [{"name": s.name, "datatype": numpy_to_v2(s.dtype), "shape": list(s.shape)} for s in specs]
+
+
+def model_metadata(loaded: LoadedVersion, versions: Sequence[int]) -> dict[str, Any]:
+    """The model metadata answer for ``loaded``; ``versions``: every available version of the model."""
+    sig = loaded.signature
+    return {
+        "name": loaded.name,
+        "versions": [str(v) for v in versions],
+        "platform": f"modelcapsule_{loaded.manifest.framework}",
+        "inputs": tensor_metadata(sig.inputs if sig else ()),
+        "outputs": tensor_metadata(sig.outputs if sig else ()),
+    }
