@@ -48,6 +48,7 @@ __all__ = [
     "LoadedCapsule",
     "Manifest",
     "Predictor",
+    "Registry",
     "Signature",
     "SignatureError",
     "TensorSpec",
@@ -71,3 +72,16 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+_LAZY = {"Registry": "modelcapsule.registry.service"}
+"""Public names imported on first use: ``mc.Registry`` needs SQLAlchemy, ``import modelcapsule`` does not."""
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'modelcapsule' has no attribute {name!r}")

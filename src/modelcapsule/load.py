@@ -27,6 +27,7 @@ from .core.sample import (
     model_inputs,
     read_sample,
 )
+from .core.uris import resolve_capsule_path
 from .errors import (
     CapsuleError,
     CapsuleFormatError,
@@ -122,6 +123,7 @@ def load_capsule(
     recheck: bool = False,
 ) -> LoadedCapsule:
     """Load a capsule (or a plain model file) with every check; see :func:`load`."""
+    path = resolve_capsule_path(path)  # models:/NAME@ALIAS → a local, hash-checked copy
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no capsule or model file at {p}")
@@ -317,5 +319,6 @@ def load(
 
 def inspect(path: str | os.PathLike[str]) -> Manifest:
     """The manifest of a capsule, read without touching the payload."""
+    path = resolve_capsule_path(path)  # models:/NAME@ALIAS → a local, hash-checked copy
     with open_capsule(path) as reader:
         return reader.manifest

@@ -9,6 +9,7 @@ from typing import Any
 
 from .core import environment
 from .core.container import DEFAULT_LIMITS, Limits, open_capsule
+from .core.uris import resolve_capsule_path
 from .errors import (
     CapsuleError,
     PackageDrift,
@@ -45,6 +46,7 @@ class VerificationReport:
 def verify(path: str | os.PathLike[str], *, trusted: Iterable[str] | TrustPolicy = (), public_key: Any = None,
            trust_code: bool = False, limits: Limits | None = None) -> VerificationReport:
     """Check a capsule without raising: hashes, signature, drift and golden sample, all reported."""
+    path = resolve_capsule_path(path)  # models:/NAME@ALIAS → a local, hash-checked copy
     report = VerificationReport(str(path))
     options = LoadOptions(policy=policy_for(trusted), trust_code=trust_code, limits=limits or DEFAULT_LIMITS)
     try:

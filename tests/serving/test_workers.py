@@ -15,7 +15,7 @@ import requests
 
 from .conftest import Models, Server, start_server
 
-REPLACED_WITHIN = 5.0  # seconds; the supervisor looks every 50 ms, a new worker needs a fork and a re-scan
+REPLACED_WITHIN = 10.0  # seconds; typically well under one (the supervisor looks every 50 ms); loose for busy CI
 
 
 def worker_pids(server: Server) -> set[int]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from ..serving.registry_models import RegistryModels
 
 __all__ = ["command", "curl_example", "grpc_port_if_installed"]
 
@@ -37,7 +41,34 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
 
 
 @click.command("serve")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, metavar="PATH_OR_URI...")
+@click.option(
+    "--registry",
+    "registry_location",
+    metavar="URL",
+    help="The registry of models:/ sources (a directory, database URL or http(s):// URL); "
+    "default $MODELCAPSULE_REGISTRY, else ./modelcapsule-registry.",
+)
+@click.option("--store", metavar="DIR", help="Blob directory of a database --registry (default $MODELCAPSULE_STORE).")
+@click.option(
+    "--rollback-on-failure",
+    is_flag=True,
+    help="When an alias's new target fails to load, verify, or answer, move the alias back in the registry.",
+)
+@click.option(
+    "--watch-calls",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="After a label or alias moves, how many model calls of the new version are watched for errors.",
+)
+@click.option(
+    "--max-error-rate",
+    default=0.1,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of failed watched calls above which the new version is swapped out again.",
+)
 @click.option("--name", help="Serve a single capsule under this name instead of its manifest name.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="HTTP port.")
@@ -114,7 +145,12 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
 )
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
 def command(
-    paths: tuple[Path, ...],
+    paths: tuple[str, ...],
+    registry_location: str | None,
+    store: str | None,
+    rollback_on_failure: bool,
+    watch_calls: int,
+    max_error_rate: float,
     name: str | None,
     host: str,
     port: int,
@@ -132,10 +168,21 @@ def command(
     runtime: str,
     no_access_log: bool,
 ) -> None:
-    """Serve capsules or a repository (<name>/<version>/) over TF Serving REST, V2 REST and gRPC, Seldon,
-    the plain /predict recipe and MLflow's /invocations, until Ctrl-C."""
+    """Serve capsules, repositories (<name>/<version>/) or registry models (models:/NAME[@ALIAS]) over TF
+    Serving REST, V2 REST and gRPC, Seldon, the plain /predict recipe and MLflow's /invocations, until Ctrl-C.
+
+    A registry model is served with every version addressable and its aliases as labels; its unversioned
+    routes follow ALIAS (else the newest version) and move when the alias moves."""
     from ..serving import ServerOptions, ServeSettings, serve
     from ..serving.dataplane import DataPlane
+    from ..serving.registry_models import is_registry_uri
+
+    files = [Path(p) for p in paths if not is_registry_uri(p)]
+    missing = [str(p) for p in files if not p.exists()]
+    if missing:
+        raise click.BadParameter(f"{', '.join(missing)} does not exist.", param_hint="'PATH_OR_URI...'")
+    registry = _registry_models([p for p in paths if is_registry_uri(p)], registry_location, store,
+                                rollback_on_failure, port)
 
     options = ServerOptions(
         batch_size=batch_size,
@@ -146,6 +193,8 @@ def command(
         numeric_threads=threads,
         trusted=trusted,
         runtime=runtime,
+        watch_calls=watch_calls,
+        max_error_rate=max_error_rate,
     )
     settings = ServeSettings(
         host=host,
@@ -172,8 +221,8 @@ def command(
         sys.stdout.flush()
 
     try:
-        serve([Path(p) for p in paths], name=name, settings=settings, options=options, on_ready=ready)
-    except (ValueError, FileNotFoundError) as exc:
+        serve(files, name=name, settings=settings, options=options, on_ready=ready, registry=registry)
+    except (ValueError, FileNotFoundError, LookupError) as exc:
         raise click.UsageError(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(
@@ -198,3 +247,21 @@ def grpc_port_if_installed(ctx: click.Context, grpc_port: int) -> int | None:
         raise click.UsageError("--grpc-port needs the grpc extra: pip install 'modelcapsule[grpc]' (or --no-grpc).")
     click.echo("gRPC is off: it needs the grpc extra (pip install 'modelcapsule[grpc]').", err=True)
     return None
+
+
+def _registry_models(uris: list[str], location: str | None, store: str | None, rollback_on_failure: bool,
+                     port: int) -> RegistryModels | None:
+    """The registry side of the sources, or None when every source is a path."""
+    if not uris:
+        return None
+    from functools import partial
+
+    from ..registry import Registry
+    from ..serving.registry_models import RegistryModels, parse_registry_source, server_identity
+
+    try:
+        models = [parse_registry_source(uri) for uri in uris]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'PATH_OR_URI...'") from None
+    return RegistryModels(partial(Registry, location, store=store, create=False), models,
+                          rollback_on_failure=rollback_on_failure, identity=server_identity(port))

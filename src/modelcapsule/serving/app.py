@@ -46,9 +46,12 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
         if not dataplane.models:
             await dataplane.reconcile()
         poller = asyncio.create_task(_poll(dataplane)) if poll else None
+        stop_watching = dataplane.watch_repository() if poll else None
         try:
             yield
         finally:
+            if stop_watching is not None:
+                stop_watching()
             if poller is not None:
                 poller.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -99,9 +102,10 @@ class InferenceFastLane:
 
 
 async def _poll(dataplane: DataPlane) -> None:
-    """Keep the served versions in step with the repository until cancelled."""
+    """Keep the served versions in step with the repository until cancelled: a scan every poll, or at once
+    when the repository announces a change (a PostgreSQL registry's NOTIFY)."""
     while True:
-        await asyncio.sleep(dataplane.options.poll_seconds)
+        await dataplane.wait_for_change(dataplane.options.poll_seconds)
         try:
             await dataplane.reconcile()
         except (OSError, ValueError) as exc:

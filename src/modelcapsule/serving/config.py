@@ -41,6 +41,8 @@ class ModelConfig:
     latest: int = 1
     versions: tuple[int, ...] = ()
     labels: Mapping[str, int] = field(default_factory=dict)
+    follow: str | None = None
+    """The label the unversioned routes serve (a registry alias given as ``models:/NAME@ALIAS``); None: the newest."""
     batch_size: int = 1
     batch_wait_ms: float = 2.0
 
@@ -73,6 +75,10 @@ class ServerOptions:
     runtime: str = "python"
     """How models are run: ``python`` (the saved object) or another runtime ``load_capsule`` knows, such as
     ``onnx`` (the capsule's ONNX export through onnxruntime, often far faster for tree ensembles)."""
+    watch_calls: int = 100
+    """After a label moves to a new version, how many model calls are watched for errors."""
+    max_error_rate: float = 0.1
+    """Share of failed calls among the watched ones above which the new version is swapped out again."""
 
     def model_defaults(self) -> ModelConfig:
         return ModelConfig(batch_size=self.batch_size, batch_wait_ms=self.batch_wait_ms)

@@ -22,9 +22,11 @@ import contextlib
 import ctypes
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
+from ..core.manifest import Manifest
+from ..types import Predictor
 from . import heap
 from .batching import Batcher, Outputs
 from .config import ServerOptions
@@ -62,6 +64,7 @@ class DataPlane:
         self.models: dict[str, ModelEntry] = {}
         self._executor: ModelExecutor | None = None
         self._reconcile_lock: asyncio.Lock | None = None
+        self._changed: asyncio.Event | None = None
         self._loaded_since_freeze = False
 
     # -- model calls
@@ -216,7 +219,7 @@ class DataPlane:
         for number, found in versions.items():
             status = entry.versions.get(number)
             if status is None or (status.fingerprint != found.fingerprint and status.state is not State.AVAILABLE):
-                entry.versions[number] = VersionStatus(number, found.path, found.fingerprint)
+                entry.versions[number] = VersionStatus(number, found.path, found.fingerprint, found.fetch)
         chosen: list[int] = []
         config = entry.config
         for number in config.select(list(versions)):
@@ -232,12 +235,70 @@ class DataPlane:
         for number, status in entry.versions.items():
             if number not in chosen and status.state is State.AVAILABLE:
                 self._unload(entry, status)
+        self._judge_watched(entry)
+        self._move_labels(entry)
         self.metrics.loaded.labels(entry.name).set(len(entry.available()))
+
+    def _move_labels(self, entry: ModelEntry) -> None:
+        """Point each label at its configured target once that target is available; a target that failed
+        leaves the label on the version it served, and is reported to the repository (the registry)."""
+        for label in [x for x in entry.labels if x not in entry.config.labels]:
+            del entry.labels[label]
+            entry.watched.pop(label, None)
+        for label, target in entry.config.labels.items():
+            serving = entry.labels.get(label)
+            if serving == target:
+                continue
+            status = entry.versions.get(target)
+            if status is not None and status.state is State.AVAILABLE:
+                entry.labels[label] = target
+                if serving is not None:  # a swap: judge the new version on its first calls
+                    entry.watched[label] = (target, serving)
+                log.info("model %s label %s now serves version %d (was %s)", entry.name, label, target, serving)
+                continue
+            if serving is not None and not self._available(entry, serving):
+                del entry.labels[label]  # what it served is gone too
+            if status is not None and status.state is State.END and status.error:
+                self.repository.report_failure(entry.name, target, dict(entry.config.labels),
+                                               {label: entry.labels.get(label)}, status.error)
+
+    def _judge_watched(self, entry: ModelEntry) -> None:
+        """Swap a version out again when too many of its first calls after a swap failed."""
+        watch, limit = self.options.watch_calls, self.options.max_error_rate
+        for label, (version, previous) in list(entry.watched.items()):
+            status = entry.versions.get(version)
+            if status is None or status.loaded is None:
+                del entry.watched[label]
+                continue
+            loaded = status.loaded
+            if loaded.calls < watch and loaded.failed_calls <= limit * watch:
+                continue  # not judged yet (and not already beyond the limit)
+            del entry.watched[label]
+            rate = loaded.failed_calls / max(loaded.calls, 1)
+            if loaded.failed_calls <= limit * watch:
+                log.info("model %s version %d passed its first %d calls after the swap", entry.name, version, watch)
+                continue
+            reason = (f"{loaded.failed_calls} of its first {loaded.calls} calls failed after it became "
+                      f"{label!r} ({rate:.0%}, above the {limit:.0%} limit); swapped back to version {previous}")
+            log.error("model %s version %d: %s", entry.name, version, reason)
+            self._unload(entry, status)
+            status.state, status.error = State.END, reason
+            if previous is not None and self._available(entry, previous):
+                entry.labels[label] = previous
+            else:
+                entry.labels.pop(label, None)
+            self.repository.report_failure(entry.name, version, {label: version}, {label: previous}, reason,
+                                           kind="serving_error_rate")
+
+    @staticmethod
+    def _available(entry: ModelEntry, version: int) -> bool:
+        status = entry.versions.get(version)
+        return status is not None and status.state is State.AVAILABLE
 
     async def _load(self, entry: ModelEntry, status: VersionStatus) -> None:
         status.state, status.error = State.LOADING, ""
         try:
-            manifest, predictor = await asyncio.to_thread(self.loader, status.path)
+            manifest, predictor = await asyncio.to_thread(self._fetch_and_load, status)
             loaded = LoadedVersion(entry.name, status.version, status.path, manifest, predictor)
         except Exception as exc:
             status.state, status.error = State.END, f"{type(exc).__name__}: {exc}"
@@ -258,6 +319,11 @@ class DataPlane:
         self._loaded_since_freeze = True
         log.info("model %s version %d is available (%s)", entry.name, status.version, status.path)
 
+    def _fetch_and_load(self, status: VersionStatus) -> tuple[Manifest, Predictor]:
+        """Fetch a registry version's capsule (by digest, hash-checked), then load it with every check."""
+        path = status.fetch() if status.fetch is not None else status.path
+        return self.loader(path)
+
     def _unload(self, entry: ModelEntry, status: VersionStatus) -> None:
         loaded, status.loaded = status.loaded, None
         if status.state is State.AVAILABLE:
@@ -269,6 +335,28 @@ class DataPlane:
     def reset_loop_state(self) -> None:
         """Forget objects bound to an event loop (after the start-up load, before workers fork)."""
         self._reconcile_lock = None
+        self._changed = None
+
+    def watch_repository(self) -> Callable[[], None] | None:
+        """Wake :meth:`wait_for_change` whenever the repository announces a change (on the running loop);
+        the function that stops watching, or None when the repository only can be polled."""
+        loop = asyncio.get_running_loop()
+        changed = self._changed = asyncio.Event()
+
+        def announce() -> None:  # on the listener's thread
+            loop.call_soon_threadsafe(changed.set)
+
+        return self.repository.watch(announce)
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Return after ``timeout`` seconds, or earlier when the repository announced a change."""
+        changed = self._changed
+        if changed is None:
+            await asyncio.sleep(timeout)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout)
+        changed.clear()
 
     async def close(self) -> None:
         """Finish queued calls and stop the executor (graceful shutdown)."""

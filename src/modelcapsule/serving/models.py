@@ -7,6 +7,7 @@ END); a version that failed to load or verify is END with its error kept for the
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,9 @@ class LoadedVersion:
         self.signature = predictor.signature if manifest.signature is None else manifest.signature
         self.validator = RequestValidator(self.signature)
         self.batcher: Batcher | None = None
+        self.calls = 0
+        """Model calls made (a batch counts once), so that a version can be judged after a swap."""
+        self.failed_calls = 0
         self._tabular = {s.name for s in self.signature.inputs if s.columns is not None} if self.signature else set()
 
     @property
@@ -56,6 +60,14 @@ class LoadedVersion:
 
     def predict(self, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
         """Run the predictor (on an executor thread) and check it answered one row per input row."""
+        self.calls += 1
+        try:
+            return self._call(inputs, outputs)
+        except BaseException:
+            self.failed_calls += 1
+            raise
+
+    def _call(self, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
         args: dict[str, Any] = {}
         for name, value in inputs.items():
             if isinstance(value, Table):
@@ -80,6 +92,7 @@ class VersionStatus:
     version: int
     path: Path
     fingerprint: tuple[Any, ...]
+    fetch: Callable[[], Path] | None = None
     state: State = State.START
     error: str = ""
     loaded: LoadedVersion | None = None
@@ -92,6 +105,11 @@ class ModelEntry:
     name: str
     config: ModelConfig
     versions: dict[int, VersionStatus] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    """The version each label serves now. It moves to the label's configured target only once that version
+    is available (loaded and verified); a target that fails leaves the label where it was."""
+    watched: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    """Labels that just moved: label → (new version, version it moved from), until the new one is judged."""
 
     def available(self) -> list[LoadedVersion]:
         """Loaded versions, newest first."""
@@ -107,7 +125,11 @@ class ModelEntry:
                 raise InvalidRequestError(
                     f"model {self.name!r} has no label {label!r}; its labels are {sorted(self.config.labels)}."
                 )
-            version = self.config.labels[label]
+            version = self.labels.get(label, self.config.labels[label])
+        if version is None and self.config.follow is not None:
+            version = self.labels.get(self.config.follow)
+            if version is None:
+                return None  # the followed alias has no available target: never serve another version instead
         if version is None:
             available = self.available()
             return available[0] if available else None

@@ -5,21 +5,27 @@ A source is either a capsule (a ``*.capsule`` file or an unpacked capsule direct
 grandchildren are integer versions, each holding one ``*.capsule`` file or an unpacked capsule. Names
 starting with a dot are ignored, so a version copied in as ``.tmp-3`` and renamed to ``3`` is only seen
 once complete. Each version carries a fingerprint (sizes and modification times) so that a version whose
-files change is looked at again.
+files change is looked at again. Registry models (``models:/NAME[@ALIAS]``) are scanned by
+:class:`~.registry_models.RegistryModels`; their fingerprint is the version's digest, and their capsule
+is fetched only when the version is loaded.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.container import open_capsule
 from ..core.manifest import MANIFEST_NAME
 from ..errors import CapsuleError
 from .config import ModelConfig, RepositoryConfig, ServerOptions, load_repository_config
+
+if TYPE_CHECKING:
+    from .registry_models import RegistryModels
 
 __all__ = ["FoundVersion", "Repository", "fingerprint"]
 
@@ -34,6 +40,8 @@ class FoundVersion:
     version: int
     path: Path
     fingerprint: tuple[Any, ...]
+    fetch: Callable[[], Path] | None = None
+    """Where the capsule comes from when it is not on disk yet (a registry version): called on load."""
 
 
 def fingerprint(path: Path) -> tuple[Any, ...]:
@@ -67,8 +75,9 @@ def _version_capsule(vdir: Path) -> Path | None:
 class Repository:
     """The set of sources ``capsule serve`` was given, scanned on every poll."""
 
-    def __init__(self, sources: list[Path], options: ServerOptions, *, name: str | None = None) -> None:
-        if name is not None and (len(sources) != 1 or not is_capsule(sources[0])):
+    def __init__(self, sources: list[Path], options: ServerOptions, *, name: str | None = None,
+                 registry: RegistryModels | None = None) -> None:
+        if name is not None and (len(sources) != 1 or not is_capsule(sources[0]) or registry is not None):
             raise ValueError("--name applies to a single capsule, not to a repository or several sources")
         missing = [str(s) for s in sources if not s.exists()]
         if missing:
@@ -76,6 +85,7 @@ class Repository:
         self.sources = sources
         self.options = options
         self.name = name
+        self.registry = registry
         self._names: dict[tuple[Path, tuple[Any, ...]], str] = {}
 
     def scan(self) -> tuple[dict[str, dict[int, FoundVersion]], dict[str, ModelConfig]]:
@@ -102,7 +112,27 @@ class Repository:
                     capsule = _version_capsule(vdir) if version > 0 else None
                     if capsule is not None:
                         versions[version] = FoundVersion(mdir.name, version, capsule, fingerprint(capsule))
+        if self.registry is not None:
+            from_registry, registry_configs = self.registry.scan(self.options.model_defaults())
+            for model in from_registry:
+                if model in found:
+                    raise ValueError(f"model {model!r} is served both from the registry and from a path; "
+                                     "serve one of them under another name (--name, or a repository folder name)")
+            found.update(from_registry)
+            configs.update(registry_configs)
         return found, configs
+
+    def watch(self, on_change: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``on_change`` when a followed registry model changes (PostgreSQL registries announce every
+        commit); the function that stops watching, or None when only polling applies."""
+        return None if self.registry is None else self.registry.watch(on_change)
+
+    def report_failure(self, name: str, version: int, labels: dict[str, int], serving: dict[str, int | None],
+                       reason: str, *, kind: str = "serving_failure") -> None:
+        """Tell the registry (for registry models) that this server refused ``version``; see
+        :meth:`~.registry_models.RegistryModels.report_failure`."""
+        if self.registry is not None:
+            self.registry.report_failure(name, version, labels, serving, reason, kind=kind)
 
     def _config(self, root: Path) -> RepositoryConfig:
         try:

@@ -27,6 +27,7 @@ from .app import create_app
 from .config import ServerOptions
 from .dataplane import DataPlane
 from .metrics import ServingMetrics
+from .registry_models import RegistryModels
 from .repository import Repository
 from .workers import CrashLoopError, RestartPolicy, Supervisor
 
@@ -166,13 +167,16 @@ def serve(
     settings: ServeSettings | None = None,
     options: ServerOptions | None = None,
     on_ready: Callable[[DataPlane], None] | None = None,
+    registry: RegistryModels | None = None,
 ) -> None:
-    """Load ``sources``, then serve them until SIGTERM/SIGINT (the body of ``capsule serve``)."""
+    """Load ``sources`` (and ``registry`` models), then serve them until SIGTERM/SIGINT (``capsule serve``)."""
     settings = settings or ServeSettings()
     options = options or ServerOptions()
     configure_logging(settings.access_log)
     limit_numeric_threads(options.numeric_threads)
-    repository = Repository(sources, options, name=name)
+    if registry is not None:
+        registry.check()
+    repository = Repository(sources, options, name=name, registry=registry)
     dataplane = DataPlane(repository, options=options, metrics=ServingMetrics())
     asyncio.run(dataplane.reconcile())
     dataplane.reset_loop_state()
