@@ -133,8 +133,13 @@ def predict_dataset(
         context.enable_progress_bars = progress
         dataset = _read(ray.data, files, in_fmt, plan)
         kind: ColumnKind = "typed" if in_fmt.name == "parquet" else "text"
-        options = {"trusted": tuple(trusted), "on_mismatch": on_mismatch, "verify": verify, "trust_code": trust_code}
-        pool = actors or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)
+        options: dict[str, Any] = {
+            "trusted": tuple(trusted),
+            "on_mismatch": on_mismatch,
+            "verify": verify,
+            "trust_code": trust_code,
+        }
+        pool = actors or max(1, int(ray.cluster_resources().get("CPU", 2)) - 1)  # type: ignore[no-untyped-call]
         scored = dataset.map_batches(
             CapsuleScorer,
             fn_constructor_kwargs={"path": str(capsule), "plan": plan, "kind": kind, "methods": methods, **options},

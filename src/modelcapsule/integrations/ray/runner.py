@@ -77,7 +77,7 @@ def serve_on_ray(
             finally:
                 with contextlib.suppress(Exception):  # best effort: the session's end stops a local cluster anyway
                     if local:
-                        serve.shutdown()
+                        serve.shutdown()  # type: ignore[no-untyped-call]
                     else:
                         serve.delete(APP_NAME)
     finally:

@@ -92,7 +92,7 @@ class CapsuleScorer:
         )
 
 
-def _no_progress(rows: int) -> None:
+def _no_progress(rows_done: int) -> None:
     """Progress is shown by Ray Data, per operator."""
 
 
