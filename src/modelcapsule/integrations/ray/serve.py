@@ -39,6 +39,7 @@ __all__ = [
     "app_builder",
     "capsule_app",
     "capsule_deployment",
+    "deployment_settings",
     "replica_app",
 ]
 
@@ -85,16 +86,13 @@ def capsule_deployment(
     resolved = resolve_sources(sources)
     if name is not None and len(resolved) != 1:
         raise ValueError("name applies to a single capsule, not to a repository or several sources")
-    if replicas != "auto" and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
-        raise ValueError(f"replicas must be a positive integer or 'auto', not {replicas!r}")
-    autoscaling: dict[str, Any] | None = None
-    if replicas == "auto":
-        autoscaling = {"target_ongoing_requests": max(2, options.batch_size)} if options.batch_size > 1 else {}
-        autoscaling.update(autoscaling_config or {})
-    elif autoscaling_config:
-        raise ValueError("autoscaling_config applies with replicas='auto' only")
-    ongoing = max_ongoing_requests or max(MIN_ONGOING_REQUESTS, 2 * options.batch_size)
-    actor_options = {"num_cpus": 1, **(ray_actor_options or {})}
+    settings = deployment_settings(
+        options,
+        replicas=replicas,
+        autoscaling_config=autoscaling_config,
+        max_ongoing_requests=max_ongoing_requests,
+        ray_actor_options=ray_actor_options,
+    )
 
     def build_app() -> ASGIApp:  # runs in each replica, when it starts
         return replica_app(resolved, name, options)
@@ -103,15 +101,39 @@ def capsule_deployment(
         """One replica: the ``capsule serve`` application over the resolved sources."""
 
     ingress = serve.ingress(build_app)(ModelCapsuleReplica)
+    return serve.deployment(name=deployment_name, **settings)(ingress)
+
+
+def deployment_settings(
+    options: ServerOptions,
+    *,
+    replicas: Replicas = 1,
+    autoscaling_config: Mapping[str, Any] | None = None,
+    max_ongoing_requests: int | None = None,
+    ray_actor_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of ``serve.deployment`` for a capsule deployment (see
+    :func:`capsule_deployment`): replicas, autoscaling, how many requests a replica takes at once (enough
+    to fill its batches), one CPU per replica by default, and quiet replica logs (the app keeps its own
+    metrics; Ray's per-request access log is off)."""
+    if replicas != "auto" and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
+        raise ValueError(f"replicas must be a positive integer or 'auto', not {replicas!r}")
     settings: dict[str, Any] = {
-        "name": deployment_name,
         "num_replicas": replicas,
-        "max_ongoing_requests": ongoing,
-        "ray_actor_options": actor_options,
+        "max_ongoing_requests": max_ongoing_requests or max(MIN_ONGOING_REQUESTS, 2 * options.batch_size),
+        "ray_actor_options": {"num_cpus": 1, **(ray_actor_options or {})},
+        "logging_config": {"log_level": "WARNING", "enable_access_log": False},
     }
-    if autoscaling is not None:
-        settings["autoscaling_config"] = autoscaling or None
-    return serve.deployment(**settings)(ingress)
+    if replicas == "auto":
+        autoscaling: dict[str, Any] = {}
+        if options.batch_size > 1:  # a replica is busy, not overloaded, with a full batch in flight
+            autoscaling["target_ongoing_requests"] = options.batch_size
+        autoscaling.update(autoscaling_config or {})
+        if autoscaling:
+            settings["autoscaling_config"] = autoscaling
+    elif autoscaling_config:
+        raise ValueError("autoscaling_config applies with replicas='auto' only")
+    return settings
 
 
 def capsule_app(sources: Sequence[str | os.PathLike[str]], **kwargs: Any) -> Application:
