@@ -117,10 +117,16 @@ def predict_dataset(
         raise BatchUsageError(f"--ray writes tables (CSV, Parquet, JSON Lines), not {out_fmt.name}.")
     rejects_fmt = None if rejects is None else _rejects_format(str(rejects))
     capsule = Path(path).resolve()
-    manifest = mc.inspect(capsule)
-    if manifest.signature is None or len(manifest.signature.inputs) != 1:
-        raise BatchUsageError(f"{path}: batch scoring needs a capsule whose signature has exactly one input.")
-    signature = manifest.signature
+    # Loaded once here, with every check, before any cluster starts: a capsule that fails a check fails
+    # fast with the local path's own error (and exit code), not as a dead actor. Then dropped.
+    loaded = mc.load_capsule(
+        capsule, trusted=list(trusted), on_mismatch=on_mismatch, verify=verify, trust_code=trust_code
+    )
+    signature = loaded.predictor.signature
+    del loaded
+    if len(signature.inputs) != 1:
+        names = ", ".join(t.name for t in signature.inputs)
+        raise BatchUsageError(f"the model takes {len(signature.inputs)} inputs ({names}); batch scoring feeds one.")
     methods = _methods(method, signature.output_names)
     plan = _plan(files, in_fmt, signature.inputs[0], batch_rows, columns, id_column)
 
@@ -200,7 +206,8 @@ def _plan(
 def _read(data: Any, files: list[Path], fmt: TableFormat, plan: ColumnPlan) -> Any:
     paths = [str(f) for f in files]
     if fmt.name == "parquet":
-        return data.read_parquet(paths, columns=list(plan.read_columns), file_extensions=None)
+        # select_columns is pushed down into the read: only the planned columns are read from the files
+        return data.read_parquet(paths, file_extensions=None).select_columns(list(plan.read_columns))
     import pyarrow.csv as pacsv
 
     convert = pacsv.ConvertOptions(
