@@ -15,6 +15,7 @@ driver holds one scored batch at a time.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -137,6 +138,8 @@ def predict_dataset(
         context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # row numbers and output order follow the input
         context.enable_progress_bars = progress
+        if not progress:  # Ray Data's start and finish lines are progress too
+            logging.getLogger("ray.data").setLevel(logging.WARNING)
         dataset = _read(ray.data, files, in_fmt, plan)
         kind: ColumnKind = "typed" if in_fmt.name == "parquet" else "text"
         options: dict[str, Any] = {

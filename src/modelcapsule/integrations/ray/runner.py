@@ -9,6 +9,7 @@ already runs, its proxy keeps its own host and port.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -59,6 +60,7 @@ def serve_on_ray(
     """
     from ray import serve
 
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the command prints its own status lines
     stop = stop or threading.Event()
     app = capsule_app(sources, name=name, options=options, replicas=replicas)  # resolves sources first
     if address is None:
@@ -66,6 +68,8 @@ def serve_on_ray(
     previous = _install_stop_handlers(stop)
     try:
         with ray_session(address, num_cpus=num_cpus) as local:
+            if local:
+                _check_room(replicas)
             try:
                 serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
                 serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
@@ -94,6 +98,18 @@ def _install_stop_handlers(stop: threading.Event) -> dict[int, Any]:
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, handler)
     return previous
+
+
+def _check_room(replicas: Replicas) -> None:
+    """A fixed replica count must fit the local cluster (one CPU each), else Ray would wait forever."""
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 0))  # type: ignore[no-untyped-call]
+    if isinstance(replicas, int) and replicas > cpus:
+        raise ValueError(
+            f"{replicas} replicas need {replicas} CPUs (one each) but this machine offers {cpus}; "
+            "use fewer replicas, or --replicas auto"
+        )
 
 
 def _check_port_free(host: str, port: int) -> None:
