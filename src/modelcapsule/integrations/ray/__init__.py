@@ -5,7 +5,8 @@
 - :func:`serve_on_ray`: the body of ``capsule serve --ray``;
 - :func:`predict_dataset`: the body of ``capsule predict --ray`` (Ray Data, one loaded model per actor).
 
-Needs the ``ray`` extra (``pip install 'modelcapsule[ray]'``). Importing this package imports Ray.
+Needs the ``ray`` extra (``pip install 'modelcapsule[ray]'``); Ray itself is imported by the functions
+that use it, when they run.
 """
 
 from __future__ import annotations

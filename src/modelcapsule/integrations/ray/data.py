@@ -99,6 +99,8 @@ def predict_dataset(
 ) -> BatchSummary:
     """Score ``inputs`` (files or folders of CSV or Parquet) with the capsule at ``path`` on Ray Data and
     write one ``output`` file: the same columns, rows and rejects as :func:`modelcapsule.predict_file`.
+    ``seconds`` in the summary counts the cluster's start (when one is started), reading, scoring and
+    writing; ``load_seconds`` the check of the capsule in the driver before.
 
     ``address`` joins a running cluster (default: start a local one with ``num_cpus`` CPUs and stop it at
     the end); ``actors`` sets how many actors each load the model (default: one per CPU, leaving one for
@@ -125,6 +127,7 @@ def predict_dataset(
     )
     signature = loaded.predictor.signature
     del loaded
+    load_seconds = time.perf_counter() - start
     if len(signature.inputs) != 1:
         names = ", ".join(t.name for t in signature.inputs)
         raise BatchUsageError(f"the model takes {len(signature.inputs)} inputs ({names}); batch scoring feeds one.")
@@ -167,7 +170,7 @@ def predict_dataset(
             rows, rejected = _write(batches, out_path, out_fmt, rejects, rejects_fmt, plan, empty_output)
         except Exception as exc:
             raise _unwrap(exc) from None
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - load_seconds
     return BatchSummary(
         rows=rows,
         scored=rows - rejected,
@@ -176,6 +179,7 @@ def predict_dataset(
         rows_per_second=rows / seconds if seconds > 0 else 0.0,
         output=out_path,
         rejects=None if rejects is None else str(rejects),
+        load_seconds=load_seconds,
     )
 
 
