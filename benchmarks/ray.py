@@ -260,7 +260,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--no-write", action="store_true", help="Print the table only.")
+    parser.add_argument("--serve-only", action="store_true", help="Measure Ray Serve only (no standalone, no Data).")
+    parser.add_argument(
+        "--direct-ingress",
+        action="store_true",
+        help="Ray Serve's experimental throughput mode: HAProxy in front of replicas that serve HTTP themselves "
+        "(RAY_SERVE_ENABLE_DIRECT_INGRESS=1, RAY_SERVE_ENABLE_HA_PROXY=1) instead of the Python proxy.",
+    )
     args = parser.parse_args()
+    if args.direct_ingress:
+        os.environ["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "1"
+        os.environ["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
     args.seconds, args.warmup = (5.0, 2.0) if args.quick else (15.0, 5.0)
     rows = 100_000 if args.quick else 1_000_000
     capsule, plain, x, model = build(args.quick)
@@ -269,6 +279,8 @@ def main() -> None:
     expected = model.predict(x[:1]).tolist()
     print("Ray Serve (same cluster, one application at a time):", flush=True)
     serve_points, startup = ray_serve_points(capsule, plain, body, expected, args.replicas, args.seconds, args.warmup)
+    if args.serve_only:
+        return
     print("standalone:", flush=True)
     serve_points.append(standalone_point(capsule, body, expected, args.seconds, args.warmup))
     print("batch scoring:", flush=True)
