@@ -12,6 +12,9 @@ from sklearn.linear_model import LinearRegression
 
 import modelcapsule as mc
 from modelcapsule.cli import cli
+
+pytest.importorskip("ray.serve", reason="needs the ray extra")
+
 from modelcapsule.integrations.ray import app_builder, capsule_deployment, resolve_sources
 from modelcapsule.integrations.ray.serve import deployment_settings
 from modelcapsule.serving import ServerOptions

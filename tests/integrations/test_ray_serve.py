@@ -27,6 +27,7 @@ from sklearn.ensemble import RandomForestClassifier
 import modelcapsule as mc
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("ray.serve", reason="needs the ray extra")
 COLUMNS = ["a", "b", "c", "d"]
 ROWS = [[0.1, -0.2, 0.3, 0.4], [-1.5, 0.2, 0.0, 2.0], [0.7, 0.7, -0.1, 0.0]]
 
