@@ -231,5 +231,5 @@ def _serve_on_ray(
         )
     except (ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # RuntimeError: Ray could not deploy the application
         raise click.ClickException(str(exc)) from None
