@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("modelcapsule.cli.env:command", "Print or re-create (--venv) the pinned environment of a capsule."),
     "dockerfile": ("modelcapsule.cli.dockerfile:command", "Write a Dockerfile that serves a capsule."),
     "retrain": ("modelcapsule.cli.retrain:command", "Re-run a capsule's training script and compare."),
+    "kserve": ("modelcapsule.cli.kserve:command", "Write KServe manifests (ServingRuntime, InferenceService)."),
     "keygen": ("modelcapsule.cli.keygen:command", "Create an Ed25519 key pair for signing capsules."),
     "sign": ("modelcapsule.cli.sign:command", "Sign a capsule in place with a private key."),
     "serve": ("modelcapsule.cli.serve:command", "Serve capsules over TF Serving, V2 (REST, gRPC), Seldon, MLflow."),

@@ -40,7 +40,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 @click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("path", type=click.Path(exists=True))
-@click.argument("input", metavar="INPUT")
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("-o", "--output", metavar="OUTPUT", help="Where predictions go ('-': standard output).")
 @click.option(
     "--method",
@@ -94,10 +94,17 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (on standard error).")
+@click.option(
+    "--ray",
+    "on_ray",
+    is_flag=True,
+    help="Score on Ray Data: CSV/Parquet files or folders, one loaded model per actor, one OUTPUT file "
+    "(a local cluster for this command, or the one $RAY_ADDRESS names).",
+)
 def command(
     *,
     path: str,
-    input: str,
+    inputs: tuple[str, ...],
     output: str | None,
     methods: tuple[str, ...],
     batch_rows: int,
@@ -113,32 +120,38 @@ def command(
     progress: bool | None,
     quiet: bool,
     as_json: bool,
+    on_ray: bool,
 ) -> None:
-    """Score INPUT with the capsule at PATH, streaming it in chunks so files larger than memory fit."""
+    """Score INPUT with the capsule at PATH, streaming it in chunks so files larger than memory fit.
+    With --ray, INPUT may be several files or folders of CSV or Parquet."""
     from ..batch.api import predict_file
     from ..batch.errors import BatchUsageError
     from ..errors import CapsuleError
 
     show_progress = (sys.stderr.isatty() if progress is None else progress) and not quiet
+    if len(inputs) > 1 and not on_ray:
+        click.echo("error: several inputs are scored with --ray only; give one INPUT.", err=True)
+        sys.exit(EXIT_USAGE)
+    common: dict[str, Any] = {
+        "method": list(methods) or None,
+        "batch_rows": batch_rows,
+        "columns": [c.strip() for c in columns.split(",") if c.strip()] if columns else None,
+        "id_column": id_column,
+        "rejects": rejects,
+        "input_format": input_format,
+        "output_format": output_format,
+        "trusted": trusted,
+        "on_mismatch": on_mismatch,
+        "verify": not no_verify,
+        "trust_code": trust_code,
+        "progress": show_progress,
+    }
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        summary = predict_file(
-            path,
-            input,
-            output,
-            method=list(methods) or None,
-            batch_rows=batch_rows,
-            columns=[c.strip() for c in columns.split(",") if c.strip()] if columns else None,
-            id_column=id_column,
-            rejects=rejects,
-            input_format=input_format,
-            output_format=output_format,
-            trusted=trusted,
-            on_mismatch=on_mismatch,
-            verify=not no_verify,
-            trust_code=trust_code,
-            progress=show_progress,
-        )
+        if on_ray:
+            summary = _predict_on_ray(path, inputs, output, **common)
+        else:
+            summary = predict_file(path, inputs[0], output, **common)
     except (BatchUsageError, FileNotFoundError, IsADirectoryError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -168,3 +181,19 @@ def command(
                 err=True,
             )
     sys.exit(EXIT_REJECTED if summary.rejected else EXIT_OK)
+
+
+def _predict_on_ray(path: str, inputs: tuple[str, ...], output: str | None, **kwargs: Any) -> Any:
+    """``capsule predict --ray`` (modelcapsule.integrations.ray), on the cluster $RAY_ADDRESS names or a
+    local one started for this command."""
+    import os
+
+    from ..batch.errors import BatchUsageError
+
+    if output is None:
+        raise BatchUsageError("--ray writes one output file; give -o OUTPUT.")
+    try:
+        from ..integrations.ray import predict_dataset
+    except ImportError as exc:
+        raise BatchUsageError(f"--ray needs Ray Data: pip install 'modelcapsule[ray]' ({exc}).") from None
+    return predict_dataset(path, list(inputs), output, address=os.environ.get("RAY_ADDRESS") or None, **kwargs)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 
@@ -144,6 +145,19 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
     help="python (the saved model object) or onnx (its ONNX export through onnxruntime, when it has one).",
 )
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
+@click.option("--ray", "on_ray", is_flag=True, help="Serve on Ray Serve: every replica loads and checks the capsules.")
+@click.option(
+    "--ray-address",
+    metavar="ADDRESS",
+    help="With --ray: join this cluster ('auto', host:6379, ray://host:10001); default: a local one for this command.",
+)
+@click.option(
+    "--replicas",
+    default="1",
+    show_default=True,
+    metavar="N|auto",
+    help="With --ray: replicas of the application, or 'auto' for Ray's autoscaling.",
+)
 def command(
     paths: tuple[str, ...],
     registry_location: str | None,
@@ -167,6 +181,9 @@ def command(
     trusted: tuple[str, ...],
     runtime: str,
     no_access_log: bool,
+    on_ray: bool,
+    ray_address: str | None,
+    replicas: str,
 ) -> None:
     """Serve capsules, repositories (<name>/<version>/) or registry models (models:/NAME[@ALIAS]) over TF
     Serving REST, V2 REST and gRPC, Seldon, the plain /predict recipe and MLflow's /invocations, until Ctrl-C.
@@ -196,6 +213,13 @@ def command(
         watch_calls=watch_calls,
         max_error_rate=max_error_rate,
     )
+    if on_ray or ray_address is not None or replicas != "1":
+        if registry_location is not None:  # registry URIs are resolved once, in this driver process
+            os.environ["MODELCAPSULE_REGISTRY"] = registry_location
+        if store is not None:
+            os.environ["MODELCAPSULE_STORE"] = store
+        _serve_on_ray(paths, name, host, port, workers, options, on_ray, ray_address, replicas)
+        return
     settings = ServeSettings(
         host=host,
         port=port,
@@ -265,3 +289,55 @@ def _registry_models(uris: list[str], location: str | None, store: str | None, r
         raise click.BadParameter(str(exc), param_hint="'PATH_OR_URI...'") from None
     return RegistryModels(partial(Registry, location, store=store, create=False), models,
                           rollback_on_failure=rollback_on_failure, identity=server_identity(port))
+
+
+def _serve_on_ray(
+    paths: tuple[str, ...],
+    name: str | None,
+    host: str,
+    port: int,
+    workers: int,
+    options: object,
+    on_ray: bool,
+    address: str | None,
+    replicas_text: str,
+) -> None:
+    """``capsule serve --ray``: the same application on Ray Serve (modelcapsule.integrations.ray)."""
+    if not on_ray:
+        raise click.UsageError("--ray-address and --replicas apply with --ray only.")
+    if workers != 1:
+        raise click.UsageError("--workers does not apply with --ray; use --replicas N (one process each).")
+    if replicas_text != "auto" and (not replicas_text.isdigit() or int(replicas_text) < 1):
+        raise click.UsageError(f"--replicas takes a positive number or 'auto', not {replicas_text!r}.")
+    replicas: int | Literal["auto"] = "auto" if replicas_text == "auto" else int(replicas_text)
+    try:
+        from ..integrations.ray import RayServeInfo, serve_on_ray
+    except ImportError as exc:
+        raise click.UsageError(f"--ray needs Ray Serve: pip install 'modelcapsule[ray]' ({exc}).") from None
+    from ..serving import ServerOptions
+
+    if not isinstance(options, ServerOptions):
+        raise TypeError("options must be ServerOptions")
+
+    def ready(info: RayServeInfo) -> None:
+        where = "a local Ray cluster" if info.local_cluster else f"the Ray cluster at {address}"
+        state = "ready" if info.ready else "NOT ready (no model loaded; see the replica logs above)"
+        click.echo(f"serving {', '.join(map(str, paths))} on {where}: {info.replicas} replica(s), {state}")
+        click.echo(f"listening on {info.url} (Ray Serve's HTTP proxy; no V2 gRPC on Ray); Ctrl-C stops")
+        sys.stdout.flush()
+
+    try:
+        serve_on_ray(
+            [str(p) for p in paths],
+            name=name,
+            options=options,
+            host=host,
+            port=port,
+            address=address,
+            replicas=replicas,
+            on_ready=ready,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.UsageError(str(exc)) from None
+    except (OSError, RuntimeError) as exc:  # RuntimeError: Ray could not deploy the application
+        raise click.ClickException(str(exc)) from None

@@ -1,0 +1,169 @@
+"""Ray Serve: every replica runs the whole ``capsule serve`` application (DESIGN §11).
+
+Each replica builds the same ASGI app ``capsule serve`` runs (:func:`modelcapsule.serving.create_app`
+over a :class:`~modelcapsule.serving.DataPlane`) inside the replica process, through ``serve.ingress``.
+The app's start-up loads every capsule with every check (hashes, audit against the trust policy, golden
+sample) in that replica, so a replica never serves a model it did not check itself; every REST protocol
+(TF Serving, V2, Seldon, the plain recipe, MLflow), ``/metrics`` and the page answer on Ray's HTTP proxy,
+and adaptive batching happens inside the replica, where the requests meet.
+
+For your own ``serve.run`` or a Serve config file::
+
+    from ray import serve
+    from modelcapsule.integrations.ray import capsule_app
+    serve.run(capsule_app(["iris.capsule"], replicas=2), route_prefix="/")
+
+    # config.yaml:  applications: [{name: iris, route_prefix: /,
+    #                 import_path: "modelcapsule.integrations.ray:app_builder",
+    #                 args: {capsules: [/models/iris.capsule], batch_size: 32, replicas: auto}}]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from ...serving import DataPlane, Repository, ServerOptions, ServingMetrics, create_app
+from .sources import CapsuleSource, resolve_sources
+
+if TYPE_CHECKING:
+    from ray.serve import Application, Deployment
+    from starlette.types import ASGIApp
+
+__all__ = [
+    "DEFAULT_DEPLOYMENT_NAME",
+    "Replicas",
+    "app_builder",
+    "capsule_app",
+    "capsule_deployment",
+    "deployment_settings",
+    "replica_app",
+]
+
+DEFAULT_DEPLOYMENT_NAME = "ModelCapsule"
+Replicas = int | Literal["auto"]
+
+MIN_ONGOING_REQUESTS = 64
+"""Requests one replica accepts at once. Ray's default (5) would cap every batch at 5 rows; the data
+plane queues and batches requests itself, so a replica takes many and the proxy only queues beyond."""
+
+
+def replica_app(sources: Sequence[CapsuleSource], name: str | None, options: ServerOptions) -> ASGIApp:
+    """The ASGI app one replica serves: the same app as ``capsule serve``, built in the replica.
+
+    Its lifespan start-up loads and checks every capsule (Ray runs it before the replica takes traffic)
+    and polls the sources every ``options.poll_seconds`` for new versions, as ``capsule serve`` does."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, str(options.numeric_threads))
+    repository = Repository([Path(s.path) for s in sources], options, name=name)
+    return create_app(DataPlane(repository, options=options, metrics=ServingMetrics()))
+
+
+def capsule_deployment(
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    name: str | None = None,
+    options: ServerOptions | None = None,
+    replicas: Replicas = 1,
+    autoscaling_config: Mapping[str, Any] | None = None,
+    max_ongoing_requests: int | None = None,
+    ray_actor_options: Mapping[str, Any] | None = None,
+    deployment_name: str = DEFAULT_DEPLOYMENT_NAME,
+) -> Deployment:
+    """A Ray Serve deployment whose replicas each serve ``sources`` (capsules or repositories).
+
+    ``replicas`` is a fixed count or ``"auto"`` (Ray's autoscaling; ``autoscaling_config`` is passed
+    through and overrides the defaults set here: a replica aims at ``batch_size`` requests in flight when
+    batching is on). ``options`` are the server options of ``capsule serve`` (batching, trust names,
+    runtime...). ``ray_actor_options`` default to one CPU per replica.
+    """
+    from ray import serve
+
+    options = options or ServerOptions()
+    resolved = resolve_sources(sources)
+    if name is not None and len(resolved) != 1:
+        raise ValueError("name applies to a single capsule, not to a repository or several sources")
+    settings = deployment_settings(
+        options,
+        replicas=replicas,
+        autoscaling_config=autoscaling_config,
+        max_ongoing_requests=max_ongoing_requests,
+        ray_actor_options=ray_actor_options,
+    )
+
+    def build_app() -> ASGIApp:  # runs in each replica, when it starts
+        return replica_app(resolved, name, options)
+
+    class ModelCapsuleReplica:
+        """One replica: the ``capsule serve`` application over the resolved sources."""
+
+    ingress = serve.ingress(build_app)(ModelCapsuleReplica)
+    return serve.deployment(name=deployment_name, **settings)(ingress)
+
+
+def deployment_settings(
+    options: ServerOptions,
+    *,
+    replicas: Replicas = 1,
+    autoscaling_config: Mapping[str, Any] | None = None,
+    max_ongoing_requests: int | None = None,
+    ray_actor_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The keyword arguments of ``serve.deployment`` for a capsule deployment (see
+    :func:`capsule_deployment`): replicas, autoscaling, how many requests a replica takes at once (enough
+    to fill its batches), one CPU per replica by default, and quiet replica logs (the app keeps its own
+    metrics; Ray's per-request access log is off)."""
+    if replicas != "auto" and (isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 1):
+        raise ValueError(f"replicas must be a positive integer or 'auto', not {replicas!r}")
+    settings: dict[str, Any] = {
+        "num_replicas": replicas,
+        "max_ongoing_requests": max_ongoing_requests or max(MIN_ONGOING_REQUESTS, 2 * options.batch_size),
+        "ray_actor_options": {"num_cpus": 1, **(ray_actor_options or {})},
+        "logging_config": {"log_level": "WARNING", "enable_access_log": False},
+    }
+    if replicas == "auto":
+        autoscaling: dict[str, Any] = {}
+        if options.batch_size > 1:  # a replica is busy, not overloaded, with a full batch in flight
+            autoscaling["target_ongoing_requests"] = options.batch_size
+        autoscaling.update(autoscaling_config or {})
+        if autoscaling:
+            settings["autoscaling_config"] = autoscaling
+    elif autoscaling_config:
+        raise ValueError("autoscaling_config applies with replicas='auto' only")
+    return settings
+
+
+def capsule_app(sources: Sequence[str | os.PathLike[str]], **kwargs: Any) -> Application:
+    """:func:`capsule_deployment` bound and ready for ``serve.run`` (same keyword arguments)."""
+    return capsule_deployment(sources, **kwargs).bind()
+
+
+_OPTION_KEYS = {f.name for f in fields(ServerOptions)}
+_DEPLOYMENT_KEYS = {"replicas", "autoscaling_config", "max_ongoing_requests", "ray_actor_options", "deployment_name"}
+
+
+def app_builder(args: Mapping[str, Any]) -> Application:
+    """Application builder for Ray Serve config files (``import_path: modelcapsule.integrations.ray:app_builder``).
+
+    ``args`` holds ``capsules`` (a list of paths), optionally ``name``, any :class:`ServerOptions` field
+    (``batch_size``, ``batch_wait_ms``, ``poll_seconds``, ``max_body_bytes``, ``trusted``, ``runtime``...)
+    and the deployment settings of :func:`capsule_deployment` (``replicas``, ``autoscaling_config``,
+    ``max_ongoing_requests``, ``ray_actor_options``). Unknown keys are refused, so a typo never leaves a
+    default in force silently.
+    """
+    args = dict(args)
+    capsules = args.pop("capsules", None)
+    if not capsules or isinstance(capsules, str) or not isinstance(capsules, Sequence):
+        raise ValueError("args.capsules must be a list of capsule or repository paths")
+    unknown = sorted(set(args) - _OPTION_KEYS - _DEPLOYMENT_KEYS - {"name"})
+    if unknown:
+        allowed = sorted(_OPTION_KEYS | _DEPLOYMENT_KEYS | {"capsules", "name"})
+        raise ValueError(f"unknown key(s) {unknown} in the application's args; allowed keys are {allowed}")
+    option_args = {k: args.pop(k) for k in list(args) if k in _OPTION_KEYS}
+    if "trusted" in option_args:
+        option_args["trusted"] = tuple(option_args["trusted"])
+    options = replace(ServerOptions(), **option_args)
+    return capsule_app([str(c) for c in capsules], options=options, **args)
