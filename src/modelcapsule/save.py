@@ -35,6 +35,7 @@ from .formats import Format, LoadOptions, get_format
 from .frameworks import framework_for
 from .reproduce.redirect import redirected_target
 from .security.policy import TrustPolicy
+from .types import Signature
 
 __all__ = ["save"]
 
@@ -128,6 +129,9 @@ def save(
     layout: Literal["zip", "dir"] = "zip",
     compress: bool = False,
     trusted: Iterable[str] = (),
+    signature: Signature | None = None,
+    extra_provenance: Mapping[str, Any] | None = None,
+    requirements: Iterable[str] | None = None,
 ) -> Manifest:
     """Save ``model`` into a capsule at ``path`` and return its manifest.
 
@@ -136,6 +140,10 @@ def save(
     stored with the outputs of every prediction method. ``training_data`` is fingerprinted, never
     stored. ``source`` is the training script (default: the calling script; False to leave it out).
     ``trusted`` names extra types the model holds (also needed later by ``load``). Saves are atomic.
+
+    For models brought from another tool (MLflow): ``signature`` is recorded instead of the one inferred
+    from the sample, ``extra_provenance`` adds entries to the manifest's provenance (``{"mlflow": {...}}``), and
+    ``requirements`` (``name==version`` pins) replaces the environment's captured requirements.
     """
     target, overwrite = redirected_target(path, overwrite)  # `capsule retrain` sends the save elsewhere
     if target.exists() and not overwrite:
@@ -159,20 +167,23 @@ def save(
     modules = [t.split(".")[0] for t in payload.types] + framework.packages(model)
     script = source if source is None or isinstance(source, bool) else Path(source)
     source_entry, source_text = provenance.describe_source(script)
-    prov: dict[str, Any] = {"metrics": provenance.json_metrics(metrics)}
+    prov: dict[str, Any] = {**dict(extra_provenance or {}), "metrics": provenance.json_metrics(metrics)}
     if source_entry is not None:
         prov["source"] = source_entry
     if training_data is not None:
         prov["training_data"] = provenance.fingerprint_data(training_data)
     classes = getattr(model, "classes_", None)
+    env = environment.capture_environment(modules)
+    if requirements is not None:
+        env["requirements"] = sorted(str(r) for r in requirements)
     manifest = Manifest(
         name=name or Path(path).name.split(".")[0],
         created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         model=description,
         format={"name": payload.fmt.name, **payload.details, **choice},
         files={},
-        signature=infer_signature(inputs, outputs, classes) if inputs is not None else None,
-        environment=environment.capture_environment(modules),
+        signature=signature if signature is not None or inputs is None else infer_signature(inputs, outputs, classes),
+        environment=env,
         provenance=prov,
         types=sorted(set(payload.types)),
         metadata=dict(metadata or {}),
