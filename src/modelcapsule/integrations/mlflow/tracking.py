@@ -1,0 +1,120 @@
+"""Where an MLflow model lives and what the tracking server knows about it.
+
+A URI is a local MLflow model directory, ``runs:/RUN_ID/PATH``, ``models:/NAME/VERSION``,
+``models:/NAME@ALIAS`` or any other artifact URI MLflow can download. MLflow is used here for two things
+only: downloading the artifacts (:func:`mlflow.artifacts.download_artifacts`) and reading the run and
+registry records (metrics, experiment, source, versions). The global tracking URI is never changed: every
+call takes the URI it was given.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ... import UnsupportedModelError
+
+__all__ = ["Located", "client", "locate", "registered_version", "run_record"]
+
+_MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
+_RUNS = re.compile(r"^runs:/(?P<run>[^/]+)(?:/.*)?$")
+
+
+@dataclass
+class Located:
+    """A local MLflow model directory and what its URI said about it."""
+
+    directory: Path
+    uri: str
+    tracking_uri: str | None
+    run_id: str | None = None
+    registered: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _mlflow() -> Any:
+    try:
+        import mlflow
+    except ImportError:
+        raise UnsupportedModelError(
+            "reading runs:/ and models:/ URIs needs MLflow: pip install 'modelcapsule[mlflow]'. A local MLflow "
+            "model directory needs no MLflow."
+        ) from None
+    return mlflow
+
+
+def client(tracking_uri: str | None) -> Any:
+    """An ``MlflowClient`` for ``tracking_uri`` (also its registry), without touching the global URI."""
+    mlflow = _mlflow()
+    return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+
+def _millis(value: Any) -> str | None:
+    if not isinstance(value, (int, float)) or value <= 0:
+        return None
+    return _dt.datetime.fromtimestamp(value / 1000, _dt.UTC).isoformat(timespec="seconds")
+
+
+def registered_version(mlflow_client: Any, name: str, version: str | None, alias: str | None) -> dict[str, Any]:
+    """A registry model version as plain data: name, version, run, source, description, tags, aliases."""
+    if alias is not None:
+        mv = mlflow_client.get_model_version_by_alias(name, alias)
+    else:
+        mv = mlflow_client.get_model_version(name, str(version))
+    return {
+        "name": mv.name, "version": int(mv.version), "run_id": mv.run_id or None, "source": mv.source,
+        "description": mv.description or "", "tags": dict(mv.tags or {}), "aliases": list(mv.aliases or []),
+        "created_at": _millis(mv.creation_timestamp),
+    }
+
+
+def locate(uri: str, tracking_uri: str | None, workdir: Path) -> Located:
+    """Find (and, for remote URIs, download into ``workdir``) the MLflow model ``uri`` names."""
+    local = Path(uri.removeprefix("file://")) if not re.match(r"^[a-z][a-z0-9+.-]*:/", uri) or uri.startswith(
+        "file://") else None
+    if local is not None:
+        if not local.is_dir():
+            raise FileNotFoundError(f"no MLflow model directory at {local}")
+        return Located(local, uri, tracking_uri)
+    mlflow = _mlflow()
+    located = Located(workdir, uri, tracking_uri)
+    if (m := _MODELS.match(uri)) is not None and (m.group("alias") or (m.group("version") or "").isdigit()):
+        located.registered = registered_version(client(tracking_uri), m.group("name"), m.group("version"),
+                                                m.group("alias"))
+        located.run_id = located.registered["run_id"]
+    elif (r := _RUNS.match(uri)) is not None:
+        located.run_id = r.group("run")
+    path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir), tracking_uri=tracking_uri,
+                                               registry_uri=tracking_uri)
+    located.directory = Path(path)
+    return located
+
+
+def run_record(tracking_uri: str | None, run_id: str) -> tuple[dict[str, Any], dict[str, float]]:
+    """``(provenance, metrics)`` of an MLflow run: its experiment, name, user, times, source and params,
+    and the latest value of every metric it logged."""
+    mlflow_client = client(tracking_uri)
+    run = mlflow_client.get_run(run_id)
+    experiment = mlflow_client.get_experiment(run.info.experiment_id)
+    tags = dict(run.data.tags or {})
+    source = {k: v for k, v in {
+        "name": tags.get("mlflow.source.name"), "type": tags.get("mlflow.source.type"),
+        "git_commit": tags.get("mlflow.source.git.commit"),
+    }.items() if v}
+    record = {
+        "run_id": run.info.run_id,
+        "run_name": run.info.run_name,
+        "experiment_id": run.info.experiment_id,
+        "experiment_name": experiment.name if experiment is not None else None,
+        "user": run.info.user_id or tags.get("mlflow.user"),
+        "status": run.info.status,
+        "start_time": _millis(run.info.start_time),
+        "end_time": _millis(run.info.end_time),
+        "source": source,
+        "params": dict(run.data.params or {}),
+    }
+    metrics = {str(k): float(v) for k, v in (run.data.metrics or {}).items()}
+    return record, metrics
