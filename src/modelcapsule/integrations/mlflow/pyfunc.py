@@ -66,7 +66,9 @@ def mlflow_signature(signature: Signature | None) -> Any:
         inputs = Schema([_tensor(s, len(signature.inputs) > 1) for s in signature.inputs])
     outputs = Schema([_tensor(signature.outputs[0], False)]) if signature.outputs else None
     names = [o.name for o in signature.outputs]
-    params = ParamSchema([ParamSpec("outputs", "string", names[:1], (-1,))]) if names else None
+    if not names:
+        return ModelSignature(inputs=inputs, outputs=outputs)
+    params = ParamSchema([ParamSpec("outputs", "string", names[:1], (-1,))])
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
