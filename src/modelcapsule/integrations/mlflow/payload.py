@@ -22,6 +22,7 @@ from ... import (
     UnsupportedModelError,
     UntrustedCodeError,
     UntrustedTypesError,
+    audit,
     load_capsule,
 )
 from ...formats import LoadOptions, get_format
@@ -111,8 +112,23 @@ def _through_format(name: str, members: Mapping[str, bytes], details: dict[str, 
     return fmt.load(source, details, options)
 
 
+class _CodeFound(Exception):
+    """Raised inside this module when an audit finds code stored by value; reported as
+    :class:`MLflowCodeRefusedError` with the model's context."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
 def _plain(path: Path, policy: TrustPolicy) -> Any:
-    """A plain model file (``.pkl``, ``.skops``, ``.onnx``, ``.pth``, ``.pt2``, ``.keras``) via :func:`load_capsule`."""
+    """A plain model file (``.pkl``, ``.skops``, ``.onnx``, ``.pth``, ``.pt2``, ``.keras``) via :func:`load_capsule`.
+
+    The file is audited first: a payload that stores code by value is refused *whatever the policy
+    admits*, since trusting cloudpickle's function makers would let the file run any code it carries."""
+    report = audit(path, trusted=policy)
+    if code := carries_code(report.globals):
+        raise _CodeFound(sorted({*code, *report.untrusted}))
     return load_capsule(path, trusted=policy, verify=False).model
 
 
@@ -211,6 +227,9 @@ def load_payload(model: MLModel, trusted: TrustPolicy) -> Payload:
         if flavor == "keras":
             return _keras(model, conf, trusted)
         return _onnx(model, conf, trusted)
+    except _CodeFound as found:
+        raise MLflowCodeRefusedError(found.names, f"the MLflow model's {flavor} payload {payload_file}",
+                                     ignored) from None
     except UntrustedCodeError:
         raise
     except UntrustedTypesError as exc:
