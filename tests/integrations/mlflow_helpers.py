@@ -22,7 +22,8 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("mlflow")
+    import mlflow
     import mlflow.pyfunc
     import mlflow.sklearn
 
