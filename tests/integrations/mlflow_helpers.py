@@ -27,12 +27,6 @@ with warnings.catch_warnings():
     import mlflow.pyfunc
     import mlflow.sklearn
 
-    class Doubler(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
-        """A custom pyfunc model: its class travels by value in python_model.pkl."""
-
-        def predict(self, context: Any, model_input: list[Any], params: Any = None) -> list[Any]:
-            return [v * 2 for v in model_input]
-
 REQUIREMENTS = ["scikit-learn==1.9.1", "numpy==2.4.6"]
 
 
@@ -71,3 +65,13 @@ def rewrite_mlmodel(directory: Path, **changes: Any) -> None:
             node = node[key]
         node[last] = value
     path.write_text(yaml.safe_dump(data))
+
+
+def doubler() -> Any:
+    """A custom pyfunc model, whose class travels by value in ``python_model.pkl``."""
+    with quiet():
+        class Doubler(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+            def predict(self, context: Any, model_input: list[Any], params: Any = None) -> list[Any]:
+                return [v * 2 for v in model_input]
+
+        return Doubler()

@@ -19,7 +19,7 @@ from modelcapsule.cli import cli
 from modelcapsule.integrations.mlflow import import_mlflow
 from modelcapsule.integrations.mlflow.refusals import MLflowCodeRefusedError, MLflowUntrustedError
 
-from .mlflow_helpers import Doubler, iris, mlflow, quiet, rewrite_mlmodel, sklearn_dir
+from .mlflow_helpers import doubler, iris, mlflow, quiet, rewrite_mlmodel, sklearn_dir
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_onnx_model_imports_as_an_onnx_capsule(fitted: tuple, tmp_path: Path) ->
 
 def test_a_custom_pyfunc_model_is_code_and_is_refused(tmp_path: Path) -> None:
     with quiet():
-        mlflow.pyfunc.save_model(str(tmp_path / "custom"), python_model=Doubler(), pip_requirements=["numpy"])
+        mlflow.pyfunc.save_model(str(tmp_path / "custom"), python_model=doubler(), pip_requirements=["numpy"])
     with pytest.raises(MLflowCodeRefusedError, match="Nothing was imported or run"):
         import_mlflow(tmp_path / "custom", tmp_path / "custom.capsule")
 

@@ -20,7 +20,8 @@ from ... import UnsupportedModelError
 __all__ = ["Located", "client", "locate", "registered_version", "run_record"]
 
 _MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>[^/]+))/?$")
-_RUNS = re.compile(r"^runs:/(?P<run>[^/]+)(?:/.*)?$")
+_RUNS = re.compile(r"^runs:/(?P<run>[^/]+)(?:/(?P<path>.*))?$")
+_LOGGED = re.compile(r"^models:/(?P<id>m-[0-9a-f]+)/?$")
 
 
 @dataclass
@@ -71,6 +72,21 @@ def registered_version(mlflow_client: Any, name: str, version: str | None, alias
     }
 
 
+def _run_artifacts_uri(mlflow_client: Any, run_id: str, path: str) -> str:
+    """Where ``runs:/RUN_ID/PATH`` lives: the run's own artifacts (MLflow 2) or, in MLflow 3, the logged
+    model of that name the run produced. Resolved through ``mlflow_client`` so its tracking URI is the
+    one used (MLflow's own ``runs:/`` resolver consults the global tracking URI for logged models)."""
+    run = mlflow_client.get_run(run_id)
+    path = path.strip("/")
+    found = mlflow_client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{path}'",
+    ) if path and "'" not in path else []
+    if found:
+        return str(found[0].artifact_location)
+    return f"{str(run.info.artifact_uri).rstrip('/')}/{path}"
+
+
 def locate(uri: str, tracking_uri: str | None, workdir: Path) -> Located:
     """Find (and, for remote URIs, download into ``workdir``) the MLflow model ``uri`` names."""
     local = Path(uri.removeprefix("file://")) if not re.match(r"^[a-z][a-z0-9+.-]*:/", uri) or uri.startswith(
@@ -81,14 +97,22 @@ def locate(uri: str, tracking_uri: str | None, workdir: Path) -> Located:
         return Located(local, uri, tracking_uri)
     mlflow = _mlflow()
     located = Located(workdir, uri, tracking_uri)
+    artifacts = uri
     if (m := _MODELS.match(uri)) is not None and (m.group("alias") or (m.group("version") or "").isdigit()):
-        located.registered = registered_version(client(tracking_uri), m.group("name"), m.group("version"),
+        mlflow_client = client(tracking_uri)
+        located.registered = registered_version(mlflow_client, m.group("name"), m.group("version"),
                                                 m.group("alias"))
         located.run_id = located.registered["run_id"]
+        artifacts = mlflow_client.get_model_version_download_uri(m.group("name"), located.registered["version"])
+    elif (m := _LOGGED.match(uri)) is not None:
+        logged = client(tracking_uri).get_logged_model(m.group("id"))
+        located.run_id = logged.source_run_id or None
+        artifacts = str(logged.artifact_location)
     elif (r := _RUNS.match(uri)) is not None:
         located.run_id = r.group("run")
-    path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(workdir), tracking_uri=tracking_uri,
-                                               registry_uri=tracking_uri)
+        artifacts = _run_artifacts_uri(client(tracking_uri), r.group("run"), r.group("path") or "")
+    path = mlflow.artifacts.download_artifacts(artifact_uri=artifacts, dst_path=str(workdir),
+                                               tracking_uri=tracking_uri, registry_uri=tracking_uri)
     located.directory = Path(path)
     return located
 
