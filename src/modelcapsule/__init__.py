@@ -71,3 +71,17 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+_LAZY = {"import_mlflow": "modelcapsule.integrations.mlflow.importer"}
+"""Public names imported on first use: ``mc.import_mlflow`` lives in the MLflow integration, which the
+core never imports."""
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'modelcapsule' has no attribute {name!r}")

@@ -191,8 +191,7 @@ def test_cli_imports_and_says_what_it_ignored(pickle_dir: Path, tmp_path: Path) 
 def test_importing_modelcapsule_or_a_local_model_never_imports_mlflow(
         pickle_dir: Path, tmp_path: Path, subprocess_env: dict) -> None:
     code = ("import sys, modelcapsule as mc\n"
-            "from modelcapsule.integrations.mlflow import import_mlflow\n"
-            f"import_mlflow({str(pickle_dir)!r}, {str(tmp_path / 'x.capsule')!r})\n"
+            f"mc.import_mlflow({str(pickle_dir)!r}, {str(tmp_path / 'x.capsule')!r})\n"
             "print('MLFLOW', 'mlflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True, text=True, check=True)
     assert "MLFLOW False" in out.stdout
