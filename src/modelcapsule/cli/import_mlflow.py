@@ -74,3 +74,54 @@ def command(uri: str, out: str, trusted: tuple[str, ...], tracking_uri: str | No
         return
     for line in _report_lines(report):
         click.echo(line)
+
+
+@click.command("import-mlflow")
+@click.option("--tracking-uri", "tracking_uri", required=True, metavar="URI",
+              help="MLflow tracking server whose model registry is copied.")
+@click.option("--model", "models", multiple=True, metavar="NAME", help="Only this registered model (repeatable).")
+@trust_option
+@click.option("--registry", "location", envvar="MODELCAPSULE_REGISTRY", metavar="R",
+              help="modelcapsule registry: a directory, a database URL or an http(s):// server "
+                   "[env MODELCAPSULE_REGISTRY].")
+@click.option("--store", envvar="MODELCAPSULE_STORE", metavar="DIR", help="Blob directory of a database-URL registry.")
+@click.option("--token", envvar="MODELCAPSULE_TOKEN", metavar="TOKEN", help="Bearer token for an http(s):// registry.")
+@json_option
+def registry_command(tracking_uri: str, models: tuple[str, ...], trusted: tuple[str, ...], location: str | None,
+                     store: str | None, token: str | None, as_json: bool) -> None:
+    """Copy MLflow's registered models, versions, tags and aliases into the modelcapsule registry.
+
+    Each version is converted like `capsule import-mlflow` (restricted readers only); one that cannot be
+    converted safely is reported and skipped. Re-running imports only what is new. Exit code 1 when
+    something was skipped."""
+    import importlib
+
+    from ..integrations.mlflow.registry_import import import_registry
+
+    with reported_errors():
+        registry = importlib.import_module("modelcapsule.registry").Registry(location, store=store, token=token)
+        try:
+            report = import_registry(tracking_uri, registry, models=models, trusted=trusted)
+        except Exception as exc:  # MLflow's own errors (unknown model, unreachable server)
+            if not type(exc).__module__.startswith("mlflow"):
+                raise
+            fail(f"MLflow could not provide the registry at {tracking_uri}: {exc}")
+        finally:
+            registry.close()
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        for name, versions in report.imported.items():
+            pairs = ", ".join(f"v{m} → v{c}" for m, c in versions.items())
+            click.echo(f"imported {name}: {pairs}")
+        for name, versions in report.already.items():
+            click.echo(f"already imported {name}: {', '.join(f'v{m}' for m in versions)}")
+        for name, aliases in report.aliases.items():
+            click.echo(f"aliases of {name}: {', '.join(f'{a} → v{v}' for a, v in aliases.items())}")
+        for name, reasons in report.skipped.items():
+            for version, reason in reasons.items():
+                click.echo(f"skipped {name} v{version}: {reason}", err=True)
+        for problem in report.alias_problems:
+            click.echo(f"alias not set: {problem}", err=True)
+    if not report.ok:
+        raise SystemExit(1)
