@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ... import Manifest, Signature, TrustPolicy, save
+from ...core.manifest import Manifest
+from ...save import save
+from ...security.policy import TrustPolicy
+from ...types import Signature
 from .environment import read_pins
 from .mlmodel import read_mlmodel
 from .payload import load_payload

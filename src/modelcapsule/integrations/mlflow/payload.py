@@ -15,17 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ... import (
-    CapsuleFormatError,
-    Limits,
-    TrustPolicy,
-    UnsupportedModelError,
-    UntrustedCodeError,
-    UntrustedTypesError,
-    audit,
-    load_capsule,
-)
+from ...audit import audit
+from ...core.container import Limits
+from ...errors import CapsuleFormatError, UnsupportedModelError, UntrustedCodeError, UntrustedTypesError
 from ...formats import LoadOptions, get_format
+from ...load import load_capsule
+from ...security.policy import TrustPolicy
 from .mlmodel import MLModel
 from .refusals import MLflowCodeRefusedError, MLflowUntrustedError, carries_code
 

@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ... import LoadedCapsule, Manifest, Signature, TensorSpec, __version__, inspect, load_capsule
+from ...core.manifest import Manifest
+from ...load import LoadedCapsule, inspect, load_capsule
+from ...types import Signature, TensorSpec
 
 __all__ = ["FLAVOR", "TRUST_ENV", "CapsulePyfuncModel", "log_model", "mlflow_signature", "save_model"]
 
@@ -72,9 +74,19 @@ def mlflow_signature(signature: Signature | None) -> Any:
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)
 
 
+def _modelcapsule_version() -> str:
+    """This modelcapsule's version, as installed (the package root is not imported from an integration)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("modelcapsule")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
 def _requirements(manifest: Manifest) -> list[str]:
     packages = manifest.environment.get("packages") or {}
-    return [f"modelcapsule=={__version__}", *(f"{n}=={v}" for n, v in sorted(packages.items()))]
+    return [f"modelcapsule=={_modelcapsule_version()}", *(f"{n}=={v}" for n, v in sorted(packages.items()))]
 
 
 def _write(path: str, capsule: Path, mlflow_model: Any, pip_requirements: Iterable[str] | None = None,
@@ -86,7 +98,7 @@ def _write(path: str, capsule: Path, mlflow_model: Any, pip_requirements: Iterab
     manifest = inspect(capsule)  # a corrupt capsule is refused here, not when someone serves it
     mlflow_model.add_flavor(FLAVOR, capsule=f"data/{capsule.name}", capsule_name=manifest.name,
                             capsule_version=manifest.capsule_version, format=manifest.format_name,
-                            modelcapsule_version=__version__)
+                            modelcapsule_version=_modelcapsule_version())
     with warnings.catch_warnings():  # the capsule's golden sample plays the part of MLflow's input example
         warnings.filterwarnings("ignore", message=".*input example was not provided", category=UserWarning)
         mlflow.pyfunc.save_model(

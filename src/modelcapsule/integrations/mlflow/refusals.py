@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ... import UntrustedTypesError
+from ...errors import UntrustedTypesError
 
 __all__ = ["CODE_MODULES", "MLflowCodeRefusedError", "MLflowUntrustedError", "carries_code"]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ... import CapsuleError
+from ...errors import CapsuleError
 from .importer import import_mlflow
 from .tracking import client
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ... import UnsupportedModelError
+from ...errors import UnsupportedModelError
 
 __all__ = ["Located", "client", "locate", "registered_version", "run_record"]
 
