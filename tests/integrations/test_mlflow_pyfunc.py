@@ -119,3 +119,47 @@ def test_log_model_registers_the_capsule_in_mlflow(capsule: Path, frame_and_mode
         np.testing.assert_array_equal(pyfunc.predict(frame), model.predict(frame))
     finally:
         mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.slow
+def test_mlflow_models_serve_answers_with_the_capsule(capsule: Path, frame_and_model: tuple, tmp_path: Path,
+                                                      subprocess_env: dict) -> None:
+    import json
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    executable = shutil.which("mlflow")
+    if executable is None:
+        pytest.skip("the mlflow command is not on PATH")
+    frame, model = frame_and_model
+    save_model(capsule, tmp_path / "wrapped")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**subprocess_env, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    server = subprocess.Popen([executable, "models", "serve", "-m", str(tmp_path / "wrapped"), "--env-manager",
+                               "local", "-h", "127.0.0.1", "-p", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "mlflow models serve did not start"
+                time.sleep(0.3)
+        body = json.dumps({"dataframe_split": {"columns": COLUMNS, "data": frame.iloc[:3].to_numpy().tolist()}})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+        assert answer == {"predictions": model.predict(frame.iloc[:3]).tolist()}
+    finally:  # mlflow starts uvicorn as a child: stop the whole session this test started
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
