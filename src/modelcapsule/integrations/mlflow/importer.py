@@ -125,10 +125,11 @@ def import_mlflow(
             "environment_files": pins.files, "ignored_trust_lists": mlmodel.ignored_trust_lists() or None,
             "ignored_code_paths": mlmodel.code_paths() or None,
         }.items() if v is not None}
-        default_name = (located.registered or {}).get("name") or located.directory.name or "model"
+        default_name = (located.registered or {}).get("name") or Path(str(uri).rstrip("/")).name or "model"
         manifest = save(
             payload.model, out, format=format, sample=sample, metrics=metrics or None, source=False,
-            metadata=dict(metadata or {}), name=name or str(default_name), overwrite=overwrite, layout=layout,
+            metadata={**mlmodel.metadata, **dict(metadata or {})}, name=name or str(default_name),
+            overwrite=overwrite, layout=layout,
             trusted=sorted(policy.extra), signature=mlflow_sig if sample is None else None,
             extra_provenance={"mlflow": record}, requirements=pins.requirements or None,
         )
