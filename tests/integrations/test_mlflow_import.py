@@ -211,3 +211,20 @@ def test_a_pt2_pytorch_model_imports_without_trusting_any_class(tmp_path: Path) 
     assert (report.reader, report.manifest.format_name) == ("torchexport", "torchexport")
     assert report.manifest.sample is not None
     mc.load(tmp_path / "pt2.capsule")  # golden sample re-checked
+
+
+@pytest.mark.slow
+def test_a_keras_model_imports_through_keras_safe_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KERAS_BACKEND", "torch")  # Keras 3 defaults to TensorFlow, which is not installed here
+    keras = pytest.importorskip("keras")
+    import mlflow.keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    x = np.random.default_rng(0).random((5, 4), dtype=np.float32)
+    (tmp_path / "keras").mkdir()  # MLflow 3.17's keras flavor writes the example before creating the folder
+    with quiet():
+        mlflow.keras.save_model(model, str(tmp_path / "keras"), input_example=x, pip_requirements=["keras"])
+    report = import_mlflow(tmp_path / "keras", tmp_path / "keras.capsule")
+    assert (report.reader, report.manifest.format_name) == ("keras", "keras")
+    np.testing.assert_allclose(mc.load(tmp_path / "keras.capsule").predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-6)
