@@ -228,3 +228,23 @@ def test_a_keras_model_imports_through_keras_safe_mode(tmp_path: Path, monkeypat
     assert (report.reader, report.manifest.format_name) == ("keras", "keras")
     np.testing.assert_allclose(mc.load(tmp_path / "keras.capsule").predict(x, verbose=0),
                                model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_without_an_input_example_mlflow_signature_is_recorded_and_the_report_says_no_sample(
+        tmp_path: Path) -> None:
+    from mlflow.models import infer_signature
+
+    x, y = iris()
+    frame = pd.DataFrame(x, columns=["a", "b", "c", "d"]).astype({"d": "int64"})
+    model = LogisticRegression(max_iter=500).fit(frame, y)
+    with quiet():
+        signature = infer_signature(frame, model.predict(frame))
+    source = sklearn_dir(tmp_path / "nosample", model, "skops", None, signature=signature)
+    report = import_mlflow(source, tmp_path / "nosample.capsule")
+    manifest = mc.inspect(tmp_path / "nosample.capsule")
+    assert manifest.sample is None
+    assert "no golden sample: the MLflow model has no input example" in report.notes
+    spec = manifest.signature.inputs[0]
+    assert [(c.name, c.dtype) for c in spec.columns] == [("a", "float64"), ("b", "float64"), ("c", "float64"),
+                                                         ("d", "int64")]
+    assert [o.name for o in manifest.signature.outputs] == ["predict"]
