@@ -163,3 +163,12 @@ def test_mlflow_models_serve_answers_with_the_capsule(capsule: Path, frame_and_m
     finally:  # mlflow starts uvicorn as a child: stop the whole session this test started
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_import_mlflow_gives_back_a_wrapped_capsule_unchanged_after_its_checks(capsule: Path, tmp_path: Path) -> None:
+    from modelcapsule.integrations.mlflow import import_mlflow
+
+    save_model(capsule, tmp_path / "wrapped")
+    report = import_mlflow(tmp_path / "wrapped", tmp_path / "back.capsule")
+    assert (report.flavor, report.reader) == ("modelcapsule", "capsule")
+    assert (tmp_path / "back.capsule").read_bytes() == capsule.read_bytes()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,12 +19,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ...core.manifest import Manifest
+from ...load import load_capsule
 from ...save import save
 from ...security.policy import TrustPolicy
 from ...types import Signature
 from .environment import read_pins
-from .mlmodel import read_mlmodel
-from .payload import load_payload
+from .mlmodel import MLModel, read_mlmodel
+from .payload import inside, load_payload
+from .pyfunc import FLAVOR as CAPSULE_FLAVOR
 from .schema import capsule_signature, read_example
 from .tracking import locate, run_record
 
@@ -74,6 +77,29 @@ def _signature_note(mlflow_sig: Signature | None, recorded: Signature | None) ->
     return None
 
 
+def _extract_capsule(mlmodel: MLModel, policy: TrustPolicy, out: Path, notes: list[str]) -> ImportReport:
+    """The capsule inside an MLflow model written by :func:`~.pyfunc.save_model`, loaded with every check
+    (hashes, trust policy, golden sample) and then copied unchanged, atomically, to ``out``."""
+    source = inside(mlmodel, mlmodel.flavors[CAPSULE_FLAVOR].get("capsule"), "capsule")
+    loaded = load_capsule(source, trusted=policy)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.importing")
+    if staging.is_dir():
+        shutil.rmtree(staging)
+    else:
+        staging.unlink(missing_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, staging)
+        if out.is_dir():
+            shutil.rmtree(out)
+    else:
+        shutil.copyfile(source, staging)
+    os.replace(staging, out)
+    notes = [*notes, "the MLflow model wraps a capsule: extracted unchanged after every load check"]
+    return ImportReport(path=out, manifest=loaded.manifest, flavor=CAPSULE_FLAVOR, payload=source.name,
+                        reader="capsule", notes=notes)
+
+
 def import_mlflow(
     uri: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -96,9 +122,13 @@ def import_mlflow(
     names not trusted, or holds code.
     """
     policy = TrustPolicy(trusted)  # malformed names are refused before anything is read
+    if Path(out).exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it.")
     with tempfile.TemporaryDirectory(prefix="capsule-mlflow-") as workdir:
         located = locate(str(uri), tracking_uri, Path(workdir))
         mlmodel = read_mlmodel(located.directory)
+        if CAPSULE_FLAVOR in mlmodel.flavors:  # a capsule wrapped by save_model/log_model: extracted as is
+            return _extract_capsule(mlmodel, policy, Path(out), located.notes)
         mlflow_sig = capsule_signature(mlmodel.signature)
         payload = load_payload(mlmodel, policy)
         sample, no_sample = read_example(located.directory, mlmodel.example_info, mlflow_sig)

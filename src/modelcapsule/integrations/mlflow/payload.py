@@ -24,7 +24,7 @@ from ...security.policy import TrustPolicy
 from .mlmodel import MLModel
 from .refusals import MLflowCodeRefusedError, MLflowUntrustedError, carries_code
 
-__all__ = ["FLAVORS", "Payload", "load_payload"]
+__all__ = ["FLAVORS", "Payload", "inside", "load_payload"]
 
 FLAVORS = ("sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "keras")
 """Flavors the importer reads, in the order it prefers them when a model has several."""
@@ -74,7 +74,7 @@ class _Members:
         return len(self.read(name))
 
 
-def _inside(model: MLModel, relative: Any, what: str) -> Path:
+def inside(model: MLModel, relative: Any, what: str) -> Path:
     """The payload path named in MLmodel, refused if it leaves the model directory (``..``, absolute, links)."""
     if not isinstance(relative, str) or not relative:
         raise CapsuleFormatError(f"{model.path} names no {what} file.")
@@ -128,7 +128,7 @@ def _plain(path: Path, policy: TrustPolicy) -> Any:
 
 
 def _sklearn_like(model: MLModel, flavor: str, conf: dict[str, Any], key: str, policy: TrustPolicy) -> Payload:
-    path = _inside(model, conf.get(key), "model")
+    path = inside(model, conf.get(key), "model")
     serialization = str(conf.get("serialization_format") or "cloudpickle")
     if serialization not in ("pickle", "cloudpickle", "skops"):
         raise UnsupportedModelError(f"the {flavor} flavor's serialization_format {serialization!r} is unknown.")
@@ -145,7 +145,7 @@ def _sklearn_like(model: MLModel, flavor: str, conf: dict[str, Any], key: str, p
 
 
 def _xgboost(model: MLModel, conf: dict[str, Any], policy: TrustPolicy) -> Payload:
-    path = _inside(model, conf.get("data"), "model")
+    path = inside(model, conf.get("data"), "model")
     member = "model/model.ubj"
     members = {member: _read_capped(path, Limits())}
     model_class = str(conf.get("model_class") or "xgboost.core.Booster")
@@ -158,7 +158,7 @@ def _xgboost(model: MLModel, conf: dict[str, Any], policy: TrustPolicy) -> Paylo
 
 
 def _pytorch(model: MLModel, conf: dict[str, Any], policy: TrustPolicy) -> Payload:
-    data = _inside(model, conf.get("model_data") or "data", "model data")
+    data = inside(model, conf.get("model_data") or "data", "model data")
     for name, reader in (("model.pt2", "torchexport"), ("model.pth", "pt")):
         if (data / name).is_file():
             obj = _plain(data / name, policy)
@@ -176,7 +176,7 @@ def _keras(model: MLModel, conf: dict[str, Any], policy: TrustPolicy) -> Payload
     if conf.get("save_exported_model"):
         raise UnsupportedModelError("a Keras model saved as a TensorFlow SavedModel (save_exported_model=True) is "
                                     "not imported; log it as a .keras file (the default) instead.")
-    data = _inside(model, conf.get("data") or "data", "model data")
+    data = inside(model, conf.get("data") or "data", "model data")
     path = data / "model.keras"
     if not path.is_file():
         raise UnsupportedModelError(f"{data} holds no model.keras file.")
@@ -184,7 +184,7 @@ def _keras(model: MLModel, conf: dict[str, Any], policy: TrustPolicy) -> Payload
 
 
 def _onnx(model: MLModel, conf: dict[str, Any], policy: TrustPolicy) -> Payload:
-    path = _inside(model, conf.get("data"), "model")
+    path = inside(model, conf.get("data"), "model")
     return Payload(_plain(path, policy), "onnx", path.name, "onnx")
 
 

@@ -99,7 +99,7 @@ def _cast(values: Any, dtype: str) -> Any:
         return np.asarray(values, dtype=object)
     try:
         return np.asarray(values).astype(dtype)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise CapsuleFormatError(f"the MLflow input example does not fit its signature ({dtype}): {exc}") from None
 
 
@@ -118,9 +118,12 @@ def _dataframe(data: Mapping[str, Any], signature: Signature | None) -> Any:
 
 
 def _array(values: Any, spec: TensorSpec | None) -> np.ndarray[Any, Any]:
-    if spec is None:
+    if spec is not None:
+        return np.asarray(_cast(values, spec.dtype))
+    try:
         return np.asarray(values)
-    return np.asarray(_cast(values, spec.dtype))
+    except (TypeError, ValueError) as exc:  # ragged rows
+        raise CapsuleFormatError(f"the MLflow input example is not a regular array: {exc}") from None
 
 
 def read_example(directory: Path, info: Mapping[str, Any] | None,
