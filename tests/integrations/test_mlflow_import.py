@@ -169,6 +169,12 @@ def test_unknown_flavors_and_non_mlflow_folders_are_refused_with_what_to_do(tmp_
     (tmp_path / "tags" / "MLmodel").write_text("flavors: !!python/object/apply:os.system ['true']\n")
     with pytest.raises(mc.CapsuleFormatError, match="not valid YAML"):
         import_mlflow(tmp_path / "tags", tmp_path / "tags.capsule")
+    (tmp_path / "bomb").mkdir()  # nine nested aliases: a few lines that expand to a billion strings
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]" for i in range(8)]
+    (tmp_path / "bomb" / "MLmodel").write_text("\n".join(lines) + "\nflavors: {sklearn: {pickled_model: *i}}\n")
+    with pytest.raises(mc.CapsuleFormatError, match="aliases"):
+        import_mlflow(tmp_path / "bomb", tmp_path / "bomb.capsule")
 
 
 def test_cli_imports_and_says_what_it_ignored(pickle_dir: Path, tmp_path: Path) -> None:

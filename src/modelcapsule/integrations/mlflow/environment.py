@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .mlmodel import safe_yaml
+
 __all__ = ["Pins", "read_pins"]
 
 _PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([A-Za-z0-9._+!-]+)\s*(;.*)?$")
@@ -69,8 +71,8 @@ def _yaml(path: Path) -> Any:
     if text is None:
         return None
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return safe_yaml(text)
+    except (yaml.YAMLError, RecursionError):
         return None
 
 

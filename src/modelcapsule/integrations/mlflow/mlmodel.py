@@ -16,7 +16,7 @@ from typing import Any
 
 from ...errors import CapsuleFormatError
 
-__all__ = ["MAX_MLMODEL_BYTES", "TRUST_LIST_KEYS", "MLModel", "read_mlmodel"]
+__all__ = ["MAX_MLMODEL_BYTES", "TRUST_LIST_KEYS", "MLModel", "read_mlmodel", "safe_yaml"]
 
 MAX_MLMODEL_BYTES = 1 << 20
 """An MLmodel file is a few kilobytes; anything above a megabyte is refused before YAML sees it."""
@@ -60,6 +60,21 @@ class MLModel:
         return sorted({str(conf["code"]) for conf in self.flavors.values() if conf.get("code")})
 
 
+def safe_yaml(text: str) -> Any:
+    """Parse YAML with :class:`yaml.SafeLoader` (no tags, so no object is ever built) and without anchors
+    and aliases, whose nesting lets a kilobyte expand into gigabytes once the data is walked or dumped.
+    Raises :class:`yaml.YAMLError`."""
+    import yaml
+
+    class _PlainLoader(yaml.SafeLoader):  # type: ignore[misc]
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("YAML aliases (*name) are not accepted in MLflow model files")
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _optional_str(data: Mapping[str, Any], key: str) -> str | None:
     value = data.get(key)
     return None if value is None else str(value)
@@ -79,7 +94,7 @@ def read_mlmodel(directory: str | Path) -> MLModel:
     if size > MAX_MLMODEL_BYTES:
         raise CapsuleFormatError(f"{path} is {size:,} bytes, over the {MAX_MLMODEL_BYTES:,} an MLmodel file may have.")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         raise CapsuleFormatError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("flavors"), dict):

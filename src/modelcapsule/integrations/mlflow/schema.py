@@ -139,8 +139,8 @@ def read_example(directory: Path, info: Mapping[str, Any] | None,
         return None, f"the input example is over {MAX_EXAMPLE_BYTES:,} bytes"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CapsuleFormatError(f"the MLflow input example {path.name} is not valid JSON: {exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise CapsuleFormatError(f"the MLflow input example {path.name} is not valid JSON: {exc!r}") from None
     if info.get("params") is not None and isinstance(data, dict) and "inputs" in data:
         data = data["inputs"]
     kind = str(info.get("type", "ndarray"))
