@@ -68,6 +68,8 @@ def test_a_registry_alias_names_the_version_it_points_to(store: dict, tmp_path: 
     assert registered["description"] == "first baseline"
     assert manifest.name == "iris"
     assert manifest.provenance["mlflow"]["run"]["run_id"] == store["run_id"]
+    latest = import_mlflow("models:/iris/latest", tmp_path / "latest.capsule", tracking_uri=store["uri"])
+    assert latest.manifest.provenance["mlflow"]["registered_model"]["version"] == 1
 
 
 def test_cli_imports_a_registered_version_and_reports_unknown_ones(store: dict, tmp_path: Path) -> None:

@@ -63,6 +63,11 @@ def registered_version(mlflow_client: Any, name: str, version: str | None, alias
     """A registry model version as plain data: name, version, run, source, description, tags, aliases."""
     if alias is not None:
         mv = mlflow_client.get_model_version_by_alias(name, alias)
+    elif version == "latest":
+        found = mlflow_client.search_model_versions(f"name = '{name}'")
+        if not found:
+            raise FileNotFoundError(f"MLflow's registry has no version of {name!r}")
+        mv = max(found, key=lambda v: int(v.version))
     else:
         mv = mlflow_client.get_model_version(name, str(version))
     return {
@@ -98,7 +103,8 @@ def locate(uri: str, tracking_uri: str | None, workdir: Path) -> Located:
     mlflow = _mlflow()
     located = Located(workdir, uri, tracking_uri)
     artifacts = uri
-    if (m := _MODELS.match(uri)) is not None and (m.group("alias") or (m.group("version") or "").isdigit()):
+    version = m.group("version") if (m := _MODELS.match(uri)) is not None else None
+    if m is not None and (m.group("alias") or (version or "").isdigit() or version == "latest") and "'" not in uri:
         mlflow_client = client(tracking_uri)
         located.registered = registered_version(mlflow_client, m.group("name"), m.group("version"),
                                                 m.group("alias"))
