@@ -254,3 +254,18 @@ def test_without_an_input_example_mlflow_signature_is_recorded_and_the_report_sa
     assert [(c.name, c.dtype) for c in spec.columns] == [("a", "float64"), ("b", "float64"), ("c", "float64"),
                                                          ("d", "int64")]
     assert [o.name for o in manifest.signature.outputs] == ["predict"]
+
+
+def test_a_lightgbm_booster_is_read_by_lightgbm_own_parser(tmp_path: Path) -> None:
+    lightgbm = pytest.importorskip("lightgbm")
+    import mlflow.lightgbm
+
+    x, y = iris()
+    booster = lightgbm.train({"objective": "multiclass", "num_class": 3, "verbose": -1},
+                             lightgbm.Dataset(x, y), num_boost_round=5)
+    with quiet():
+        mlflow.lightgbm.save_model(booster, str(tmp_path / "booster"), input_example=x[:4],
+                                   pip_requirements=["lightgbm"])
+    report = import_mlflow(tmp_path / "booster", tmp_path / "booster.capsule")
+    assert (report.payload, report.reader, report.manifest.format_name) == ("model.lgb", "lightgbm", "lightgbm")
+    np.testing.assert_allclose(mc.load(tmp_path / "booster.capsule").predict(x), booster.predict(x))
