@@ -54,7 +54,11 @@ def _report_lines(report: object) -> list[str]:
 @json_option
 def command(uri: str, out: str, trusted: tuple[str, ...], tracking_uri: str | None, name: str | None,
             overwrite: bool, as_json: bool) -> None:
-    """Import the MLflow model at URI into the capsule OUT, safely."""
+    """Import the MLflow model at URI into the capsule OUT, safely.
+
+    URI is a local MLflow model directory, runs:/RUN_ID/PATH, models:/NAME/VERSION or models:/NAME@ALIAS.
+    The payload is read only by modelcapsule's restricted readers; trust lists written inside the MLflow
+    model are ignored (and reported): only the defaults and --trust count."""
     from ..integrations.mlflow.importer import import_mlflow
 
     with reported_errors():
