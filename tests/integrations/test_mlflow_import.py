@@ -269,3 +269,15 @@ def test_a_lightgbm_booster_is_read_by_lightgbm_own_parser(tmp_path: Path) -> No
     report = import_mlflow(tmp_path / "booster", tmp_path / "booster.capsule")
     assert (report.payload, report.reader, report.manifest.format_name) == ("model.lgb", "lightgbm", "lightgbm")
     np.testing.assert_allclose(mc.load(tmp_path / "booster.capsule").predict(x), booster.predict(x))
+
+
+def test_a_forest_mlflow_needed_a_trust_list_for_imports_under_modelcapsule_policy(tmp_path: Path) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    x, y = iris()
+    forest = RandomForestClassifier(n_estimators=5, random_state=0).fit(x, y)
+    # MLflow refuses to save a forest with skops unless the caller lists Tree, and writes the list into MLmodel
+    source = sklearn_dir(tmp_path / "forest", forest, "skops", x[:4], skops_trusted_types=["sklearn.tree._tree.Tree"])
+    report = import_mlflow(source, tmp_path / "forest.capsule")
+    assert report.ignored_trust_lists == {"sklearn.skops_trusted_types": ["sklearn.tree._tree.Tree"]}
+    np.testing.assert_array_equal(mc.load(tmp_path / "forest.capsule").predict(x), forest.predict(x))
