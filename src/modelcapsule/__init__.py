@@ -73,8 +73,9 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-_LAZY = {"Registry": "modelcapsule.registry.service"}
-"""Public names imported on first use: ``mc.Registry`` needs SQLAlchemy, ``import modelcapsule`` does not."""
+_LAZY = {"Registry": "modelcapsule.registry.service", "import_mlflow": "modelcapsule.integrations.mlflow.importer"}
+"""Public names imported on first use: ``mc.Registry`` needs SQLAlchemy and ``mc.import_mlflow`` lives in the
+MLflow integration; ``import modelcapsule`` imports neither."""
 
 
 def __getattr__(name: str) -> object:

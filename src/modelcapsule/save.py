@@ -36,6 +36,7 @@ from .errors import (
 from .formats import Format, LoadOptions, get_format
 from .frameworks import framework_for
 from .security.policy import TrustPolicy
+from .types import Signature
 
 __all__ = ["save"]
 
@@ -130,6 +131,9 @@ def save(
     compress: bool = False,
     trusted: Iterable[str] = (),
     evaluation: Any = None,
+    signature: Signature | None = None,
+    extra_provenance: Mapping[str, Any] | None = None,
+    requirements: Iterable[str] | None = None,
 ) -> Manifest:
     """Save ``model`` into a capsule at ``path`` and return its manifest.
 
@@ -140,6 +144,10 @@ def save(
     ``trusted`` names extra types the model holds (also needed later by ``load``). ``evaluation=(X_val,
     y_val)`` stores a compact evaluation (metrics, curves, never the inputs) for the model card. Saves
     are atomic.
+
+    For models brought from another tool (MLflow): ``signature`` is recorded instead of the one inferred
+    from the sample, ``extra_provenance`` adds entries to the manifest's provenance (``{"mlflow": {...}}``), and
+    ``requirements`` (``name==version`` pins) replaces the environment's captured requirements.
     """
     target, overwrite = redirected_target(path, overwrite)  # `capsule retrain` sends the save elsewhere
     if target.exists() and not overwrite:
@@ -163,12 +171,15 @@ def save(
     modules = [t.split(".")[0] for t in payload.types] + framework.packages(model)
     script = source if source is None or isinstance(source, bool) else Path(source)
     source_entry, source_text = provenance.describe_source(script)
-    prov: dict[str, Any] = {"metrics": provenance.json_metrics(metrics)}
+    prov: dict[str, Any] = {**dict(extra_provenance or {}), "metrics": provenance.json_metrics(metrics)}
     if source_entry is not None:
         prov["source"] = source_entry
     if training_data is not None:
         prov["training_data"] = provenance.fingerprint_data(training_data)
     classes = getattr(model, "classes_", None)
+    env = environment.capture_environment(modules)
+    if requirements is not None:
+        env["requirements"] = sorted(str(r) for r in requirements)
     report = None if evaluation is None else evaluate(
         lambda method, x: framework.call(model, method, x), framework.methods(model),
         str(description.get("task", "")), evaluation, classes)
@@ -178,8 +189,8 @@ def save(
         model=description,
         format={"name": payload.fmt.name, **payload.details, **choice},
         files={},
-        signature=infer_signature(inputs, outputs, classes) if inputs is not None else None,
-        environment=environment.capture_environment(modules),
+        signature=signature if signature is not None or inputs is None else infer_signature(inputs, outputs, classes),
+        environment=env,
         provenance=prov,
         types=sorted(set(payload.types)),
         metadata=dict(metadata or {}),

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "card": ("modelcapsule.cli.card:command", "Write a capsule's model card as Markdown (Hugging Face front matter)."),
     "convert": ("modelcapsule.cli.convert:command", "Turn a .joblib/.pkl/.skops file into a safe capsule."),
     "demo": ("modelcapsule.cli.demo:command", "Train, save, reload, verify and serve a small model."),
+    "import-mlflow": ("modelcapsule.cli.import_mlflow:command", "Turn an MLflow model into a capsule, safely."),
     "inspect": ("modelcapsule.cli.inspect:command", "Show a capsule's manifest without loading the model."),
     "env": ("modelcapsule.cli.env:command", "Print or re-create (--venv) the pinned environment of a capsule."),
     "dockerfile": ("modelcapsule.cli.dockerfile:command", "Write a Dockerfile that serves a capsule."),
