@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +21,7 @@ from .core.checks_on_record import CheckCache, Stats, check_cache
 from .core.container import DEFAULT_LIMITS, CapsuleReader, Limits, open_capsule
 from .core.manifest import Manifest
 from .core.members import PlainFile
-from .core.sample import (
-    compare_outputs,
-    infer_signature,
-    model_inputs,
-    read_sample,
-)
+from .core.sample import MethodCheck, check_methods, excerpt, infer_signature, verify_capsule_sample
 from .errors import (
     CapsuleError,
     CapsuleFormatError,
@@ -38,7 +33,7 @@ from .errors import (
     warn_drift,
 )
 from .formats import Format, LoadOptions, format_for_file, get_format
-from .frameworks import framework_for, get_framework
+from .frameworks import Framework, framework_for
 from .security.policy import TrustPolicy
 from .security.state_checks import validate_model
 from .types import Predictor, Signature
@@ -159,7 +154,6 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
         if on_mismatch == "error":
             _apply_drift_policy(drifts, on_mismatch)
         fmt = get_format(manifest.format_name)
-        framework = get_framework(manifest.framework)
         try:
             model, folded = construct(fmt, reader, dict(manifest.format), options, what)
         except CapsuleError as exc:
@@ -175,6 +169,7 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
         pool.shutdown(wait=True)
     drifts += [d for d in folded if d.name not in {x.name for x in drifts}]
     _apply_drift_policy(drifts, on_mismatch)
+    framework = framework_of(model, manifest)
     if verify and manifest.sample and not checks.passed("sample"):
         _check_sample(reader, manifest, framework, model)
         checks.record("sample")
@@ -232,24 +227,38 @@ def _runtime_predictor(reader: CapsuleReader, manifest: Manifest, predictor: Pre
     return chosen
 
 
-def sample_differences(reader: CapsuleReader, manifest: Manifest, framework: Any,
-                        model: Any) -> Iterator[tuple[str, str | None, Exception | None]]:
-    """Re-run the golden sample one method at a time: ``(method, difference or None, error raised)``."""
-    assert manifest.sample is not None
-    inputs, outputs = read_sample(reader, manifest.sample)
-    for method, expected in outputs.items():
-        try:
-            got = framework.call(model, method, model_inputs(inputs))
-        except Exception as exc:
-            yield method, f"calling it raised {type(exc).__name__}: {exc}", exc
-            continue
-        yield method, compare_outputs(expected, got), None
+def framework_of(model: Any, manifest: Manifest) -> Framework:
+    """The framework that recognises the loaded object itself; the manifest's ``framework`` must agree.
+
+    What may be called on a model (its golden sample, the outputs a server offers) follows from the
+    object that was actually built, never from what the manifest says it is. The declared outputs of
+    the signature are checked here too, since a server calls them by name."""
+    try:
+        framework = framework_for(model)
+    except UnsupportedModelError as exc:
+        raise CapsuleFormatError(
+            f"the capsule's payload is a {excerpt(type(model).__qualname__)}, which no framework can call; "
+            f"the manifest claims framework {excerpt(manifest.framework)}."
+        ) from exc
+    if framework.name != manifest.framework:
+        raise CapsuleFormatError(
+            f"the manifest says framework {excerpt(manifest.framework)} but the payload is a {framework.name} "
+            "model; refusing a capsule whose manifest misdescribes its model."
+        )
+    if manifest.signature is not None and manifest.signature.outputs:
+        check_methods(framework, model, manifest.signature.output_names, "the signature")
+    return framework
+
+
+def sample_differences(reader: CapsuleReader, manifest: Manifest, framework: Any, model: Any) -> list[MethodCheck]:
+    """Re-run the golden sample one method at a time (see :func:`modelcapsule.core.sample.verify_capsule_sample`)."""
+    return verify_capsule_sample(reader, manifest.sample, manifest.signature, framework, model)
 
 
 def _check_sample(reader: CapsuleReader, manifest: Manifest, framework: Any, model: Any) -> None:
-    for method, diff, error in sample_differences(reader, manifest, framework, model):
-        if diff is not None:
-            raise VerificationError(method, diff) from error
+    for check in sample_differences(reader, manifest, framework, model):
+        if check.difference is not None:
+            raise VerificationError(check.method, check.difference) from check.error
 
 
 def _load_plain(path: Path, options: LoadOptions) -> LoadedCapsule:

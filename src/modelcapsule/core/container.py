@@ -59,6 +59,8 @@ class Limits:
     """Elements in one array built while loading."""
     max_pickle_size: int = 4 << 30
     """Size of one pickle stream (bytes)."""
+    max_sample_bytes: int = 256 << 20
+    """Size of the golden sample's members together (bytes): inputs and recorded outputs."""
 
 
 DEFAULT_LIMITS = Limits()
