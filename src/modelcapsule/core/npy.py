@@ -24,6 +24,10 @@ PLAIN_KINDS = frozenset("biufcUSMm")
 class NpyError(ValueError):
     """An NPY file or member that is malformed, holds objects, or does not match its own header."""
 
+    def __init__(self, message: str, *, holds_objects: bool = False) -> None:
+        super().__init__(message)
+        self.holds_objects = holds_objects
+
 
 @dataclass(frozen=True)
 class NpyHeader:
@@ -65,7 +69,8 @@ def read_npy_header(fh: IO[bytes]) -> NpyHeader:
             MemoryError) as exc:
         raise NpyError(f"unreadable NPY header ({type(exc).__name__})") from exc
     if not isinstance(dtype, np.dtype) or dtype.hasobject or dtype.kind not in PLAIN_KINDS or dtype.fields:
-        raise NpyError(f"dtype {dtype} is not plain data (numbers, booleans or fixed-width text)")
+        raise NpyError(f"dtype {dtype} is not plain data (numbers, booleans or fixed-width text)",
+                       holds_objects=isinstance(dtype, np.dtype) and dtype.hasobject)
     if dtype.itemsize == 0 and dtype.kind in "US":
         raise NpyError(f"dtype {dtype} has no width")
     if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape) or len(shape) > 32:
