@@ -142,7 +142,7 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
             from .security.signing import check_signature
 
             check_signature(reader, public_key)
-        if checks.passed("hashes"):
+        if reader.mapped and checks.passed("hashes"):  # opt-in: see modelcapsule.core.exact_bytes
             hashed = None
         elif public_key is not None:
             reader.check_hashes()
@@ -184,7 +184,10 @@ class _PassedChecks:
     """The record of this capsule's checks that passed before (see :mod:`modelcapsule.core.checks_on_record`).
 
     The files' identity is taken when the capsule is opened, before any check runs, and a check is
-    recorded only if the files are still exactly as they were then."""
+    recorded only if the files are still exactly as they were then. A recorded hash check is reused only
+    on the opt-in mapped path (``Limits(map_files=True)``); by default every member is hashed in the very
+    buffer it is parsed from, so only the golden sample's record (which those hashes then vouch for) is
+    reused."""
 
     def __init__(self, reader: CapsuleReader, cache: CheckCache | None, device: str | None) -> None:
         self._reader, self._cache = reader, cache
