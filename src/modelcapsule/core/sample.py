@@ -182,7 +182,7 @@ def check_methods(framework: Any, model: Any, methods: Iterable[str], what: str 
         if method not in declared or not safe_name:
             cls = type(model)
             raise CapsuleFormatError(
-                f"{what} asks to run {excerpt(method)}, which is not a declared prediction method of "
+                f"{what} asks to run {excerpt(repr(method))}, which is not a declared prediction method of "
                 f"{cls.__module__}.{cls.__qualname__} (it has {sorted(declared)}). The manifest is corrupt or "
                 "hostile; nothing was run."
             )
