@@ -240,12 +240,13 @@ def framework_of(model: Any, manifest: Manifest) -> Framework:
         framework = framework_for(model)
     except UnsupportedModelError as exc:
         raise CapsuleFormatError(
-            f"the capsule's payload is a {excerpt(type(model).__qualname__)}, which no framework can call; "
-            f"the manifest claims framework {excerpt(repr(manifest.framework))}."
+            f"the capsule's payload is a {excerpt(type(model).__qualname__, text=True)}, which no framework can "
+            "call; "
+            f"the manifest claims framework {excerpt(manifest.framework)}."
         ) from exc
     if framework.name != manifest.framework:
         raise CapsuleFormatError(
-            f"the manifest says framework {excerpt(repr(manifest.framework))} but the payload is a {framework.name} "
+            f"the manifest says framework {excerpt(manifest.framework)} but the payload is a {framework.name} "
             "model; refusing a capsule whose manifest misdescribes its model."
         )
     if manifest.signature is not None and manifest.signature.outputs:

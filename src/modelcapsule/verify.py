@@ -112,4 +112,4 @@ def _verify_open(reader: CapsuleReader, report: VerificationReport, options: Loa
     for check in checks:
         report.sample[check.method] = "ok" if check.ok else "differs"
         if check.difference is not None:
-            report.problems.append(f"{excerpt(check.method)}(): {check.difference}")
+            report.problems.append(f"{excerpt(check.method, text=True)}(): {check.difference}")

@@ -44,20 +44,25 @@ MUTATING_NAMES = frozenset({
 write somewhere. (The built-in frameworks declare none of them; this guards plug-ins too.)"""
 
 
-def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
-    """A short, printable quotation of ``value``: non-ASCII and control characters escaped, cut at ``limit``."""
+def excerpt(value: Any, limit: int = EXCERPT_CHARS, *, text: bool = False) -> str:
+    """A short, printable quotation of ``value`` (its ``repr``, or the string itself with ``text=True``):
+    non-ASCII and control characters escaped, cut at ``limit``."""
     try:
-        text = value if isinstance(value, str) else repr(value)
-    except Exception:
-        text = f"<{type(value).__name__}>"
-    text = text.encode("ascii", "backslashreplace").decode("ascii")
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
+        shown = value if text and isinstance(value, str) else repr(value)
+    except Exception:  # a hostile __repr__ must not decide what the message says
+        shown = f"<{type(value).__name__}>"
+    shown = shown.encode("ascii", "backslashreplace").decode("ascii")
+    shown = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in shown)
+    return shown if len(shown) <= limit else shown[:limit] + f"… ({len(shown) - limit} more characters)"
 
 
 def describe_error(exc: BaseException) -> str:
     """``Type: message`` of an exception, quoted as an excerpt (it may carry input data)."""
-    return f"{type(exc).__name__}: {excerpt(str(exc))}"
+    try:
+        message = str(exc)
+    except Exception:
+        message = ""
+    return f"{type(exc).__name__}: {excerpt(message, text=True)}"
 
 
 # ------------------------------------------------------------------------------------------ values
@@ -182,7 +187,7 @@ def check_methods(framework: Any, model: Any, methods: Iterable[str], what: str 
         if method not in declared or not safe_name:
             cls = type(model)
             raise CapsuleFormatError(
-                f"{what} asks to run {excerpt(repr(method))}, which is not a declared prediction method of "
+                f"{what} asks to run {excerpt(method)}, which is not a declared prediction method of "
                 f"{cls.__module__}.{cls.__qualname__} (it has {sorted(declared)}). The manifest is corrupt or "
                 "hostile; nothing was run."
             )
