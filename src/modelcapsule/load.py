@@ -8,9 +8,12 @@ before the model is handed back (or all of them first, when a signature is requi
 
 from __future__ import annotations
 
+import contextlib
 import os
+import struct
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +24,7 @@ from .core.checks_on_record import CheckCache, Stats, check_cache
 from .core.container import DEFAULT_LIMITS, CapsuleReader, Limits, open_capsule
 from .core.manifest import Manifest
 from .core.members import PlainFile
-from .core.sample import MethodCheck, check_methods, excerpt, infer_signature, verify_capsule_sample
+from .core.sample import MethodCheck, check_methods, describe_error, excerpt, infer_signature, verify_capsule_sample
 from .errors import (
     CapsuleError,
     CapsuleFormatError,
@@ -74,9 +77,11 @@ def construct(fmt: Format, source: Any, details: dict[str, Any], options: LoadOp
     """Audit, then construct; scikit-learn's version warnings are folded into drift entries."""
     if fmt.runs_code and not options.trust_code:
         raise UntrustedCodeError(fmt.name, what)
-    options.policy.check(fmt.audit(source, details, options), what)
+    with _typed_errors(fmt, what):
+        names = fmt.audit(source, details, options)
+    options.policy.check(names, what)
     folded: list[PackageDrift] = []
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _typed_errors(fmt, what):
         warnings.simplefilter("always")
         model = fmt.load(source, details, options)
     validate_model(model, options.limits, source=what)  # native-backed state checked before any use
@@ -87,6 +92,26 @@ def construct(fmt: Format, source: Any, details: dict[str, Any], options: LoadOp
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return model, folded
+
+
+UNTRUSTED_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    LookupError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError, MemoryError, EOFError,
+    struct.error, zlib.error,
+)
+"""Builtin exceptions a reader library may raise on a hostile payload. They never escape ``load``: each
+becomes a :class:`CapsuleFormatError` with the original chained as its cause."""
+
+
+@contextlib.contextmanager
+def _typed_errors(fmt: Format, what: str) -> Iterator[None]:
+    try:
+        yield
+    except CapsuleError:
+        raise
+    except UNTRUSTED_INPUT_ERRORS as exc:
+        raise CapsuleFormatError(
+            f"{what}: the {fmt.name} payload is malformed or hostile ({describe_error(exc)})."
+        ) from exc
 
 
 CAPSULE_SUFFIX = ".capsule"
@@ -174,7 +199,8 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
         _check_sample(reader, manifest, framework, model)
         checks.record("sample")
     signature = manifest.signature or infer_signature({}, {})
-    predictor = framework.predictor(model, signature)
+    predictor = (_NotCallable(signature, f"no framework can call a {type(model).__qualname__}")
+                 if framework is None else framework.predictor(model, signature))
     if runtime != "python":
         predictor = _runtime_predictor(reader, manifest, predictor, runtime, options)
     return LoadedCapsule(model, manifest, predictor, reader.path, list(drifts))
@@ -230,20 +256,23 @@ def _runtime_predictor(reader: CapsuleReader, manifest: Manifest, predictor: Pre
     return chosen
 
 
-def framework_of(model: Any, manifest: Manifest) -> Framework:
+def framework_of(model: Any, manifest: Manifest) -> Framework | None:
     """The framework that recognises the loaded object itself; the manifest's ``framework`` must agree.
 
     What may be called on a model (its golden sample, the outputs a server offers) follows from the
     object that was actually built, never from what the manifest says it is. The declared outputs of
-    the signature are checked here too, since a server calls them by name."""
+    the signature are checked here too, since a server calls them by name. An object no framework
+    recognises (plain data) gives None: it loads, but nothing may be called on it."""
     try:
         framework = framework_for(model)
     except UnsupportedModelError as exc:
-        raise CapsuleFormatError(
-            f"the capsule's payload is a {excerpt(type(model).__qualname__, text=True)}, which no framework can "
-            "call; "
-            f"the manifest claims framework {excerpt(manifest.framework)}."
-        ) from exc
+        if manifest.sample or (manifest.signature is not None and manifest.signature.outputs):
+            raise CapsuleFormatError(
+                f"the capsule's payload is a {excerpt(type(model).__qualname__, text=True)}, which no framework "
+                f"can call, yet its manifest names methods to run; the manifest claims framework "
+                f"{excerpt(manifest.framework)}."
+            ) from exc
+        return None
     if framework.name != manifest.framework:
         raise CapsuleFormatError(
             f"the manifest says framework {excerpt(manifest.framework)} but the payload is a {framework.name} "
@@ -259,7 +288,7 @@ def sample_differences(reader: CapsuleReader, manifest: Manifest, framework: Any
     return verify_capsule_sample(reader, manifest.sample, manifest.signature, framework, model)
 
 
-def _check_sample(reader: CapsuleReader, manifest: Manifest, framework: Any, model: Any) -> None:
+def _check_sample(reader: CapsuleReader, manifest: Manifest, framework: Framework | None, model: Any) -> None:
     for check in sample_differences(reader, manifest, framework, model):
         if check.difference is not None:
             raise VerificationError(check.method, check.difference) from check.error

@@ -57,4 +57,6 @@ def predict_with(path: Path, inputs: Mapping[str, Any], methods: Iterable[str],
     re-trained model may not accept the old inputs at all, e.g. after a change of features)."""
     loaded = load_capsule(path, trusted=tuple(trusted), on_mismatch="ignore", verify=True)
     framework = framework_of(loaded.model, loaded.manifest)
+    if framework is None:
+        return {}, {m: "no framework can call the re-trained model" for m in methods}
     return record_outputs(framework, loaded.model, inputs, methods)
