@@ -10,6 +10,7 @@ never come back, and each must be refused before any session exists (``make_sess
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -189,8 +190,6 @@ def test_a_custom_domain_inside_a_function_body_is_refused(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("data", [b"", b"\x08" * 7, b"\x0a\xff\xff\xff\xff\x0f" + b"\0" * 16, b"\x3a" * 4000])
-def test_garbage_is_a_format_error(data: bytes) -> None:
-    try:
+def test_garbage_is_a_format_error_or_an_empty_graph(data: bytes) -> None:
+    with contextlib.suppress(CapsuleFormatError):  # protobuf may read some garbage as an empty model
         check_graph(data)
-    except CapsuleFormatError:
-        pass
