@@ -6,6 +6,7 @@ fuzzed metadata raises only typed errors too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -133,10 +134,8 @@ def capsule_with(path: Path, member: str, data: bytes, format_name: str, details
 
 
 def load_or_refuse(path: Path) -> None:
-    try:
+    with contextlib.suppress(CapsuleError):  # a typed refusal is fine; anything else fails the test
         mc.load(path, on_mismatch="ignore")
-    except CapsuleError:
-        pass
     report = mc.verify(path)
     assert isinstance(report.ok, bool)
 
