@@ -141,6 +141,13 @@ def _dtype_ok(text: str) -> bool:
     return dtype.kind in "biufcUSMmO" and dtype.itemsize <= 1 << 16 and not dtype.fields
 
 
+def _plain_label(value: Any) -> bool:
+    """A class label: a plain scalar, or (multi-output classifiers) a list of them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    return isinstance(value, list) and all(v is None or isinstance(v, (bool, int, float, str)) for v in value)
+
+
 def check_signature(raw: Any) -> Signature | None:
     """The ``signature`` section as a :class:`Signature`: names are strings, dtypes ones numpy knows,
     shapes lists of at most 32 integers >= -1, classes plain scalars."""
@@ -168,9 +175,8 @@ def check_signature(raw: Any) -> Signature | None:
                     for c in columns)):
                 raise _bad(f"{where}.columns", "should be a list of {name, dtype} objects")
     classes = raw.get("classes")
-    if classes is not None and (not isinstance(classes, list) or not all(
-            c is None or isinstance(c, (bool, int, float, str)) for c in classes)):
-        raise _bad("signature.classes", "should be a list of plain values")
+    if classes is not None and (not isinstance(classes, list) or not all(_plain_label(c) for c in classes)):
+        raise _bad("signature.classes", "should be a list of plain values (or, per output, lists of them)")
     try:
         return Signature.from_dict(raw)
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
