@@ -8,8 +8,11 @@ before the model is handed back (or all of them first, when a signature is requi
 
 from __future__ import annotations
 
+import contextlib
 import os
+import struct
 import warnings
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,12 +24,7 @@ from .core.checks_on_record import CheckCache, Stats, check_cache
 from .core.container import DEFAULT_LIMITS, CapsuleReader, Limits, open_capsule
 from .core.manifest import Manifest
 from .core.members import PlainFile
-from .core.sample import (
-    compare_outputs,
-    infer_signature,
-    model_inputs,
-    read_sample,
-)
+from .core.sample import MethodCheck, check_methods, describe_error, excerpt, infer_signature, verify_capsule_sample
 from .core.uris import resolve_capsule_path
 from .errors import (
     CapsuleError,
@@ -39,7 +37,7 @@ from .errors import (
     warn_drift,
 )
 from .formats import Format, LoadOptions, format_for_file, get_format
-from .frameworks import framework_for, get_framework
+from .frameworks import Framework, framework_for
 from .security.policy import TrustPolicy
 from .security.state_checks import validate_model
 from .types import Predictor, Signature
@@ -80,9 +78,11 @@ def construct(fmt: Format, source: Any, details: dict[str, Any], options: LoadOp
     """Audit, then construct; scikit-learn's version warnings are folded into drift entries."""
     if fmt.runs_code and not options.trust_code:
         raise UntrustedCodeError(fmt.name, what)
-    options.policy.check(fmt.audit(source, details, options), what)
+    with _typed_errors(fmt, what):
+        names = fmt.audit(source, details, options)
+    options.policy.check(names, what)
     folded: list[PackageDrift] = []
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _typed_errors(fmt, what):
         warnings.simplefilter("always")
         model = fmt.load(source, details, options)
     validate_model(model, options.limits, source=what)  # native-backed state checked before any use
@@ -93,6 +93,26 @@ def construct(fmt: Format, source: Any, details: dict[str, Any], options: LoadOp
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return model, folded
+
+
+UNTRUSTED_INPUT_ERRORS: tuple[type[Exception], ...] = (
+    LookupError, TypeError, ValueError, AttributeError, ArithmeticError, RecursionError, MemoryError, EOFError,
+    struct.error, zlib.error,
+)
+"""Builtin exceptions a reader library may raise on a hostile payload. They never escape ``load``: each
+becomes a :class:`CapsuleFormatError` with the original chained as its cause."""
+
+
+@contextlib.contextmanager
+def _typed_errors(fmt: Format, what: str) -> Iterator[None]:
+    try:
+        yield
+    except CapsuleError:
+        raise
+    except UNTRUSTED_INPUT_ERRORS as exc:
+        raise CapsuleFormatError(
+            f"{what}: the {fmt.name} payload is malformed or hostile ({describe_error(exc)})."
+        ) from exc
 
 
 CAPSULE_SUFFIX = ".capsule"
@@ -149,7 +169,7 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
             from .security.signing import check_signature
 
             check_signature(reader, public_key)
-        if checks.passed("hashes"):
+        if reader.mapped and checks.passed("hashes"):  # opt-in: see modelcapsule.core.exact_bytes
             hashed = None
         elif public_key is not None:
             reader.check_hashes()
@@ -161,7 +181,6 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
         if on_mismatch == "error":
             _apply_drift_policy(drifts, on_mismatch)
         fmt = get_format(manifest.format_name)
-        framework = get_framework(manifest.framework)
         try:
             model, folded = construct(fmt, reader, dict(manifest.format), options, what)
         except CapsuleError as exc:
@@ -177,11 +196,13 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
         pool.shutdown(wait=True)
     drifts += [d for d in folded if d.name not in {x.name for x in drifts}]
     _apply_drift_policy(drifts, on_mismatch)
+    framework = framework_of(model, manifest)
     if verify and manifest.sample and not checks.passed("sample"):
         _check_sample(reader, manifest, framework, model)
         checks.record("sample")
     signature = manifest.signature or infer_signature({}, {})
-    predictor = framework.predictor(model, signature)
+    predictor = (_NotCallable(signature, f"no framework can call a {type(model).__qualname__}")
+                 if framework is None else framework.predictor(model, signature))
     if runtime != "python":
         predictor = _runtime_predictor(reader, manifest, predictor, runtime, options)
     return LoadedCapsule(model, manifest, predictor, reader.path, list(drifts))
@@ -191,7 +212,10 @@ class _PassedChecks:
     """The record of this capsule's checks that passed before (see :mod:`modelcapsule.core.checks_on_record`).
 
     The files' identity is taken when the capsule is opened, before any check runs, and a check is
-    recorded only if the files are still exactly as they were then."""
+    recorded only if the files are still exactly as they were then. A recorded hash check is reused only
+    on the opt-in mapped path (``Limits(map_files=True)``); by default every member is hashed in the very
+    buffer it is parsed from, so only the golden sample's record (which those hashes then vouch for) is
+    reused."""
 
     def __init__(self, reader: CapsuleReader, cache: CheckCache | None, device: str | None) -> None:
         self._reader, self._cache = reader, cache
@@ -234,24 +258,42 @@ def _runtime_predictor(reader: CapsuleReader, manifest: Manifest, predictor: Pre
     return chosen
 
 
-def sample_differences(reader: CapsuleReader, manifest: Manifest, framework: Any,
-                        model: Any) -> Iterator[tuple[str, str | None, Exception | None]]:
-    """Re-run the golden sample one method at a time: ``(method, difference or None, error raised)``."""
-    assert manifest.sample is not None
-    inputs, outputs = read_sample(reader, manifest.sample)
-    for method, expected in outputs.items():
-        try:
-            got = framework.call(model, method, model_inputs(inputs))
-        except Exception as exc:
-            yield method, f"calling it raised {type(exc).__name__}: {exc}", exc
-            continue
-        yield method, compare_outputs(expected, got), None
+def framework_of(model: Any, manifest: Manifest) -> Framework | None:
+    """The framework that recognises the loaded object itself; the manifest's ``framework`` must agree.
+
+    What may be called on a model (its golden sample, the outputs a server offers) follows from the
+    object that was actually built, never from what the manifest says it is. The declared outputs of
+    the signature are checked here too, since a server calls them by name. An object no framework
+    recognises (plain data) gives None: it loads, but nothing may be called on it."""
+    try:
+        framework = framework_for(model)
+    except UnsupportedModelError as exc:
+        if manifest.sample or (manifest.signature is not None and manifest.signature.outputs):
+            raise CapsuleFormatError(
+                f"the capsule's payload is a {excerpt(type(model).__qualname__, text=True)}, which no framework "
+                f"can call, yet its manifest names methods to run; the manifest claims framework "
+                f"{excerpt(manifest.framework)}."
+            ) from exc
+        return None
+    if framework.name != manifest.framework:
+        raise CapsuleFormatError(
+            f"the manifest says framework {excerpt(manifest.framework)} but the payload is a {framework.name} "
+            "model; refusing a capsule whose manifest misdescribes its model."
+        )
+    if manifest.signature is not None and manifest.signature.outputs:
+        check_methods(framework, model, manifest.signature.output_names, "the signature")
+    return framework
 
 
-def _check_sample(reader: CapsuleReader, manifest: Manifest, framework: Any, model: Any) -> None:
-    for method, diff, error in sample_differences(reader, manifest, framework, model):
-        if diff is not None:
-            raise VerificationError(method, diff) from error
+def sample_differences(reader: CapsuleReader, manifest: Manifest, framework: Any, model: Any) -> list[MethodCheck]:
+    """Re-run the golden sample one method at a time (see :func:`modelcapsule.core.sample.verify_capsule_sample`)."""
+    return verify_capsule_sample(reader, manifest.sample, manifest.signature, framework, model)
+
+
+def _check_sample(reader: CapsuleReader, manifest: Manifest, framework: Framework | None, model: Any) -> None:
+    for check in sample_differences(reader, manifest, framework, model):
+        if check.difference is not None:
+            raise VerificationError(check.method, check.difference) from check.error
 
 
 def _load_plain(path: Path, options: LoadOptions) -> LoadedCapsule:

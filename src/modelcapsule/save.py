@@ -20,13 +20,7 @@ from .core.container import CapsuleWriter
 from .core.evaluation import evaluate, write_evaluation
 from .core.manifest import Manifest
 from .core.members import MemoryMembers
-from .core.sample import (
-    compare_outputs,
-    infer_signature,
-    model_inputs,
-    normalize_inputs,
-    write_sample,
-)
+from .core.sample import compare_sample, describe_error, infer_signature, normalize_inputs, record_outputs, write_sample
 from .core.save_redirect import redirected_target
 from .errors import (
     CapsuleError,
@@ -69,13 +63,15 @@ def _round_trip(payload: _Payload, policy: TrustPolicy, framework: Any, inputs: 
         return f"does not load back: {exc}"
     if inputs is None:
         return None
-    for method, expected in outputs.items():
-        try:
-            got = framework.call(clone, method, model_inputs(inputs))
-        except Exception as exc:
-            return f"{method}() fails after reloading: {type(exc).__name__}: {exc}"
-        if (diff := compare_outputs(expected, got, exact=True)) is not None:
-            return f"{method}() differs after reloading ({diff.splitlines()[0]})"
+    try:
+        checks = compare_sample(framework, clone, inputs, outputs, exact=True)
+    except CapsuleError as exc:
+        return f"the reloaded model cannot be checked: {exc}"
+    for check in checks:
+        if check.error is not None:
+            return f"{check.method}() fails after reloading: {describe_error(check.error)}"
+        if check.difference is not None:
+            return f"{check.method}() differs after reloading ({check.difference.splitlines()[0]})"
     return None
 
 
@@ -158,11 +154,7 @@ def save(
     outputs: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     if inputs is not None:
-        for method in framework.methods(model):
-            try:
-                outputs[method] = framework.call(model, method, model_inputs(inputs))
-            except Exception as exc:
-                skipped[method] = f"{type(exc).__name__}: {exc}"
+        outputs, skipped = record_outputs(framework, model, inputs)
     payload, choice = _choose_payload(model, framework, format, policy, inputs, outputs)
 
     description = framework.describe(model)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .core.sample import compare_outputs, model_inputs, normalize_inputs
+from .core.sample import compare_sample, normalize_inputs, record_outputs
 from .formats.base import Format
 from .frameworks.base import Framework
 from .load import load_capsule
@@ -237,17 +237,12 @@ def check_round_trip(model: Any, sample: Any, path: str | Path, *, format: str =
     save(model, path, format=format, sample=sample, overwrite=True, source=False)
     loaded = load_capsule(path, on_mismatch="error", verify=True, **load_kwargs)
     framework = framework_for(model)
-    methods = framework.methods(model)
-    inputs = model_inputs(normalize_inputs(sample))
-    compared = 0
-    for method in methods:
-        try:
-            expected = framework.call(model, method, inputs)
-        except Exception:  # noqa: S112 - a method the original cannot run on this sample is not compared
-            continue
-        diff = compare_outputs(expected, framework.call(loaded.model, method, inputs), exact=True)
-        if diff is not None:
-            raise AssertionError(f"{type(model).__name__}.{method}() differs after the round trip: {diff}")
+    expected, _skipped = record_outputs(framework, model, normalize_inputs(sample))  # a method the original
+    compared = 0                                                                    # cannot run is not compared
+    for check in compare_sample(framework, loaded.model, normalize_inputs(sample), expected, exact=True):
+        if check.difference is not None:
+            raise AssertionError(f"{type(model).__name__}.{check.method}() differs after the round trip: "
+                                 f"{check.difference}")
         compared += 1
     if compared == 0 and not same_state(vars(model), vars(loaded.model)):
         raise AssertionError(f"{type(model).__name__}: fitted state differs after the round trip")

@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .core import environment
-from .core.container import DEFAULT_LIMITS, Limits, open_capsule
+from .core.container import DEFAULT_LIMITS, CapsuleReader, Limits, open_capsule
+from .core.sample import describe_error, excerpt
 from .core.uris import resolve_capsule_path
 from .errors import (
     CapsuleError,
     PackageDrift,
 )
 from .formats import LoadOptions, get_format
-from .frameworks import get_framework
-from .load import construct, policy_for, sample_differences
+from .load import construct, framework_of, policy_for, sample_differences
 from .security.policy import TrustPolicy
 
 __all__ = ["VerificationReport", "verify"]
@@ -43,51 +43,75 @@ class VerificationReport:
                 "sample": self.sample, "problems": self.problems}
 
 
+_BAD_FILE_ERRORS: tuple[type[Exception], ...] = (
+    CapsuleError, OSError, ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError,
+    MemoryError, EOFError, AssertionError, RuntimeError,
+)
+"""What a reader library may still raise on a hostile file. ``verify`` reports them as problems; it never
+raises for a bad file (it only raises for bad arguments)."""
+
+
+def _problem(exc: BaseException) -> str:
+    if isinstance(exc, CapsuleError):
+        return str(exc)
+    return f"the file could not be read ({describe_error(exc)}); it is corrupt or hostile."
+
+
 def verify(path: str | os.PathLike[str], *, trusted: Iterable[str] | TrustPolicy = (), public_key: Any = None,
            trust_code: bool = False, limits: Limits | None = None) -> VerificationReport:
-    """Check a capsule without raising: hashes, signature, drift and golden sample, all reported."""
+    """Check a capsule without raising: hashes, signature, drift and golden sample, all reported.
+
+    A corrupt or hostile file gives a report whose ``problems`` say what is wrong; only bad arguments
+    (an unknown keyword, a key of the wrong type) raise."""
     path = resolve_capsule_path(path)  # models:/NAME@ALIAS → a local, hash-checked copy
     report = VerificationReport(str(path))
     options = LoadOptions(policy=policy_for(trusted), trust_code=trust_code, limits=limits or DEFAULT_LIMITS)
     try:
         reader = open_capsule(path, options.limits)
-    except (CapsuleError, OSError) as exc:
-        report.problems.append(str(exc))
+    except _BAD_FILE_ERRORS as exc:
+        report.problems.append(_problem(exc))
         return report
     with reader:
-        manifest = reader.manifest
-        report.drift = environment.compare_environment(manifest.environment)
-        if public_key is not None or "capsule.sig" in reader:
-            report.signature = "present, not checked (pass a public key)" if public_key is None else "valid"
-            if public_key is not None:
-                from .security.signing import check_signature
-
-                try:
-                    check_signature(reader, public_key)
-                except CapsuleError as exc:
-                    report.signature = "invalid"
-                    report.problems.append(str(exc))
-                    return report
         try:
-            reader.check_hashes()
-            report.hashes = f"ok ({len(manifest.files)} members)"
-        except CapsuleError as exc:
-            report.hashes = "mismatch"
-            report.problems.append(str(exc))
-            return report
-        try:
-            fmt = get_format(manifest.format_name)
-            framework = get_framework(manifest.framework)
-            model, folded = construct(fmt, reader, dict(manifest.format), options, str(path))
-        except CapsuleError as exc:
-            report.problems.append(str(exc))
-            return report
-        report.drift += [d for d in folded if d.name not in {x.name for x in report.drift}]
-        if not manifest.sample:
-            report.sample["-"] = "no golden sample stored"
-            return report
-        for method, diff, _error in sample_differences(reader, manifest, framework, model):
-            report.sample[method] = "ok" if diff is None else "differs"
-            if diff is not None:
-                report.problems.append(f"{method}(): {diff}")
+            _verify_open(reader, report, options, public_key, str(path))
+        except _BAD_FILE_ERRORS as exc:
+            report.problems.append(_problem(exc))
     return report
+
+
+def _verify_open(reader: CapsuleReader, report: VerificationReport, options: LoadOptions, public_key: Any,
+                 what: str) -> None:
+    manifest = reader.manifest
+    report.drift = environment.compare_environment(manifest.environment)
+    if public_key is not None or "capsule.sig" in reader:
+        report.signature = "present, not checked (pass a public key)" if public_key is None else "valid"
+        if public_key is not None:
+            from .security.signing import check_signature
+
+            try:
+                check_signature(reader, public_key)
+            except CapsuleError as exc:
+                report.signature = "invalid"
+                report.problems.append(str(exc))
+                return
+    try:
+        reader.check_hashes()
+        report.hashes = f"ok ({len(manifest.files)} members)"
+    except CapsuleError as exc:
+        report.hashes = "mismatch"
+        report.problems.append(str(exc))
+        return
+    fmt = get_format(manifest.format_name)
+    model, folded = construct(fmt, reader, dict(manifest.format), options, what)
+    framework = framework_of(model, manifest)
+    report.drift += [d for d in folded if d.name not in {x.name for x in report.drift}]
+    if not manifest.sample:
+        report.sample["-"] = "no golden sample stored"
+        return
+    report.sample["-"] = "not run"
+    checks = sample_differences(reader, manifest, framework, model)
+    del report.sample["-"]
+    for check in checks:
+        report.sample[check.method] = "ok" if check.ok else "differs"
+        if check.difference is not None:
+            report.problems.append(f"{excerpt(check.method, text=True)}(): {check.difference}")

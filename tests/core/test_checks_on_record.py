@@ -1,5 +1,8 @@
 """A check that passed on an unchanged file is not repeated; any change to the file, the manifest or
-the software brings every check back."""
+the software brings every check back.
+
+Reusing a recorded *hash* check is the opt-in mapped path (``MODELCAPSULE_MAP_FILES=1``), which these
+tests turn on; by default every load hashes the bytes it parses (tests/security/test_exact_bytes.py)."""
 
 from __future__ import annotations
 
@@ -53,6 +56,7 @@ class Runs:
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Runs]:
     monkeypatch.setenv("MODELCAPSULE_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MODELCAPSULE_MAP_FILES", "1")
     monkeypatch.setattr(check_cache, "SETTLE_SECONDS", SETTLE)
     yield Runs(monkeypatch)
 

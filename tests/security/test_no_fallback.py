@@ -34,6 +34,7 @@ from modelcapsule.security import policy as trust
 from modelcapsule.security.signing import generate_key, sign_capsule
 
 load_module = importlib.import_module("modelcapsule.load")  # the module; mc.load is the function
+sample_module = importlib.import_module("modelcapsule.core.sample")
 
 STREAM = "model/model.pkl"
 UNRESTRICTED = [
@@ -118,8 +119,8 @@ STEPS = [
     (safepickle, "restricted_loads"),
     (safepickle, "scan_pickle"),
     (load_module.environment, "compare_environment"),
-    (load_module, "read_sample"),
-    (load_module, "compare_outputs"),
+    (sample_module, "read_sample"),  # the one golden-sample loop lives in core/sample.py
+    (sample_module, "compare_outputs"),
 ]
 
 

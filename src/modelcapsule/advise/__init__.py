@@ -29,7 +29,7 @@ import numpy as np
 from ..core.container import CapsuleWriter
 from ..core.manifest import Manifest
 from ..core.members import MemoryMembers
-from ..core.sample import model_inputs, normalize_inputs, write_sample
+from ..core.sample import normalize_inputs, record_outputs, write_sample
 from ..errors import CapsuleError, UnsupportedModelError
 from ..formats import Format, LoadOptions, get_format
 from ..formats.joblib import CompressedJoblibFormat
@@ -304,11 +304,7 @@ def advise(
     inputs = normalize_inputs(sample) if sample is not None else None
     outputs: dict[str, Any] = {}
     if inputs is not None:
-        for method in framework.methods(model):
-            try:
-                outputs[method] = framework.call(model, method, model_inputs(inputs))
-            except Exception:  # noqa: S112 - a method unusable on this sample is simply not compared
-                continue
+        outputs, _skipped = record_outputs(framework, model, inputs)  # a method unusable here is not compared
     wanted = list(formats) if formats is not None else None
     candidates = [(label, name) for label, name in CANDIDATES if wanted is None or name in wanted]
     advice = Advice(sample_rows=len(next(iter(inputs.values()))) if inputs else 0)

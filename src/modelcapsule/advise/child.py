@@ -17,9 +17,9 @@ from typing import Any
 def main(argv: list[str]) -> int:
     path, trusted, trust_code = argv[0], json.loads(argv[1]), argv[2] == "1"
     from ..core.container import open_capsule
-    from ..core.sample import compare_outputs, model_inputs, read_sample
-    from ..frameworks import get_framework
-    from ..load import load_capsule
+    from ..core.sample import describe_error, verify_capsule_sample
+    from ..errors import CapsuleError
+    from ..load import framework_of, load_capsule
 
     start = time.perf_counter()
     loaded = load_capsule(path, trusted=trusted, trust_code=trust_code, verify=False, on_mismatch="ignore")
@@ -27,18 +27,16 @@ def main(argv: list[str]) -> int:
     result: dict[str, Any] = {"load_seconds": seconds, "exact": None, "pid": os.getpid()}
     manifest = loaded.manifest
     if manifest.sample:
-        framework = get_framework(manifest.framework)
-        with open_capsule(path) as reader:
-            inputs, outputs = read_sample(reader, manifest.sample)
         diffs = []
-        for method, expected in outputs.items():
-            try:
-                got = framework.call(loaded.model, method, model_inputs(inputs))
-                diff = compare_outputs(expected, got, exact=True)
-            except Exception as exc:
-                diff = f"{type(exc).__name__}: {exc}"
-            if diff is not None:
-                diffs.append(f"{method}: {diff.splitlines()[0]}")
+        try:
+            framework = framework_of(loaded.model, manifest)
+            with open_capsule(path) as reader:
+                checks = verify_capsule_sample(reader, manifest.sample, manifest.signature, framework,
+                                               loaded.model, exact=True)
+        except CapsuleError as exc:
+            diffs.append(describe_error(exc))
+            checks = []
+        diffs += [f"{c.method}: {c.difference.splitlines()[0]}" for c in checks if c.difference is not None]
         result["exact"] = not diffs
         result["detail"] = "; ".join(diffs)
     print(json.dumps(result))

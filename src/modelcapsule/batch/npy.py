@@ -16,6 +16,7 @@ from typing import IO, Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
+from ..core.npy import NpyError, read_npy_header
 from .errors import BatchUsageError, InputFileError
 from .table import Chunk, ChunkReader, ChunkWriter, ColumnKind, Source, TableFormat
 
@@ -40,20 +41,16 @@ class NpyReader:
         self.types: dict[str, pa.DataType] = {}
         self._fh = open(source, "rb")  # noqa: SIM115 - closed in close()
         try:
-            version = np.lib.format.read_magic(self._fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(self._fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(self._fh)
-        except (ValueError, OSError, SyntaxError) as exc:
+            header = read_npy_header(self._fh)  # the same strict header reader as the golden sample's
+        except NpyError as exc:
             self._fh.close()
+            if exc.holds_objects:
+                raise InputFileError(
+                    f"{name} holds Python objects ({exc}); reading it would unpickle them, which can run "
+                    "code. Save the array with a numeric or fixed-width string dtype."
+                ) from None
             raise InputFileError(f"{name} is not a readable NPY file: {exc}") from None
-        if dtype.hasobject:
-            self._fh.close()
-            raise InputFileError(
-                f"{name} holds Python objects (dtype {dtype}); reading it would unpickle them, which can run "
-                "code. Save the array with a numeric or fixed-width string dtype."
-            )
+        shape, fortran, dtype = header.shape, header.fortran, header.dtype
         if not shape:
             self._fh.close()
             raise InputFileError(f"{name} holds a scalar; batch scoring needs rows along the first axis.")

@@ -1,220 +1,39 @@
-"""Reading and writing the capsule container: a ZIP file or the same members in a directory.
-
-Writing is atomic: members go to a temporary sibling, which is fsynced and renamed over the
-destination, so a crash mid-save never leaves a half-written capsule where a good one was.
+"""Reading the capsule container (a ZIP file or the same members in a directory), and the names
+every part of the package imports from here: :class:`Limits`, :class:`CapsuleWriter`, :func:`open_capsule`.
 
 Reading goes through one strict parser: no absolute or ``..`` member names, no duplicates, no
 symlinks, no member missing from the manifest (or listed but absent), size and compression-ratio caps.
-Stored (uncompressed) members are memory-mapped copy-on-write, so large arrays cost no copy on load
-and are shared between processes that load the same file.
+Each member is read once into private memory, and those very bytes are hashed and parsed (see
+:mod:`modelcapsule.core.exact_bytes`); ``Limits(map_files=True)`` maps stored members from the file
+instead, when only their owner can write them. Writing lives in :mod:`modelcapsule.core.container_write`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import mmap
 import os
-import shutil
 import stat
 import struct
-import tempfile
 import zipfile
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
 
 from ..errors import CapsuleFormatError, IntegrityError, LimitExceededError
-from .manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry, Manifest, parse_manifest
+from .container_write import ALIGNMENT, CHUNK, LOCAL_HEADER, CapsuleWriter, check_member_name, sha256_of
+from .exact_bytes import PrivateBytes, map_files_requested, only_owner_can_write, read_private
+from .limits import DEFAULT_LIMITS, Limits
+from .manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, parse_manifest
 
-__all__ = ["CapsuleReader", "CapsuleWriter", "Limits", "open_capsule", "sha256_of"]
+__all__ = ["ALIGNMENT", "CHUNK", "DEFAULT_LIMITS", "CapsuleReader", "CapsuleWriter", "Limits", "check_member_name",
+           "open_capsule", "sha256_of"]
 
-ALIGNMENT = 64
-"""Stored members start at a multiple of this offset in the ZIP file, so arrays mapped from it are aligned."""
-
-_ALIGN_EXTRA_ID = 0xA11C  # a private ZIP extra-field id that only carries padding
-_LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
-_CHUNK = 1 << 24
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource caps applied while reading a capsule or model file. Raise one only for files you trust."""
-
-    max_member_size: int = 16 << 30
-    """Largest single member, uncompressed (bytes)."""
-    max_total_size: int = 64 << 30
-    """Sum of all members, uncompressed (bytes)."""
-    max_members: int = 100_000
-    """Number of members."""
-    max_compression_ratio: int = 200
-    """Uncompressed/compressed size of one deflated member (zip bombs have ratios in the thousands)."""
-    max_manifest_size: int = 16 << 20
-    """Size of ``capsule.json`` (bytes)."""
-    max_array_elements: int = 1 << 34
-    """Elements in one array built while loading."""
-    max_pickle_size: int = 4 << 30
-    """Size of one pickle stream (bytes)."""
-
-
-DEFAULT_LIMITS = Limits()
-
-
-def sha256_of(data: bytes | memoryview | mmap.mmap) -> str:
-    """Hex SHA-256 of a buffer. ``hashlib`` releases the GIL on large buffers, so this runs beside parsing."""
-    h = hashlib.sha256()
-    view = memoryview(data)
-    for start in range(0, len(view), _CHUNK):
-        h.update(view[start : start + _CHUNK])
-    return h.hexdigest()
-
-
-def check_member_name(name: str) -> str:
-    """Refuse member names that could escape the capsule or collide: absolute, ``..``, backslashes, drives."""
-    if not name or "\\" in name or "\x00" in name or name.startswith("/") or ":" in name.split("/", maxsplit=1)[0]:
-        raise CapsuleFormatError(f"member name {name!r} is absolute or malformed; refusing to read this file.")
-    if any(part in ("..", ".", "") for part in name.split("/")):
-        raise CapsuleFormatError(f"member name {name!r} contains '..' or empty parts; refusing to read this file.")
-    return name
-
-
-# --------------------------------------------------------------------------------------------- writing
-
-
-class CapsuleWriter:
-    """Collects members and writes them atomically as a ZIP file or a directory.
-
-    Use as a context manager; the destination appears only when the block exits without an error.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, layout: str = "zip", overwrite: bool = False,
-                 compress: bool = False) -> None:
-        if layout not in ("zip", "dir"):
-            raise ValueError(f"layout must be 'zip' or 'dir', not {layout!r}")
-        self.path = Path(path)
-        self.layout = layout
-        self.compress = compress
-        if self.path.exists() and not overwrite:
-            raise FileExistsError(f"{self.path} already exists; pass overwrite=True to replace it.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.files: dict[str, FileEntry] = {}
-        self._tmp: Path | None = None
-        self._zip: zipfile.ZipFile | None = None
-
-    def __enter__(self) -> CapsuleWriter:
-        prefix = f".{self.path.name}.tmp-"
-        if self.layout == "zip":
-            fd, tmp = tempfile.mkstemp(prefix=prefix, dir=self.path.parent)
-            os.close(fd)
-            self._tmp = Path(tmp)
-            self._zip = zipfile.ZipFile(self._tmp, "w", allowZip64=True)
-        else:
-            self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
-        return self
-
-    def add(self, name: str, data: bytes | memoryview) -> FileEntry:
-        """Add one member; its hash and size go into the manifest."""
-        check_member_name(name)
-        if name in self.files or name in (MANIFEST_NAME, SIGNATURE_NAME):
-            raise ValueError(f"member {name!r} is written twice")
-        view = memoryview(data).cast("B")
-        entry = FileEntry(sha256_of(view), view.nbytes)
-        self._write(name, view)
-        self.files[name] = entry
-        return entry
-
-    def finish(self, manifest: Manifest, signature: bytes | None = None) -> None:
-        """Write the manifest (and a detached signature) last."""
-        manifest.files = dict(self.files)
-        self._write(MANIFEST_NAME, memoryview(manifest.to_json()))
-        if signature is not None:
-            self._write(SIGNATURE_NAME, memoryview(signature))
-
-    def _write(self, name: str, view: memoryview) -> None:
-        assert self._tmp is not None
-        if self._zip is None:
-            target = self._tmp / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as fh:
-                fh.write(view)
-            return
-        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-        info.external_attr = 0o644 << 16
-        if self.compress and not name.startswith("model/buffers/"):
-            info.compress_type = zipfile.ZIP_DEFLATED
-        else:
-            info.compress_type = zipfile.ZIP_STORED
-            zip64 = view.nbytes > 0x7FFFFFFF
-            fp = self._zip.fp
-            assert fp is not None
-            header_end = fp.tell() + _LOCAL_HEADER.size + len(name.encode()) + (20 if zip64 else 0) + 4
-            info.extra = struct.pack("<HH", _ALIGN_EXTRA_ID, (-header_end) % ALIGNMENT) + b"\0" * (
-                (-header_end) % ALIGNMENT
-            )
-        with self._zip.open(info, "w", force_zip64=view.nbytes > 0x7FFFFFFF) as out:
-            for start in range(0, view.nbytes, _CHUNK):
-                out.write(view[start : start + _CHUNK])
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        assert self._tmp is not None
-        if exc_type is not None:
-            self._discard()
-            return
-        try:
-            if self._zip is not None:
-                self._zip.close()
-                _fsync_file(self._tmp)
-                os.replace(self._tmp, self.path)
-            else:
-                for f in self._tmp.rglob("*"):
-                    if f.is_file():
-                        _fsync_file(f)
-                _replace_dir(self._tmp, self.path)
-            _fsync_dir(self.path.parent)
-        except BaseException:
-            self._discard()
-            raise
-
-    def _discard(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
-        if self._tmp is not None and self._tmp.exists():
-            if self._tmp.is_dir():
-                shutil.rmtree(self._tmp, ignore_errors=True)
-            else:
-                self._tmp.unlink(missing_ok=True)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Swap a finished directory into place. The old capsule is moved aside first and removed after, so
-    the destination always holds either the old capsule or the new one, never a mix."""
-    if not os.path.lexists(dst):
-        os.replace(src, dst)
-        return
-    old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-    os.replace(dst, old)
-    os.replace(src, dst)
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        old.unlink(missing_ok=True)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -223,20 +42,28 @@ def _replace_dir(src: Path, dst: Path) -> None:
 class CapsuleReader:
     """Strict read access to the members of a capsule (ZIP or directory).
 
-    ``view(name)`` returns a memory-mapped, copy-on-write view of a stored member (no copy);
-    ``read(name)`` returns bytes. Member hashes are checked by :meth:`check_hashes`, which the loader
-    runs on a second thread while the payload is parsed and joins before handing the model back.
+    ``view(name)`` returns the member's bytes, read once into private memory (or, with the opt-in
+    ``Limits.map_files``, mapped copy-on-write from a file only its owner can write); ``read(name)``
+    returns them as ``bytes``. Every check and every parse sees the same buffer. Member hashes are checked
+    by :meth:`check_hashes`, which the loader runs on a second thread while the payload is parsed and
+    joins before handing the model back.
     """
 
     def __init__(self, path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> None:
         self.path = Path(path)
         self.limits = limits
+        self.mapped = False
+        """True when members are mapped from the file (the opt-in fast path) rather than copied."""
+        self._want_map = map_files_requested(limits.map_files)
         self._maps: list[mmap.mmap] = []
         self._zip: zipfile.ZipFile | None = None
         self._fh: IO[bytes] | None = None
         self._zmap: mmap.mmap | None = None
+        self._root_fd: int | None = None
         self._entries: dict[str, tuple[int, int, int, int]] = {}  # name -> (offset, size, csize, method)
         self._dir_sizes: dict[str, int] = {}
+        self._dir_ids: dict[str, tuple[int, int]] = {}  # name -> (device, inode) seen by the scan
+        self._bytes = PrivateBytes()
         self.manifest_bytes = b""
         try:
             if self.path.is_dir():
@@ -253,7 +80,9 @@ class CapsuleReader:
 
     def _scan_dir(self) -> None:
         root = self.path
+        self._root_fd = os.open(root, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
         total = 0
+        mappable = self._want_map
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             for d in dirnames:
                 if os.path.islink(os.path.join(dirpath, d)):
@@ -271,12 +100,15 @@ class CapsuleReader:
                 self._check_size(rel, st.st_size)
                 total += st.st_size
                 self._dir_sizes[rel] = st.st_size
+                self._dir_ids[rel] = (st.st_dev, st.st_ino)
+                mappable = mappable and only_owner_can_write(st)
         if len(self._dir_sizes) > self.limits.max_members:
             raise LimitExceededError("the number of members", len(self._dir_sizes), self.limits.max_members,
                                      "max_members")
         if total > self.limits.max_total_size:
             raise LimitExceededError("the capsule's total size", total, self.limits.max_total_size,
                                      "max_total_size")
+        self.mapped = mappable
 
     def _scan_zip(self) -> None:
         try:
@@ -290,18 +122,20 @@ class CapsuleReader:
             ) from None
         if len(infos) > self.limits.max_members:
             raise LimitExceededError("the number of members", len(infos), self.limits.max_members, "max_members")
-        self._fh.seek(0)
-        if (magic := self._fh.read(4)) not in (b"PK\x03\x04", b"PK\x05\x06"):
+        fd = self._fh.fileno()
+        if (magic := os.pread(fd, 4, 0)) not in (b"PK\x03\x04", b"PK\x05\x06"):
             # zipfile tolerates bytes before the archive; a capsule never has any, and such a prefix is
             # how a file is made to be both a capsule and a pickle (a polyglot).
             raise CapsuleFormatError(
                 f"{self.path} starts with {magic!r} instead of a ZIP header: data was put in front of the "
                 "archive. Refusing a file that could be read as two different things."
             )
-        file_size = os.fstat(self._fh.fileno()).st_size
-        if file_size:
-            self._zmap = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_COPY)
+        st = os.fstat(fd)
+        file_size = st.st_size
+        if file_size and self._want_map and only_owner_can_write(st):
+            self._zmap = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
             self._maps.append(self._zmap)
+            self.mapped = True
         total = 0
         spans: list[tuple[int, int, str]] = []  # (local header offset, end of data, name)
         for info in infos:
@@ -335,21 +169,24 @@ class CapsuleReader:
         _refuse_overlaps(spans)
 
     def _data_offset(self, info: zipfile.ZipInfo, file_size: int) -> int:
-        assert self._zmap is not None
+        assert self._fh is not None
         start = info.header_offset
-        if start < 0 or start + _LOCAL_HEADER.size > file_size:
+        if start < 0 or start + LOCAL_HEADER.size > file_size:
             raise CapsuleFormatError(f"member {info.filename!r} has a header outside the file; it is corrupt.")
-        fields = _LOCAL_HEADER.unpack_from(self._zmap, start)
+        header = os.pread(self._fh.fileno(), LOCAL_HEADER.size + 0xFFFF, start)
+        if len(header) < LOCAL_HEADER.size:
+            raise CapsuleFormatError(f"member {info.filename!r} has a truncated local header.")
+        fields = LOCAL_HEADER.unpack_from(header, 0)
         if fields[0] != b"PK\x03\x04":
             raise CapsuleFormatError(f"member {info.filename!r} has a bad local header; the file is corrupt.")
         name_len, extra_len = fields[9], fields[10]
-        name = self._zmap[start + _LOCAL_HEADER.size : start + _LOCAL_HEADER.size + name_len]
+        name = header[LOCAL_HEADER.size : LOCAL_HEADER.size + name_len]
         if name.decode("utf-8", "replace") != info.filename and name.decode("cp437", "replace") != info.filename:
             raise CapsuleFormatError(
                 f"member {info.filename!r} is named differently in its local header ({name!r}); refusing "
                 "a file whose two directories disagree."
             )
-        return int(info.header_offset + _LOCAL_HEADER.size + name_len + extra_len)
+        return int(info.header_offset + LOCAL_HEADER.size + name_len + extra_len)
 
     def _check_size(self, name: str, size: int) -> None:
         limit = self.limits.max_manifest_size if name == MANIFEST_NAME else self.limits.max_member_size
@@ -400,7 +237,9 @@ class CapsuleReader:
         its path names now), or every file of a directory capsule. Raises OSError if one vanished."""
         if self._fh is not None:
             return [("", os.fstat(self._fh.fileno()))]  # the inode is the identity, whatever path reached it
-        return [(name, os.stat(self.path / name)) for name in sorted(self._dir_sizes)]
+        assert self._root_fd is not None
+        return [(name, os.stat(name, dir_fd=self._root_fd, follow_symlinks=False))
+                for name in sorted(self._dir_sizes)]
 
     def __contains__(self, name: str) -> bool:
         return name in (self._dir_sizes if self.is_dir else self._entries)
@@ -414,34 +253,65 @@ class CapsuleReader:
             raise CapsuleFormatError(f"{self.path} has no member {name!r}; the capsule is incomplete.")
 
     def view(self, name: str) -> memoryview:
-        """A zero-copy, copy-on-write view of a member (decompressed into memory if it was deflated)."""
+        """The member's bytes: the same buffer on every call (read once; see the class docstring)."""
         self._need(name)
         if self.is_dir:
-            size = self._dir_sizes[name]
-            if size == 0:
-                return memoryview(bytearray())
-            with open(self.path / name, "rb") as fh:
-                mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
-            self._maps.append(mm)
-            return memoryview(mm)
+            return self._bytes.get(name, lambda: self._read_dir_member(name))
         offset, size, _csize, method = self._entries[name]
         if method == zipfile.ZIP_STORED:
-            if size == 0 or self._zmap is None:
+            if size == 0:
                 return memoryview(bytearray())
-            return memoryview(self._zmap)[offset : offset + size]
-        return memoryview(bytearray(self.read(name)))
+            if self._zmap is not None:
+                return memoryview(self._zmap)[offset : offset + size]
+            assert self._fh is not None
+            fd = self._fh.fileno()
+            return self._bytes.get(name, lambda: read_private(fd, offset, size, f"member {name!r}"))
+        return self._bytes.get(name, lambda: memoryview(bytearray(self._inflate(name, size))))
 
     def read(self, name: str) -> bytes:
-        self._need(name)
-        if self.is_dir:
-            with open(self.path / name, "rb") as fh:
-                data = fh.read(self._dir_sizes[name] + 1)
-            if len(data) != self._dir_sizes[name]:
-                raise CapsuleFormatError(f"member {name!r} changed size while being read.")
-            return data
-        _offset, size, _csize, method = self._entries[name]
-        if method == zipfile.ZIP_STORED:
-            return bytes(self.view(name))
+        return bytes(self.view(name))
+
+    def _open_member(self, name: str) -> int:
+        """An fd on member ``name`` opened component by component from the capsule's root, following no
+        link, and refused unless it is the very file the scan saw (a racer's rename is caught here)."""
+        assert self._root_fd is not None
+        parts = name.split("/")
+        opened: list[int] = []
+        try:
+            current = self._root_fd
+            for part in parts[:-1]:
+                current = os.open(part, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC, dir_fd=current)
+                opened.append(current)
+            fd = os.open(parts[-1], os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK, dir_fd=current)
+        except OSError as exc:
+            raise CapsuleFormatError(f"member {name!r} cannot be opened as a plain file inside the capsule "
+                                     f"({exc.strerror}); it was moved or replaced by a link.") from exc
+        finally:
+            for d in opened:
+                os.close(d)
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != self._dir_ids[name] or st.st_size != self._dir_sizes[name] or \
+                not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise CapsuleFormatError(f"member {name!r} was replaced while the capsule was being read; refusing it.")
+        return fd
+
+    def _read_dir_member(self, name: str) -> memoryview:
+        size = self._dir_sizes[name]
+        fd = self._open_member(name)
+        try:
+            if self.mapped and size:
+                mm = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
+                self._maps.append(mm)
+                return memoryview(mm)
+            view = read_private(fd, 0, size, f"member {name!r}")
+            if os.pread(fd, 1, size):
+                raise CapsuleFormatError(f"member {name!r} grew while being read; refusing it.")
+            return view
+        finally:
+            os.close(fd)
+
+    def _inflate(self, name: str, size: int) -> bytes:
         assert self._zip is not None
         try:
             with self._zip.open(name) as fh:
@@ -455,7 +325,9 @@ class CapsuleReader:
     # -- integrity
 
     def check_hashes(self, names: list[str] | None = None) -> None:
-        """Raise :class:`IntegrityError` naming the first member whose SHA-256 differs from the manifest."""
+        """Raise :class:`IntegrityError` naming the first member whose SHA-256 differs from the manifest.
+
+        The bytes hashed are the very buffer :meth:`view` hands the parser."""
         for name in names if names is not None else sorted(self.manifest.files):
             expected = self.manifest.files[name].sha256
             actual = sha256_of(self.view(name))
@@ -472,12 +344,16 @@ class CapsuleReader:
         return pool.submit(self.check_hashes, names)
 
     def close(self) -> None:
-        """Release file handles. Mapped memory stays valid while arrays still use it."""
+        """Release file handles. Memory stays valid while arrays still use it."""
         if self._zip is not None:
             self._zip.close()
         if self._fh is not None:
             self._fh.close()
+        if self._root_fd is not None:
+            os.close(self._root_fd)
+            self._root_fd = None
         self._maps.clear()
+        self._bytes.clear()
         self._zmap = None
 
     def __enter__(self) -> CapsuleReader:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import CapsuleFormatError
 from ..types import Signature
+from .manifest_schema import check_sections, check_signature
 
 __all__ = ["CAPSULE_VERSION", "MANIFEST_NAME", "SIGNATURE_NAME", "FileEntry", "Manifest", "parse_manifest"]
 
@@ -124,20 +125,17 @@ def _read_v1(data: Mapping[str, Any]) -> Manifest:
         ):
             raise CapsuleFormatError(f"capsule.json entry for member {member!r} needs a sha256 string and a size.")
         sha, size = entry["sha256"], entry["size"]
-        if not _SHA256_HEX.fullmatch(sha) or size < 0:
+        if not _SHA256_HEX.fullmatch(sha) or isinstance(size, bool) or size < 0:
             raise CapsuleFormatError(f"capsule.json entry for member {member!r} has a malformed hash or size.")
         files[str(member)] = FileEntry(sha, size)
     fmt = _require(data, "format", dict)
-    if not isinstance(fmt.get("name"), str):
-        raise CapsuleFormatError("capsule.json 'format' has no name; the manifest is corrupt.")
-    sig_raw = data.get("signature")
-    try:
-        signature = None if sig_raw is None else Signature.from_dict(sig_raw)
-    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-        raise CapsuleFormatError(f"capsule.json 'signature' is malformed: {exc!r}") from None
+    for key in ("name", "created_at"):
+        _require(data, key, str)
+    for key in ("model", "environment"):
+        _require(data, key, dict)
+    check_sections(data)
+    signature = check_signature(data.get("signature"))
     sample = data.get("sample")
-    if sample is not None and not isinstance(sample, dict):
-        raise CapsuleFormatError("capsule.json 'sample' should be an object.")
     types_ = data.get("types", [])
     if not isinstance(types_, list) or not all(isinstance(t, str) for t in types_):
         raise CapsuleFormatError("capsule.json 'types' should be a list of names.")
@@ -194,8 +192,9 @@ def parse_manifest(raw: bytes) -> Manifest:
     try:
         data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float,
                           object_pairs_hook=_unique_keys)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: also over-long integers
-        raise CapsuleFormatError(f"capsule.json is not valid JSON ({exc}); the capsule is corrupt.") from None
+    except (UnicodeDecodeError, ValueError, RecursionError, MemoryError) as exc:  # ValueError: over-long integers
+        raise CapsuleFormatError(f"capsule.json is not valid JSON ({type(exc).__name__}: {str(exc)[:200]}); "
+                                 "the capsule is corrupt.") from exc
     if not isinstance(data, dict):
         raise CapsuleFormatError("capsule.json should hold a JSON object; the capsule is corrupt.")
     version = data.get("capsule_version")

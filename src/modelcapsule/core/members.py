@@ -8,11 +8,14 @@ as one member."""
 from __future__ import annotations
 
 import mmap
+import os
+import stat
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import CapsuleFormatError, LimitExceededError
 from .container import DEFAULT_LIMITS, Limits
+from .exact_bytes import map_files_requested, only_owner_can_write, read_private
 
 __all__ = ["MemberSink", "MemberSource", "MemoryMembers", "PlainFile"]
 
@@ -74,20 +77,35 @@ class MemoryMembers:
 
 
 class PlainFile:
-    """A plain model file presented as the single member ``member`` (memory-mapped, copy-on-write)."""
+    """A plain model file presented as the single member ``member``.
+
+    The file is opened once and its bytes read once into private memory: the audit and the parse see
+    the same bytes, whatever happens to the path or the file meanwhile (see
+    :mod:`modelcapsule.core.exact_bytes`; ``Limits(map_files=True)`` maps it instead when only its owner
+    can write it)."""
 
     def __init__(self, path: str | Path, member: str, limits: Limits = DEFAULT_LIMITS) -> None:
         self.path = Path(path)
         self.member = member
         self.limits = limits
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no model file at {self.path}")
-        size = self.path.stat().st_size
-        if size > limits.max_member_size:
-            raise LimitExceededError(f"the size of {self.path.name}", size, limits.max_member_size,
-                                     "max_member_size")
-        self._size = size
-        self._map: mmap.mmap | None = None
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no model file at {self.path}") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise FileNotFoundError(f"no model file at {self.path} (not a regular file)")
+            if st.st_size > limits.max_member_size:
+                raise LimitExceededError(f"the size of {self.path.name}", st.st_size, limits.max_member_size,
+                                         "max_member_size")
+            self._size = st.st_size
+            if self._size and map_files_requested(limits.map_files) and only_owner_can_write(st):
+                self._view = memoryview(mmap.mmap(fd, 0, access=mmap.ACCESS_COPY))
+            else:
+                self._view = read_private(fd, 0, self._size, self.path.name)
+        finally:
+            os.close(fd)
 
     def names(self) -> list[str]:
         return [self.member]
@@ -101,16 +119,11 @@ class PlainFile:
 
     def read(self, name: str) -> bytes:
         self._check(name)
-        return self.path.read_bytes()
+        return bytes(self._view)
 
     def view(self, name: str) -> memoryview:
         self._check(name)
-        if self._size == 0:
-            return memoryview(b"")
-        if self._map is None:
-            with open(self.path, "rb") as fh:
-                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
-        return memoryview(self._map)
+        return self._view
 
     def size(self, name: str) -> int:
         self._check(name)

@@ -20,6 +20,7 @@ import os
 import tempfile
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -33,15 +34,26 @@ __all__ = ["FORMATS", "KerasFormat", "config_custom_objects"]
 MEMBER = "model/model.keras"
 
 
-def _objects(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        if "class_name" in node:
-            yield node
-        for value in node.values():
-            yield from _objects(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _objects(value)
+MAX_CONFIG_BYTES = 64 << 20
+"""Largest ``config.json`` read from a ``.keras`` archive (a model's config is kilobytes to a few megabytes)."""
+
+MAX_CONFIG_DEPTH = 100
+"""Deepest nesting of lists and objects in a Keras config (nested models and wrappers stay far below)."""
+
+
+def _objects(config: Any) -> Iterator[dict[str, Any]]:
+    """Every object of ``config`` that names a class, walked iteratively within :data:`MAX_CONFIG_DEPTH`."""
+    stack: list[tuple[Any, int]] = [(config, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise CapsuleFormatError(f"the Keras config nests deeper than {MAX_CONFIG_DEPTH} levels; refusing it.")
+        if isinstance(node, dict):
+            if "class_name" in node:
+                yield node
+            stack.extend((v, depth + 1) for v in reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in reversed(node))
 
 
 def _is_keras_module(module: str) -> bool:
@@ -97,13 +109,35 @@ def _registered_path(registered: str) -> str:
     return f"{package}.{name}"
 
 
+def _parse_config(raw: bytes | str, what: str) -> Any:
+    try:
+        config = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise CapsuleFormatError(f"{what} is not valid JSON ({type(exc).__name__}); the model is corrupt.") from exc
+    for _ in _objects(config):  # the depth budget, before anyone else walks it
+        pass
+    return config
+
+
 def read_config(data: bytes) -> Any:
-    """The ``config.json`` of a ``.keras`` archive, as plain JSON."""
+    """The ``config.json`` of a ``.keras`` archive, as plain JSON (at most :data:`MAX_CONFIG_BYTES`, nested
+    at most :data:`MAX_CONFIG_DEPTH` deep)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+            info = archive.getinfo("config.json")
+            if info.file_size > MAX_CONFIG_BYTES:
+                raise CapsuleFormatError(f"the Keras config.json is {info.file_size:,} bytes, more than the "
+                                         f"{MAX_CONFIG_BYTES:,} a model's config needs; refusing it.")
+            with archive.open(info) as fh:
+                raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, ValueError, OSError, EOFError,
+            NotImplementedError, zlib.error) as exc:
+        if isinstance(exc, CapsuleFormatError):
+            raise
         raise CapsuleFormatError(f"not a valid .keras archive (no readable config.json): {exc}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise CapsuleFormatError("the Keras config.json is larger than its header says; refusing it.")
+    return _parse_config(raw, "the Keras config.json")
 
 
 def read_h5_config(data: bytes) -> Any:
@@ -117,10 +151,7 @@ def read_h5_config(data: bytes) -> Any:
         raise CapsuleFormatError(f"not a valid HDF5 file: {exc}") from exc
     if raw is None:
         raise CapsuleFormatError("the .h5 file holds no model_config; it is weights only, not a model")
-    try:
-        return json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
-    except ValueError as exc:
-        raise CapsuleFormatError(f"the .h5 model_config is not valid JSON: {exc}") from exc
+    return _parse_config(raw if isinstance(raw, bytes) else str(raw), "the .h5 model_config")
 
 
 def _require_tensorflow(what: str) -> None:

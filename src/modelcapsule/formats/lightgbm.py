@@ -13,6 +13,7 @@ as a ``Booster``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, ClassVar
 
 import numpy as np
@@ -92,8 +93,53 @@ class LightGBMFormat:
         doc = read_json(source, params_name)
         if not isinstance(doc, dict) or not isinstance(doc.get("fitted"), dict):
             raise CapsuleFormatError(f"{params_name} is incomplete; the capsule is corrupt.")
+        check_fitted(doc["fitted"], params_name)
         cls = wrapper_class(doc, options, "LightGBM", BUILTIN, lightgbm.LGBMModel)
-        return _restore(cls(**decode_params(doc.get("params", {}))), booster, doc["fitted"])
+        try:
+            return _restore(cls(**decode_params(doc.get("params", {}))), booster, doc["fitted"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CapsuleFormatError(f"{params_name} does not describe a LightGBM model this version can rebuild "
+                                     f"({type(exc).__name__}: {str(exc)[:200]}).") from exc
+
+
+MAX_CLASSES = 1_000_000
+_CLASS_DTYPES = re.compile(r"[<>|=]?(b1|[iu][1248]|f[248]|U[0-9]{1,6})")
+
+
+def check_fitted(fitted: dict[str, Any], where: str) -> None:
+    """Refuse a ``fitted`` section that is not what :func:`_fitted_state` writes: the objective a name, the
+    counts integers in range, the classes a list of plain labels with a plain dtype."""
+
+    def bad(what: str) -> CapsuleFormatError:
+        return CapsuleFormatError(f"{where}: 'fitted' {what}; the capsule is corrupt or hostile.")
+
+    if extra := sorted(set(fitted) - {"objective", "best_iteration", "fitted_with_feature_names",
+                                      "n_features_in", "classes"}):
+        raise bad(f"has unknown field(s) {[k[:40] for k in extra[:5]]}")
+    objective = fitted.get("objective")
+    if objective is not None and (not isinstance(objective, str) or len(objective) > 128):
+        raise bad("'objective' should be a name")
+    for key, low in (("best_iteration", -1), ("n_features_in", 0)):
+        value = fitted.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value < 1 << 31:
+            raise bad(f"{key!r} should be an integer >= {low}")
+    if not isinstance(fitted.get("fitted_with_feature_names", False), bool):
+        raise bad("'fitted_with_feature_names' should be true or false")
+    classes = fitted.get("classes")
+    if classes is None:
+        return
+    if not isinstance(classes, dict) or not isinstance(classes.get("dtype"), str) or not isinstance(
+            classes.get("values"), list):
+        raise bad("'classes' should hold 'values' and 'dtype'")
+    if not _CLASS_DTYPES.fullmatch(classes["dtype"]):
+        raise bad(f"class labels of dtype {classes['dtype'][:20]!r} are not allowed")
+    values = classes["values"]
+    if len(values) > MAX_CLASSES or not all(isinstance(v, (bool, int, float, str)) for v in values):
+        raise bad("'classes.values' should be a list of plain labels")
+    try:
+        np.asarray(values, dtype=np.dtype(classes["dtype"]))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise bad(f"class labels do not fit their dtype ({type(exc).__name__})") from exc
 
 
 def _restore(model: Any, booster: Any, fitted: dict[str, Any]) -> Any:

@@ -9,6 +9,7 @@ library). It imports no Python names. Loading returns an ``onnxruntime.Inference
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..errors import CapsuleFormatError, UnsupportedModelError
@@ -19,49 +20,86 @@ from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 __all__ = ["FORMATS", "ONNXFormat", "check_graph"]
 
 MEMBER = "model/model.onnx"
+MAX_ITEMS = 10_000_000
+"""Graphs and nodes one model may hold (the walk's budget)."""
 KNOWN_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc",
                            "ai.onnx.preview.training", "com.ms.internal.nhwc"})
 
 
+@dataclass
+class _Walk:
+    """What a walk of a whole ONNX model found."""
+
+    tensors: list[Any] = field(default_factory=list)
+    domains: set[str] = field(default_factory=set)
+    graph_nodes: int = 0
+
+
+def _walk(proto: Any) -> _Walk:
+    """Every tensor and operator domain reachable from ``proto`` (a ModelProto): the main graph, training
+    graphs, model-local functions, every subgraph of every attribute at any depth; the tensors of
+    initializers, sparse initializers (values and indices) and attributes of any declared type (a runtime
+    may read whichever field is set, whatever ``attr.type`` claims). Iterative, with a count budget."""
+    found = _Walk()
+    graphs: list[Any] = [proto.graph, *[g for info in proto.training_info
+                                        for g in (info.initialization, info.algorithm)]]
+    nodes: list[tuple[Any, bool]] = [(n, False) for f in proto.functions for n in f.node]
+    seen = 0
+    while graphs or nodes:
+        seen += 1
+        if seen > MAX_ITEMS:
+            raise CapsuleFormatError(f"the ONNX model holds more than {MAX_ITEMS} graphs and nodes; refusing it.")
+        if graphs:
+            graph = graphs.pop()
+            found.tensors += list(graph.initializer)
+            for sparse in graph.sparse_initializer:
+                found.tensors += [sparse.values, sparse.indices]
+            nodes += [(n, True) for n in graph.node]
+            continue
+        node, in_graph = nodes.pop()
+        found.graph_nodes += in_graph
+        found.domains.add(node.domain)
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                found.tensors.append(attr.t)
+            found.tensors += list(attr.tensors)
+            for sparse in [attr.sparse_tensor, *attr.sparse_tensors]:
+                found.tensors += [sparse.values, sparse.indices]
+            if attr.HasField("g"):
+                graphs.append(attr.g)
+            graphs += list(attr.graphs)
+    return found
+
+
 def check_graph(data: bytes) -> dict[str, Any]:
-    """Parse an ONNX model and refuse external data and unknown operator domains; returns a summary."""
+    """Parse an ONNX model and refuse external data anywhere and unknown operator domains; returns a summary.
+
+    Every graph is walked: the main graph, subgraphs of control-flow nodes at any depth, model-local
+    functions and training graphs; every tensor is checked: initializers, both halves of sparse
+    initializers, and tensors held by attributes (whatever type the attribute declares)."""
     import onnx
     from google.protobuf.message import DecodeError
 
     try:
         proto = onnx.load_model_from_string(data)
-    except (DecodeError, ValueError) as exc:
-        raise CapsuleFormatError(f"not a valid ONNX model: {exc}") from exc
-    graphs = [proto.graph]
-    domains: set[str] = set()
-    n_nodes = 0
-    while graphs:
-        graph = graphs.pop()
-        tensors = list(graph.initializer) + [t.values for t in graph.sparse_initializer]
-        for node in graph.node:
-            n_nodes += 1
-            domains.add(node.domain)
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.GRAPH:
-                    graphs.append(attr.g)
-                if attr.type == onnx.AttributeProto.TENSOR:
-                    tensors.append(attr.t)
-                graphs.extend(attr.graphs)
-                tensors.extend(attr.tensors)
-        for tensor in tensors:
-            if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
-                raise CapsuleFormatError(
-                    f"the ONNX graph keeps tensor {tensor.name!r} in an external file; a capsule must be "
-                    "self-contained. Re-save it with onnx.save_model(model, path, save_as_external_data=False)."
-                )
+    except (DecodeError, ValueError, RecursionError, MemoryError, TypeError) as exc:
+        raise CapsuleFormatError(f"not a valid ONNX model: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    walk = _walk(proto)
+    for tensor in walk.tensors:
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+            raise CapsuleFormatError(
+                f"the ONNX graph keeps tensor {tensor.name[:80]!r} in an external file; a capsule must be "
+                "self-contained (external data could name any file on disk). Re-save it with "
+                "onnx.save_model(model, path, save_as_external_data=False)."
+            )
     local = {f.domain for f in proto.functions}
-    unknown = sorted(d for d in domains if d not in KNOWN_DOMAINS and d not in local)
+    unknown = sorted(d for d in walk.domains if d not in KNOWN_DOMAINS and d not in local)
     if unknown:
         raise CapsuleFormatError(
-            f"the ONNX graph uses operators from domain(s) {unknown}, which need a custom-op library; "
-            "modelcapsule loads only graphs onnxruntime runs by itself."
+            f"the ONNX graph uses operators from domain(s) {[d[:80] for d in unknown[:5]]}, which need a custom-op "
+            "library; modelcapsule loads only graphs onnxruntime runs by itself."
         )
-    return {"opset": {o.domain or "ai.onnx": int(o.version) for o in proto.opset_import}, "nodes": n_nodes,
+    return {"opset": {o.domain or "ai.onnx": int(o.version) for o in proto.opset_import}, "nodes": walk.graph_nodes,
             "producer": f"{proto.producer_name} {proto.producer_version}".strip()}
 
 

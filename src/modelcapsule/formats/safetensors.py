@@ -15,6 +15,7 @@ A plain ``*.safetensors`` file (no spec) loads as a ``dict`` of tensors, the usu
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any, ClassVar
 
@@ -30,10 +31,66 @@ WEIGHTS = "model/model.safetensors"
 SPEC = "model/module.json"
 
 
+MAX_HEADER = 100 << 20
+"""Largest safetensors JSON header (safetensors' own limit)."""
+
+_ITEMSIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+             "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
+
+
+def check_header(data: bytes | memoryview) -> dict[str, Any]:
+    """Parse and check a safetensors header before any tensor is built: every entry names a known dtype,
+    a shape of non-negative integers and data offsets that lie inside the file, do not overlap, and hold
+    exactly ``prod(shape) * itemsize`` bytes; ``__metadata__`` maps strings to strings."""
+    view = memoryview(data).cast("B")
+    if len(view) < 8:
+        raise CapsuleFormatError("the safetensors payload is shorter than its 8-byte header length.")
+    size = int.from_bytes(view[:8], "little")
+    if size > min(MAX_HEADER, len(view) - 8):
+        raise CapsuleFormatError(f"the safetensors header claims {size:,} bytes; the file holds {len(view) - 8:,}.")
+    try:
+        header = json.loads(bytes(view[8 : 8 + size]))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise CapsuleFormatError(f"the safetensors header is not valid JSON ({type(exc).__name__}).") from exc
+    if not isinstance(header, dict):
+        raise CapsuleFormatError("the safetensors header is not a JSON object.")
+    body = len(view) - 8 - size
+    spans: list[tuple[int, int]] = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            if not isinstance(entry, dict) or not all(isinstance(v, str) for v in entry.values()):
+                raise CapsuleFormatError("safetensors __metadata__ should map strings to strings.")
+            continue
+        where = f"safetensors tensor {name[:80]!r}"
+        if not isinstance(entry, dict) or entry.get("dtype") not in _ITEMSIZE:
+            raise CapsuleFormatError(f"{where} has no known dtype.")
+        shape, offsets = entry.get("shape"), entry.get("data_offsets")
+        if not isinstance(shape, list) or len(shape) > 32 or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            raise CapsuleFormatError(f"{where} has a malformed shape.")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(
+                isinstance(o, int) and not isinstance(o, bool) for o in offsets) or not (
+                0 <= offsets[0] <= offsets[1] <= body):
+            raise CapsuleFormatError(f"{where} has data offsets outside the file.")
+        count = 1
+        for d in shape:
+            count *= d
+        if count * _ITEMSIZE[entry["dtype"]] != offsets[1] - offsets[0]:
+            raise CapsuleFormatError(f"{where}: its shape and dtype need {count * _ITEMSIZE[entry['dtype']]:,} bytes, "
+                                     f"its offsets hold {offsets[1] - offsets[0]:,}.")
+        spans.append((offsets[0], offsets[1]))
+    spans.sort()
+    for (_a, end), (start, _b) in itertools.pairwise(spans):
+        if start < end:
+            raise CapsuleFormatError("two safetensors tensors share bytes; refusing an ambiguous file.")
+    return header
+
+
 def _load_tensors(data: bytes, device: str | None) -> dict[str, Any]:
     import safetensors.torch
     from safetensors import SafetensorError
 
+    check_header(data)
     try:
         tensors = safetensors.torch.load(data)
     except (SafetensorError, ValueError) as exc:

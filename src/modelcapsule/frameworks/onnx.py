@@ -123,6 +123,8 @@ class ONNXFramework:
     """ONNX graphs, run by onnxruntime."""
 
     name: ClassVar[str] = "onnx"
+    methods_are_outputs: ClassVar[bool] = True
+    """Methods are graph output names, run with ``session.run``: no attribute of any object is looked up."""
 
     def matches(self, model: Any) -> bool:
         return is_onnx_model(model)
@@ -141,6 +143,8 @@ class ONNXFramework:
 
     def call(self, model: Any, method: str, inputs: Any) -> np.ndarray[Any, Any]:
         session = session_for(model)
+        if method not in {o.name for o in session.get_outputs()}:
+            raise ValueError(f"the ONNX graph has no output {method!r}")
         return onnx_to_numpy(session.run([method], feed_for(session, inputs))[0])
 
     def packages(self, model: Any) -> list[str]:

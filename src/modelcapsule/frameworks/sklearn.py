@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.sample import to_numpy
+from ..errors import UnsupportedModelError
 from ..types import Predictor, Signature
 from .predictor import MethodPredictor
 from .sklearn_forest import forest_shortcut
@@ -62,6 +63,13 @@ class SklearnFramework:
         }
 
     def call(self, model: Any, method: str, inputs: Any) -> np.ndarray[Any, Any]:
+        if method not in PREDICTION_METHODS or not hasattr(model, method):
+            raise ValueError(f"{type(model).__name__} has no prediction method {method!r}")
+        if (param := reads_named_files(model)) is not None:
+            raise UnsupportedModelError(
+                f"{type(model).__name__} opens the files its inputs name ({param}='filename' or 'file'); "
+                "modelcapsule never runs such a model on stored or served inputs. Use input='content'."
+            )
         return to_numpy(getattr(model, method)(inputs))
 
     def packages(self, model: Any) -> list[str]:
@@ -73,15 +81,32 @@ class SklearnFramework:
     def predictor(self, model: Any, signature: Signature) -> Predictor:
         """Calls the model's own methods, except where a shortcut gives the same bits faster."""
         shortcut = forest_shortcut(model)
-        if shortcut is None:
-            return MethodPredictor(model, signature)
-        fast = {name: f for name in PREDICTION_METHODS if (f := shortcut.method(name)) is not None}
+        fast = {} if shortcut is None else {
+            name: f for name in PREDICTION_METHODS if (f := shortcut.method(name)) is not None}
 
         def call(m: Any, method: str, x: Any) -> Any:
+            if method not in PREDICTION_METHODS:  # outputs are named by the manifest: only prediction methods
+                raise KeyError(f"{method!r} is not a prediction method")
             method_fast = fast.get(method)
             return method_fast(x) if method_fast is not None else getattr(m, method)(x)
 
         return MethodPredictor(model, signature, call)
+
+
+def reads_named_files(model: Any) -> str | None:
+    """The parameter through which ``model`` (or a step nested in it) opens files named by its inputs
+    (scikit-learn's text vectorizers with ``input='filename'`` or ``'file'``), or None."""
+    try:
+        params = model.get_params(deep=True)
+    except (AttributeError, TypeError, ValueError, RecursionError):
+        params = {}
+    own = getattr(model, "input", None)
+    if isinstance(own, str) and own in ("filename", "file"):
+        return "input"
+    for key, value in params.items():
+        if (key == "input" or key.endswith("__input")) and isinstance(value, str) and value in ("filename", "file"):
+            return str(key)
+    return None
 
 
 def _task(model: Any) -> str:

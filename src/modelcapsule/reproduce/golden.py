@@ -14,9 +14,8 @@ import numpy as np
 
 from ..core.container import open_capsule
 from ..core.manifest import Manifest
-from ..core.sample import model_inputs, read_sample, to_numpy
-from ..frameworks import get_framework
-from ..load import load_capsule
+from ..core.sample import read_sample, record_outputs
+from ..load import framework_of, load_capsule
 
 __all__ = ["predict_with", "saved_sample"]
 
@@ -57,17 +56,7 @@ def predict_with(path: Path, inputs: Mapping[str, Any], methods: Iterable[str],
     that its model has on ``inputs``. Returns the outputs, and why each method that failed did (a
     re-trained model may not accept the old inputs at all, e.g. after a change of features)."""
     loaded = load_capsule(path, trusted=tuple(trusted), on_mismatch="ignore", verify=True)
-    framework = get_framework(loaded.manifest.framework)
-    available = set(framework.methods(loaded.model))
-    args = model_inputs(inputs)
-    outputs: Outputs = {}
-    failures: dict[str, str] = {}
-    for method in methods:
-        if method not in available:
-            failures[method] = "the re-trained model has no such method"
-            continue
-        try:
-            outputs[method] = to_numpy(framework.call(loaded.model, method, args))
-        except Exception as exc:
-            failures[method] = f"{type(exc).__name__}: {exc}"
-    return outputs, failures
+    framework = framework_of(loaded.model, loaded.manifest)
+    if framework is None:
+        return {}, {m: "no framework can call the re-trained model" for m in methods}
+    return record_outputs(framework, loaded.model, inputs, methods)

@@ -1,0 +1,101 @@
+"""Verify exactly the bytes you use: every member is read once, into memory no one else can write, and
+that one copy is what is hashed, signature-checked, audited and parsed.
+
+Why not parse the file where it lies? A memory mapping, even a private (copy-on-write) one, shows every
+later write to the file in the pages this process has not written itself, and a path re-opened after a
+check may name another file by then. Either way the bytes a check passed are not the bytes the model is
+built from: a racer who can write the file (or, for a directory capsule, rename members) swaps them in
+between. And a file truncated while mapped kills the process with ``SIGBUS`` on the next touch.
+
+So by default a member's bytes are read with ``pread`` into anonymous memory (one copy, at disk
+speed) and kept for the life of the reader; arrays built from them alias that private memory, so a
+later write to the file or its truncation changes nothing in a loaded model.
+
+**The opt-in fast path.** ``Limits(map_files=True)`` (or ``MODELCAPSULE_MAP_FILES=1``) maps stored
+members from the file instead (zero copy, pages shared between processes that load the same capsule)
+and lets the loader reuse its record of passed hash checks
+(:mod:`modelcapsule.core.checks_on_record`). That is sound only while **no one writes the file in place**:
+a write through a shared mapping changes the content without changing what ``stat`` shows. It is
+therefore honoured only for files that no one but their owner can write, and whose owner is the
+loading user or root (mode without group/other write bits); for any other file the default is used.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import stat
+import threading
+from collections.abc import Callable
+
+from ..errors import CapsuleFormatError
+
+__all__ = ["MAP_FILES_ENV", "PrivateBytes", "map_files_requested", "only_owner_can_write", "read_private"]
+
+MAP_FILES_ENV = "MODELCAPSULE_MAP_FILES"
+"""Environment variable that turns the mapped fast path on when ``Limits.map_files`` is left at None."""
+
+_ANONYMOUS_FROM = 1 << 20
+"""Members at least this large go to anonymous memory (page-aligned, returned to the system when freed)."""
+
+
+def map_files_requested(setting: bool | None) -> bool:
+    """``Limits.map_files``, or when it is None, the :data:`MAP_FILES_ENV` environment variable."""
+    if setting is not None:
+        return bool(setting)
+    return os.environ.get(MAP_FILES_ENV, "").strip().lower() in {"1", "on", "yes", "true"}
+
+
+def only_owner_can_write(st: os.stat_result) -> bool:
+    """Whether only the loading user or root could change this file: owned by one of them and not
+    writable by group or others (the condition for mapping it instead of copying it)."""
+    if not stat.S_ISREG(st.st_mode) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return False
+    euid = os.geteuid() if hasattr(os, "geteuid") else 0
+    return st.st_uid in (0, euid)
+
+
+def read_private(fd: int, offset: int, size: int, what: str) -> memoryview:
+    """``size`` bytes at ``offset`` of ``fd``, copied into memory private to this process (writable, so
+    arrays built on it behave as they did on a copy-on-write mapping)."""
+    if size == 0:
+        return memoryview(bytearray())
+    buffer: mmap.mmap | bytearray = mmap.mmap(-1, size) if size >= _ANONYMOUS_FROM else bytearray(size)
+    view = memoryview(buffer)
+    done = 0
+    while done < size:
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n <= 0:
+            raise CapsuleFormatError(f"{what} ends {size - done} bytes early: the file was truncated while it "
+                                     "was being read.")
+        done += n
+    return view
+
+
+class PrivateBytes:
+    """The bytes of each member, read at most once (thread-safe: the hash thread and the parser may ask
+    for the same member at once, and both get the same buffer)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._views: dict[str, memoryview] = {}
+
+    def get(self, name: str, read: Callable[[], memoryview]) -> memoryview:
+        """The cached bytes of ``name``, reading them with ``read()`` the first time."""
+        view = self._views.get(name)
+        if view is not None:
+            return view
+        with self._lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            view = self._views.get(name)
+            if view is None:
+                view = read()
+                self._views[name] = view
+            return view
+
+    def clear(self) -> None:
+        """Forget the buffers (arrays built on them keep theirs alive)."""
+        self._views.clear()
+        self._locks.clear()
