@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..errors import UntrustedTypesError
 from ..security.policy import TrustPolicy
 from . import auth, webhooks
 from .actors import Actor, local_actor
@@ -26,6 +27,12 @@ from .store import NewVersion, Store
 from .types import AliasEvent, Delivery, Model, ModelVersion, SearchPage, TokenInfo, Webhook
 
 __all__ = ["CheckReport", "LocalRegistry"]
+
+
+def _untrusted_at_registration(names: list[str], model: str) -> UntrustedTypesError:
+    error = UntrustedTypesError(names, source=f"the capsule registered as {model!r}")
+    error.args = (str(error).replace("to modelcapsule.load", "to Registry.register"),)
+    return error
 
 
 @dataclass
@@ -55,7 +62,11 @@ class LocalRegistry:
         self.engine = create_engine(url)
         self.location = url if "@" not in url else url.split("@", 1)[-1]
         if check_schema:
-            ensure_schema(self.engine, self.location, create=create)
+            try:
+                ensure_schema(self.engine, self.location, create=create)
+            except BaseException:
+                self.engine.dispose()
+                raise
         self.blobs = BlobStore(blob_dir)
         self.store = Store(self.engine, self.location)
         self.actor = actor or local_actor()
@@ -113,7 +124,12 @@ class LocalRegistry:
                 return existing
             parent_ref = None if parent is None else self.store.get(parse_ref(parent)).ref
             extra = sorted(TrustPolicy(trusted).extra)
-            audit, manifest = check_for_registration(staged.path, policy_names=self.trusted, extra=extra)
+            try:
+                audit, manifest = check_for_registration(staged.path, policy_names=self.trusted, extra=extra)
+            except UntrustedTypesError as exc:
+                if type(exc) is not UntrustedTypesError:
+                    raise
+                raise _untrusted_at_registration(exc.names, name) from None
             self.blobs.commit(staged)
         except BaseException:
             self.blobs.discard(staged)
