@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ._registry import CAPSULE_ARGUMENT, served_name
+
 __all__ = ["command", "curl_example"]
 
 
@@ -37,7 +39,7 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
 
 
 @click.command("serve")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=CAPSULE_ARGUMENT)  # paths, or models:/NAME@ALIAS
 @click.option("--name", help="Serve a single capsule under this name instead of its manifest name.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="HTTP port.")
@@ -154,7 +156,8 @@ def command(
         sys.stdout.flush()
 
     try:
-        serve([Path(p) for p in paths], name=name, settings=settings, options=options, on_ready=ready)
+        serve([Path(p) for p in paths], name=name or served_name(paths), settings=settings, options=options,
+              on_ready=ready)
     except (ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
     except OSError as exc:
