@@ -34,7 +34,8 @@ def schema_differences(url: str) -> list[object]:
     with engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), metadata)
     engine.dispose()
-    return [d for d in diffs if not (isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "alembic_version")]
+    return [d for d in diffs
+            if not (isinstance(d, tuple) and d[0] == "remove_table" and d[1].name == "alembic_version")]
 
 
 def test_the_release_head_is_the_newest_migration() -> None:
