@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -150,26 +151,59 @@ class Store:
         return [ModelVersion(name=names[r.model_id], version=r.version, digest=r.digest, size=r.size,
                              created_at=r.created_at, created_by=r.created_by, description=r.description,
                              tags=tags[r.id], aliases=aliases[r.id], parent=r.parent, trusted=list(r.trusted),
-                             audit=dict(r.audit), manifest=dict(r.manifest)) for r in rows]
+                             audit=dict(getattr(r, "audit", None) or {}),
+                             manifest=dict(getattr(r, "manifest", None) or {})) for r in rows]
 
     # ----------------------------------------------------------------------------------------- reads
 
     def get(self, ref: Ref) -> ModelVersion:
-        """The version ``ref`` names: ``name/N``, ``name@alias``, or the latest of ``name``."""
+        """The version ``ref`` names: ``name/N``, ``name@alias``, or the latest of ``name``.
+
+        One query finds the row (the common case); only a miss pays for finding out what was missing."""
+        query = sa.select(t.versions, *self._tags_and_aliases()).join(
+            t.models, t.models.c.id == t.versions.c.model_id).where(t.models.c.name == ref.name)
+        if ref.alias is not None:
+            query = query.join(t.aliases, t.aliases.c.version_id == t.versions.c.id).where(
+                t.aliases.c.alias == ref.alias, t.aliases.c.model_id == t.versions.c.model_id)
+        elif ref.version is not None:
+            query = query.where(t.versions.c.version == ref.version)
+        else:
+            query = query.order_by(t.versions.c.version.desc()).limit(1)
         with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+            if row is not None:
+                return self._from_row(row, ref.name)
             model = self._model(connection, ref.name)
             if ref.alias is not None:
-                alias = self._alias_row(connection, model, ref.alias)
-                row = connection.execute(sa.select(t.versions).where(t.versions.c.id == alias.version_id)).one()
-            elif ref.version is not None:
-                row = self._version_row(connection, model, ref.version)
-            else:
-                latest = connection.execute(sa.select(t.versions).where(t.versions.c.model_id == model.id)
-                                            .order_by(t.versions.c.version.desc()).limit(1)).first()
-                if latest is None:
-                    raise VersionNotFoundError(f"model {ref.name!r} has no versions left (all were deleted).")
-                row = latest
-            return self._hydrate(connection, [row], {model.id: model.name})[0]
+                self._alias_row(connection, model, ref.alias)
+            if ref.version is not None:
+                self._version_row(connection, model, ref.version)
+            raise VersionNotFoundError(f"model {ref.name!r} has no versions left (all were deleted).")
+
+    def _tags_and_aliases(self) -> list[sa.ColumnElement[Any]]:
+        """A version's tags and aliases as two JSON columns, so ``get`` is one round trip."""
+        if self.engine.dialect.name == "postgresql":
+            as_object, as_array = sa.func.json_object_agg, sa.func.json_agg
+        else:
+            as_object, as_array = sa.func.json_group_object, sa.func.json_group_array
+        tags = (sa.select(as_object(t.version_tags.c.key, t.version_tags.c.value))
+                .where(t.version_tags.c.version_id == t.versions.c.id).correlate(t.versions)
+                .scalar_subquery().label("tags_json"))
+        inner = t.aliases.alias("version_aliases")
+        aliases = (sa.select(as_array(inner.c.alias)).where(inner.c.version_id == t.versions.c.id)
+                   .correlate(t.versions).scalar_subquery().label("aliases_json"))
+        return [tags, aliases]
+
+    @staticmethod
+    def _from_row(row: Any, name: str) -> ModelVersion:
+        def decoded(value: Any) -> Any:
+            return json.loads(value) if isinstance(value, str) else value
+
+        return ModelVersion(name=name, version=row.version, digest=row.digest, size=row.size,
+                            created_at=row.created_at, created_by=row.created_by, description=row.description,
+                            tags=dict(decoded(row.tags_json) or {}), aliases=sorted(decoded(row.aliases_json) or []),
+                            parent=row.parent, trusted=list(row.trusted), audit=dict(row.audit),
+                            manifest=dict(row.manifest))
 
     def find_digest(self, name: str, digest: str) -> ModelVersion | None:
         """The version of ``name`` holding exactly these bytes, if any."""
@@ -226,11 +260,13 @@ class Store:
     def search(self, *, name: str | None = None, tags: Mapping[str, str] | None = None, max_results: int = 100,
                page_token: str | None = None) -> SearchPage:
         """Versions, newest first, whose model name matches the glob ``name`` and that carry every tag in
-        ``tags`` (on the version or on its model)."""
+        ``tags`` (on the version or on its model). Results are summaries: everything but ``audit`` and
+        ``manifest`` (empty here; ``get`` returns them), so a page of 100 stays cheap."""
         if not 1 <= max_results <= 10_000:
             raise ValueError(f"max_results must be between 1 and 10000, not {max_results}")
+        summary = [c for c in t.versions.c if c.name not in ("audit", "manifest")]
         with self.engine.connect() as connection:
-            query = sa.select(t.versions, t.models.c.name).join(t.models)
+            query = sa.select(*summary, t.models.c.name).join(t.models)
             if name:
                 query = query.where(self._name_matches(connection, name))
             for key, value in (tags or {}).items():
@@ -241,7 +277,8 @@ class Store:
                 query = query.where(sa.or_(on_version, on_model))
             if page_token:
                 query = query.where(t.versions.c.id < _decode_token(page_token))
-            rows = connection.execute(query.order_by(t.versions.c.id.desc()).limit(max_results + 1)).all()
+            rows: Sequence[Any] = connection.execute(
+                query.order_by(t.versions.c.id.desc()).limit(max_results + 1)).all()
             more = len(rows) > max_results
             rows = rows[:max_results]
             found = self._hydrate(connection, rows, {r.model_id: r.name for r in rows})
