@@ -94,25 +94,25 @@ class LocalRegistry:
         if not source.exists():
             raise FileNotFoundError(f"no capsule at {source}")
         if source.is_dir():
-            with tempfile.TemporaryDirectory(dir=self._tmp_dir()) as tmp:
+            with tempfile.TemporaryDirectory(dir=self.tmp_dir()) as tmp:
                 packed = Path(tmp, "packed.capsule")
                 pack_directory(source, packed)
-                return self._register_staged(name, self.blobs.stage_file(packed), tags=tags, description=description,
+                return self.register_staged(name, self.blobs.stage_file(packed), tags=tags, description=description,
                                              alias=alias, trusted=trusted, parent=parent, model_tags=model_tags)
-        return self._register_staged(name, self.blobs.stage_file(source), tags=tags, description=description,
+        return self.register_staged(name, self.blobs.stage_file(source), tags=tags, description=description,
                                      alias=alias, trusted=trusted, parent=parent, model_tags=model_tags)
 
     def register_stream(self, name: str, stream: BinaryIO, *, max_bytes: int | None = None, **options: Any
                         ) -> ModelVersion:
         """Register a capsule read from ``stream`` (an upload), written to disk as it arrives."""
-        return self._register_staged(name, self.blobs.stage_stream(stream, max_bytes=max_bytes), **options)
+        return self.register_staged(name, self.blobs.stage_stream(stream, max_bytes=max_bytes), **options)
 
-    def _tmp_dir(self) -> Path:
+    def tmp_dir(self) -> Path:
         tmp = self.blobs.root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         return tmp
 
-    def _register_staged(self, name: str, staged: StagedBlob, *, tags: Mapping[str, str] | None = None,
+    def register_staged(self, name: str, staged: StagedBlob, *, tags: Mapping[str, str] | None = None,
                          description: str = "", alias: str | None = None, trusted: Iterable[str] = (),
                          parent: str | None = None, model_tags: Mapping[str, str] | None = None) -> ModelVersion:
         try:
