@@ -118,3 +118,32 @@ def test_tokens_are_stored_only_as_sha256_hashes(served: Served) -> None:
     database = Path(backend.url.removeprefix("sqlite:///"))
     stored = b"".join(p.read_bytes() for p in database.parent.glob("registry.db*"))
     assert secret.encode() not in stored and served.admin_token.encode() not in stored
+
+
+def test_capsule_registry_serve_runs_as_a_command(tmp_path: Path, capsule_cmd: list[str],
+                                                  subprocess_env: dict[str, str]) -> None:
+    import signal
+    import subprocess
+    import time
+
+    from .conftest import free_port
+
+    port = free_port()
+    server = subprocess.Popen([*capsule_cmd, "registry", "serve", "--registry", str(tmp_path / "reg"), "--port",
+                               str(port), "--public-read"], env=subprocess_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/models", timeout=2)
+                break
+            except httpx.TransportError:
+                alive = server.poll() is None and time.monotonic() < deadline
+                assert alive, server.stderr.read() if server.stderr else ""
+                time.sleep(0.2)
+        assert answer.json() == {"models": []}
+        assert httpx.post(f"http://127.0.0.1:{port}/api/v1/models/x/versions", content=b"x").status_code == 401
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)

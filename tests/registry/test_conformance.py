@@ -3,7 +3,11 @@ PostgreSQL server, and ``capsule registry serve`` over HTTP (see the ``registry`
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import pytest
+from sklearn.datasets import load_iris
 
 import modelcapsule as mc
 from modelcapsule.errors import UntrustedTypesError, VerificationError
@@ -209,3 +213,17 @@ def test_models_list_their_versions_aliases_and_history(registry: Registry, caps
     assert [e.kind for e in registry.history("a-model")] == ["registered", "alias_set", "registered"]
     failure = registry.record_event("a-model", "serving_failed", alias="champion", to_version=2, reason="sample")
     assert registry.history("a-model", "champion")[-1] == failure
+
+
+def test_a_directory_capsule_is_stored_as_the_equivalent_zip(registry: Registry, capsules: Capsules,
+                                                             tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    unpacked = tmp_path / "unpacked"
+    mc.save(LogisticRegression(C=2.0, max_iter=500).fit(x, y), unpacked, sample=x[:5], layout="dir")
+    v = registry.register("fraud", unpacked)
+    fetched = registry.fetch(v.ref)
+    assert fetched.is_file() and zipfile.is_zipfile(fetched)
+    assert mc.load(fetched).C == 2.0
+    assert registry.register("fraud", unpacked).version == v.version  # packed the same way: the same bytes
