@@ -148,11 +148,12 @@ class Store:
                                                  .where(t.aliases.c.version_id.in_(ids))
                                                  .order_by(t.aliases.c.alias)):
                 aliases[vid].append(alias)
+        full = bool(rows) and "manifest" in rows[0]._fields
         return [ModelVersion(name=names[r.model_id], version=r.version, digest=r.digest, size=r.size,
                              created_at=r.created_at, created_by=r.created_by, description=r.description,
                              tags=tags[r.id], aliases=aliases[r.id], parent=r.parent, trusted=list(r.trusted),
-                             audit=dict(getattr(r, "audit", None) or {}),
-                             manifest=dict(getattr(r, "manifest", None) or {})) for r in rows]
+                             audit=dict(r.audit) if full else {}, manifest=dict(r.manifest) if full else {})
+                for r in rows]
 
     # ----------------------------------------------------------------------------------------- reads
 
@@ -195,15 +196,15 @@ class Store:
         return [tags, aliases]
 
     @staticmethod
-    def _from_row(row: Any, name: str) -> ModelVersion:
+    def _from_row(row: Any, name: str, *, full: bool = True) -> ModelVersion:
         def decoded(value: Any) -> Any:
             return json.loads(value) if isinstance(value, str) else value
 
         return ModelVersion(name=name, version=row.version, digest=row.digest, size=row.size,
                             created_at=row.created_at, created_by=row.created_by, description=row.description,
                             tags=dict(decoded(row.tags_json) or {}), aliases=sorted(decoded(row.aliases_json) or []),
-                            parent=row.parent, trusted=list(row.trusted), audit=dict(row.audit),
-                            manifest=dict(row.manifest))
+                            parent=row.parent, trusted=list(row.trusted), audit=dict(row.audit) if full else {},
+                            manifest=dict(row.manifest) if full else {})
 
     def find_digest(self, name: str, digest: str) -> ModelVersion | None:
         """The version of ``name`` holding exactly these bytes, if any."""
@@ -266,14 +267,14 @@ class Store:
             raise ValueError(f"max_results must be between 1 and 10000, not {max_results}")
         summary = [c for c in t.versions.c if c.name not in ("audit", "manifest")]
         with self.engine.connect() as connection:
-            query = sa.select(*summary, t.models.c.name).join(t.models)
+            query = sa.select(*summary, t.models.c.name, *self._tags_and_aliases()).join(t.models)
             if name:
                 query = query.where(self._name_matches(connection, name))
-            for key, value in (tags or {}).items():
-                on_version = sa.exists().where(t.version_tags.c.version_id == t.versions.c.id,
-                                               t.version_tags.c.key == key, t.version_tags.c.value == value)
-                on_model = sa.exists().where(t.model_tags.c.model_id == t.versions.c.model_id,
-                                             t.model_tags.c.key == key, t.model_tags.c.value == value)
+            for key, value in (tags or {}).items():  # IN (uncorrelated) lets the database build each set once
+                on_version = t.versions.c.id.in_(sa.select(t.version_tags.c.version_id).where(
+                    t.version_tags.c.key == key, t.version_tags.c.value == value))
+                on_model = t.versions.c.model_id.in_(sa.select(t.model_tags.c.model_id).where(
+                    t.model_tags.c.key == key, t.model_tags.c.value == value))
                 query = query.where(sa.or_(on_version, on_model))
             if page_token:
                 query = query.where(t.versions.c.id < _decode_token(page_token))
@@ -281,7 +282,7 @@ class Store:
                 query.order_by(t.versions.c.id.desc()).limit(max_results + 1)).all()
             more = len(rows) > max_results
             rows = rows[:max_results]
-            found = self._hydrate(connection, rows, {r.model_id: r.name for r in rows})
+            found = [self._from_row(r, r.name, full=False) for r in rows]
             return SearchPage(found, _encode_token(rows[-1].id) if more else None)
 
     def versions(self, name: str) -> list[ModelVersion]:
