@@ -152,7 +152,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, notes: list[
         "# Registry benchmark", "",
         f"`python -m benchmarks.registry{' --quick' if args.quick else ''}`: {args.versions:,} versions across "
         f"{args.models} models; {args.full} full registrations; {args.lookups:,} alias lookups and {args.searches} "
-        f"tag searches per backend (max_results=100, {TEAMS} team tags). Machine: {os.cpu_count()} cores, shared.",
+        f"tag searches per backend (max_results=100, {TEAMS} team tags). Machine: {os.cpu_count()} cores, shared; "
+        f"load average at the end of the run {os.getloadavg()[0]:.1f} (p99s above ~2 ms mostly measure other "
+        "processes' time slices when it exceeds the core count).",
         "",
         "| backend | full registrations/s | row registrations/s | `get(name@alias)` p50 / p99 | tag search p50 / p99 "
         "| hits |",
@@ -170,9 +172,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, notes: list[
         target = "holds" if r["get"][1] <= 2.0 else "MISSED"
         line = f"- {r['label']}: alias lookup p99 {r['get'][1]:.2f} ms (target ≤ 2 ms: {target})"
         if mlflow is not None:
-            ratio = mlflow["search"][1] / r["search"][1]
-            line += (f"; tag search p99 {ratio:.1f}× faster than MLflow's "
-                     f"(target ≥ 5×: {'holds' if ratio >= 5 else 'MISSED'})")
+            p50, p99 = (mlflow["search"][i] / r["search"][i] for i in (0, 1))
+            verdict = "holds" if min(p50, p99) >= 5 else ("holds at p99 only" if p99 >= 5 else "MISSED")
+            line += f"; tag search {p50:.1f}× (p50) and {p99:.1f}× (p99) faster than MLflow's (target ≥ 5×: {verdict})"
         lines.append(line)
     lines += ["", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import sqlalchemy as sa
+
 from ..errors import UntrustedTypesError
 from ..security.policy import TrustPolicy
 from . import auth, webhooks
@@ -60,7 +62,7 @@ class LocalRegistry:
                  trusted: Iterable[str] = (), create: bool = True, check_schema: bool = True) -> None:
         self.url = url
         self.engine = create_engine(url)
-        self.location = url if "@" not in url else url.split("@", 1)[-1]
+        self.location = sa.make_url(url).render_as_string(hide_password=True)  # usable in messages and commands
         if check_schema:
             try:
                 ensure_schema(self.engine, self.location, create=create)
