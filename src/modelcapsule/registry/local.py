@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -103,11 +103,6 @@ class LocalRegistry:
                                              alias=alias, trusted=trusted, parent=parent, model_tags=model_tags)
         return self.register_staged(name, self.blobs.stage_file(source), tags=tags, description=description,
                                      alias=alias, trusted=trusted, parent=parent, model_tags=model_tags)
-
-    def register_stream(self, name: str, stream: BinaryIO, *, max_bytes: int | None = None, **options: Any
-                        ) -> ModelVersion:
-        """Register a capsule read from ``stream`` (an upload), written to disk as it arrives."""
-        return self.register_staged(name, self.blobs.stage_stream(stream, max_bytes=max_bytes), **options)
 
     def tmp_dir(self) -> Path:
         tmp = self.blobs.root / "tmp"
