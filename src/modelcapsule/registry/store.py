@@ -82,6 +82,9 @@ class Store:
     def __init__(self, engine: sa.Engine, location: str) -> None:
         self.engine, self.location = engine, location
         self.listeners: list[EventListener] = []
+        # single-statement reads need no transaction: on PostgreSQL that saves the BEGIN and ROLLBACK round trips
+        self.reader = (engine.execution_options(isolation_level="AUTOCOMMIT")
+                       if engine.dialect.name == "postgresql" else engine)
 
     # ----------------------------------------------------------------------------------------- plumbing
 
@@ -170,7 +173,7 @@ class Store:
             query = query.where(t.versions.c.version == ref.version)
         else:
             query = query.order_by(t.versions.c.version.desc()).limit(1)
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             row = connection.execute(query).first()
             if row is not None:
                 return self._from_row(row, ref.name)
@@ -266,7 +269,7 @@ class Store:
         if not 1 <= max_results <= 10_000:
             raise ValueError(f"max_results must be between 1 and 10000, not {max_results}")
         summary = [c for c in t.versions.c if c.name not in ("audit", "manifest")]
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             query = sa.select(*summary, t.models.c.name, *self._tags_and_aliases()).join(t.models)
             if name:
                 query = query.where(self._name_matches(connection, name))
