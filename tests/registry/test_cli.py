@@ -121,3 +121,38 @@ def test_tokens_are_shown_once_and_listed_without_their_secret(run) -> None:  # 
     assert "deployer" in listed and secret not in listed
     run("registry", "token", "revoke", "deployer")
     assert json.loads(run("registry", "token", "list", "--json").output)["tokens"][0]["revoked_at"]
+
+
+@pytest.mark.slow
+def test_capsule_serve_serves_a_registry_alias_under_the_model_name(tmp_path: Path, capsules: Capsules,
+                                                                    capsule_cmd: list[str],
+                                                                    subprocess_env: dict[str, str]) -> None:
+    import subprocess
+    import time
+
+    import httpx
+
+    from modelcapsule.registry import Registry
+
+    from .conftest import free_port
+
+    with Registry(tmp_path / "reg") as reg:
+        reg.register("fraud", capsules.a, alias="champion")
+    env = {**subprocess_env, "MODELCAPSULE_REGISTRY": str(tmp_path / "reg")}
+    port = free_port()
+    server = subprocess.Popen([*capsule_cmd, "serve", "models:/fraud@champion", "--port", str(port), "--no-grpc"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, answer = time.monotonic() + 90, None
+        while answer is None:
+            try:
+                answer = httpx.post(f"http://127.0.0.1:{port}/v2/models/fraud/infer", timeout=5, json={"inputs": [
+                    {"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]})
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.3)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_name"] == "fraud"
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
