@@ -227,3 +227,15 @@ def test_a_directory_capsule_is_stored_as_the_equivalent_zip(registry: Registry,
     assert fetched.is_file() and zipfile.is_zipfile(fetched)
     assert mc.load(fetched).C == 2.0
     assert registry.register("fraud", unpacked).version == v.version  # packed the same way: the same bytes
+
+
+def test_oversized_tags_and_malformed_event_kinds_are_refused_with_the_limit(registry: Registry,
+                                                                             capsules: Capsules) -> None:
+    with pytest.raises(ValueError, match="limit is 1024"):
+        registry.register("fraud", capsules.a, tags={"notes": "x" * 2000})
+    registry.register("fraud", capsules.a)
+    with pytest.raises(ValueError, match="1 to 255"):
+        registry.set_tags("fraud", {"k" * 300: "v"})
+    with pytest.raises(ValueError, match="serving_failed"):
+        registry.record_event("fraud", "Serving Failed!")
+    assert [e.kind for e in registry.history("fraud")] == ["registered"]

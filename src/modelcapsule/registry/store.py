@@ -46,6 +46,25 @@ def _insert(connection: sa.Connection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
+def _check_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags as strings, within the columns' sizes (keys ≤ 255 characters, values ≤ 1024)."""
+    out = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not 0 < len(key) <= 255:
+            raise ValueError(f"tag key {key!r} must be a string of 1 to 255 characters")
+        text = str(value)
+        if len(text) > 1024:
+            raise ValueError(f"the value of tag {key!r} is {len(text)} characters long; the limit is 1024")
+        out[key] = text
+    return out
+
+
+def _check_kind(kind: str) -> str:
+    if not isinstance(kind, str) or not kind.replace("_", "").isalpha() or not kind.islower() or len(kind) > 32:
+        raise ValueError(f"event kind {kind!r} must be lowercase letters and '_' (at most 32), like 'serving_failed'")
+    return kind
+
+
 def _glob_to_like(pattern: str) -> str:
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
@@ -324,6 +343,7 @@ class Store:
         check_name(name)
         if alias is not None:
             check_alias(alias)
+        new.tags, model_tags = _check_tags(new.tags), _check_tags(model_tags or {})
         with self._write() as (connection, emitted):
             connection.execute(_insert(connection, t.models).values(
                 name=name, description="", created_at=now(), created_by=actor.name, next_version=1,
@@ -446,6 +466,7 @@ class Store:
     def set_tags(self, actor: Actor, name: str, tags: Mapping[str, str], version: int | None = None) -> None:
         """Set tags on a model (``version=None``) or on one of its versions."""
         actor.require("write", f"tagging {name}")
+        tags = _check_tags(tags)
         with self._write() as (connection, _emitted):
             model = self._model(connection, name, lock=True)
             if version is None:
@@ -476,6 +497,7 @@ class Store:
                      from_version: int | None = None, to_version: int | None = None, reason: str = "") -> AliasEvent:
         """Record an event that is not a registry change (a serving failure on an alias, say)."""
         actor.require("write", f"recording an event on {name}")
+        _check_kind(kind)
         with self._write() as (connection, emitted):
             self._model(connection, name, lock=True)
             return self._event(connection, emitted, actor, kind, name, alias, from_version, to_version, reason)
