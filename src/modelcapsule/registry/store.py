@@ -104,6 +104,8 @@ class Store:
         # single-statement reads need no transaction: on PostgreSQL that saves the BEGIN and ROLLBACK round trips
         self.reader = (engine.execution_options(isolation_level="AUTOCOMMIT")
                        if engine.dialect.name == "postgresql" else engine)
+        self._extra = self._tags_and_aliases()  # built once: constructing the aliased subqueries costs ~1 ms
+        self._summary = [c for c in t.versions.c if c.name not in ("audit", "manifest")]
 
     # ----------------------------------------------------------------------------------------- plumbing
 
@@ -183,7 +185,7 @@ class Store:
         """The version ``ref`` names: ``name/N``, ``name@alias``, or the latest of ``name``.
 
         One query finds the row (the common case); only a miss pays for finding out what was missing."""
-        query = sa.select(t.versions, *self._tags_and_aliases()).join(
+        query = sa.select(t.versions, *self._extra).join(
             t.models, t.models.c.id == t.versions.c.model_id).where(t.models.c.name == ref.name)
         if ref.alias is not None:
             query = query.join(t.aliases, t.aliases.c.version_id == t.versions.c.id).where(
@@ -220,7 +222,9 @@ class Store:
     @staticmethod
     def _from_row(row: Any, name: str, *, full: bool = True) -> ModelVersion:
         def decoded(value: Any) -> Any:
-            return json.loads(value) if isinstance(value, str) else value
+            if not isinstance(value, str):
+                return value  # PostgreSQL's driver decodes JSON itself
+            return None if value in ("[]", "{}") else json.loads(value)
 
         return ModelVersion(name=name, version=row.version, digest=row.digest, size=row.size,
                             created_at=row.created_at, created_by=row.created_by, description=row.description,
@@ -287,9 +291,8 @@ class Store:
         ``manifest`` (empty here; ``get`` returns them), so a page of 100 stays cheap."""
         if not 1 <= max_results <= 10_000:
             raise ValueError(f"max_results must be between 1 and 10000, not {max_results}")
-        summary = [c for c in t.versions.c if c.name not in ("audit", "manifest")]
         with self.reader.connect() as connection:
-            query = sa.select(*summary, t.models.c.name, *self._tags_and_aliases()).join(t.models)
+            query = sa.select(*self._summary, t.models.c.name, *self._extra).join(t.models)
             if name:
                 query = query.where(self._name_matches(connection, name))
             for key, value in (tags or {}).items():  # IN (uncorrelated) lets the database build each set once
