@@ -119,7 +119,7 @@ class Served:
         return Registry(self.server.url, token=token)
 
 
-def serve(tmp_path: Path, *, public_read: bool = False) -> Served:
+def serve(tmp_path: Path, *, public_read: bool = False, max_body: int = 1 << 30) -> Served:
     from modelcapsule.registry.api import create_app
     from modelcapsule.registry.local import LocalRegistry
 
@@ -127,7 +127,7 @@ def serve(tmp_path: Path, *, public_read: bool = False) -> Served:
     backend = local.backend
     assert isinstance(backend, LocalRegistry)
     token = local.create_token("ci-admin", "admin")
-    return Served(local, RunningServer(create_app(backend, public_read=public_read)), token)
+    return Served(local, RunningServer(create_app(backend, public_read=public_read, max_body=max_body)), token)
 
 
 @pytest.fixture

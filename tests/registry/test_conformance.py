@@ -3,7 +3,11 @@ PostgreSQL server, and ``capsule registry serve`` over HTTP (see the ``registry`
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import pytest
+from sklearn.datasets import load_iris
 
 import modelcapsule as mc
 from modelcapsule.errors import UntrustedTypesError, VerificationError
@@ -209,3 +213,29 @@ def test_models_list_their_versions_aliases_and_history(registry: Registry, caps
     assert [e.kind for e in registry.history("a-model")] == ["registered", "alias_set", "registered"]
     failure = registry.record_event("a-model", "serving_failed", alias="champion", to_version=2, reason="sample")
     assert registry.history("a-model", "champion")[-1] == failure
+
+
+def test_a_directory_capsule_is_stored_as_the_equivalent_zip(registry: Registry, capsules: Capsules,
+                                                             tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    unpacked = tmp_path / "unpacked"
+    mc.save(LogisticRegression(C=2.0, max_iter=500).fit(x, y), unpacked, sample=x[:5], layout="dir")
+    v = registry.register("fraud", unpacked)
+    fetched = registry.fetch(v.ref)
+    assert fetched.is_file() and zipfile.is_zipfile(fetched)
+    assert mc.load(fetched).C == 2.0
+    assert registry.register("fraud", unpacked).version == v.version  # packed the same way: the same bytes
+
+
+def test_oversized_tags_and_malformed_event_kinds_are_refused_with_the_limit(registry: Registry,
+                                                                             capsules: Capsules) -> None:
+    with pytest.raises(ValueError, match="limit is 1024"):
+        registry.register("fraud", capsules.a, tags={"notes": "x" * 2000})
+    registry.register("fraud", capsules.a)
+    with pytest.raises(ValueError, match="1 to 255"):
+        registry.set_tags("fraud", {"k" * 300: "v"})
+    with pytest.raises(ValueError, match="serving_failed"):
+        registry.record_event("fraud", "Serving Failed!")
+    assert [e.kind for e in registry.history("fraud")] == ["registered"]

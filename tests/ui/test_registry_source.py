@@ -1,21 +1,19 @@
 """The registry's pages: models with search and tags, versions, aliases, the history timeline, cards.
 
-Runs once the registry package is present (it lives on its own branch until merged); it drives the
-real embedded registry (SQLite + blobs in a temporary directory) through the pages' JSON twins and HTML.
+It drives the real embedded registry (SQLite + blobs in a temporary directory) through the pages' JSON
+twins and HTML.
 """
 
 from __future__ import annotations
 
 import pytest
+from starlette.applications import Starlette
 
-registry_pkg = pytest.importorskip("modelcapsule.registry", reason="the registry is not part of this tree yet")
+import modelcapsule.registry as registry_pkg
+from modelcapsule.ui.pages import routes
+from modelcapsule.ui.registry_source import RegistrySource
 
-from starlette.applications import Starlette  # noqa: E402
-
-from modelcapsule.ui.pages import routes  # noqa: E402
-from modelcapsule.ui.registry_source import RegistrySource  # noqa: E402
-
-from .conftest import AsgiClient  # noqa: E402
+from .conftest import AsgiClient
 
 
 @pytest.fixture
@@ -25,7 +23,7 @@ def client(capsules, tmp_path):
     reg.register("iris", capsules["iris2"], tags={"team": "plants"})
     reg.set_alias("iris", "champion", 1, reason="first one")
     reg.set_alias("iris", "champion", 2, reason="accuracy +0.04")
-    reg.record_event("iris", "serving_failed", alias="champion", to_version=2, reason="golden sample differs")
+    reg.record_event("iris", "serving_failure", alias="champion", to_version=2, reason="golden sample differs")
     reg.register("diabetes", capsules["diabetes"], tags={"team": "health"})
     yield AsgiClient(Starlette(routes=routes(RegistrySource(reg))))
     reg.close()
@@ -47,7 +45,7 @@ def test_model_page_has_versions_aliases_and_the_history_timeline(client):
     assert doc["model"]["aliases"] == {"staging": 1, "champion": 2}
     assert all(v["digest"].startswith("sha256:") for v in doc["model"]["versions"])
     kinds = [e["kind"] for e in doc["history"]]
-    assert kinds[0] == "serving_failed" and doc["history"][0]["failure"]
+    assert kinds[0] == "serving_failure" and doc["history"][0]["failure"]
     moves = [e for e in doc["history"] if e["alias"] == "champion" and e["to_version"] == 2 and not e["failure"]]
     assert moves and moves[0]["reason"] == "accuracy +0.04"
     html = client.get("/models/iris").text

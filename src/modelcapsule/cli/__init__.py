@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("modelcapsule.cli.keygen:command", "Create an Ed25519 key pair for signing capsules."),
     "sign": ("modelcapsule.cli.sign:command", "Sign a capsule in place with a private key."),
     "serve": ("modelcapsule.cli.serve:command", "Serve capsules over TF Serving, V2 (REST, gRPC), Seldon, MLflow."),
+    "models": ("modelcapsule.cli.models:command", "List registered models, one model's versions, or search by tag."),
+    "alias": ("modelcapsule.cli.alias:command", "Move, roll back, protect a registry alias; show its history."),
+    "register": ("modelcapsule.cli.register:command", "Check a capsule and store it as a model's next version."),
+    "registry": ("modelcapsule.cli.registry:command", "Create, upgrade, check, clean and serve a model registry."),
     "predict": ("modelcapsule.cli.predict:command", "Score a CSV, Parquet, JSON Lines or NPY file chunk by chunk."),
     "verify": ("modelcapsule.cli.verify:command", "Check hashes, signature, environment drift and golden sample."),
 }

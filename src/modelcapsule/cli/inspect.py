@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ._common import console, emit_json, json_option, reported_errors
+from ._registry import CAPSULE_ARGUMENT
 
 
 def _kv_table(title: str, rows: list[tuple[str, Any]]) -> Any:
@@ -21,7 +22,7 @@ def _kv_table(title: str, rows: list[tuple[str, Any]]) -> Any:
 
 
 @click.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=True))
+@click.argument("path", type=CAPSULE_ARGUMENT)  # a path, or models:/NAME@ALIAS
 @json_option
 def command(path: str, as_json: bool) -> None:
     """Show the manifest of the capsule at PATH: model, format, signature, environment, provenance."""

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from ..batch.api import DEFAULT_BATCH_ROWS
+from ._registry import CAPSULE_ARGUMENT
 
 __all__ = ["command"]
 
@@ -39,7 +40,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 @click.command(epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("path", type=click.Path(exists=True))
+@click.argument("path", type=CAPSULE_ARGUMENT)  # a path, or models:/NAME@ALIAS
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("-o", "--output", metavar="OUTPUT", help="Where predictions go ('-': standard output).")
 @click.option(

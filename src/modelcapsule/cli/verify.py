@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from ._common import EXIT_CHECK_FAILED, console, emit_json, json_option, trust_option
+from ._registry import CAPSULE_ARGUMENT
 
 
 @click.command()
-@click.argument("path", type=click.Path(exists=True, dir_okay=True))
+@click.argument("path", type=CAPSULE_ARGUMENT)  # a path, or models:/NAME@ALIAS
 @click.option("--public-key", type=click.Path(exists=True, dir_okay=False),
               help="Require a valid signature made with the matching private key.")
 @trust_option

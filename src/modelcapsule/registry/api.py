@@ -141,14 +141,17 @@ class _App:
                                    "alias": q.get("alias") or None, "trusted": q.getlist("trust"),
                                    "parent": q.get("parent") or None}
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            if "content-length" not in request.headers:  # the form parser spools parts before we could count
+                return error_response(411, "length_required", "a multipart upload needs a Content-Length; or "
+                                                              "send the capsule itself as the body")
             staged = await self._stage_multipart(request, reg, options)
         else:
             staged = await self._stage_stream(request, reg)
-        version = await run_in_threadpool(lambda: reg._register_staged(name, staged, **options))
+        version = await run_in_threadpool(lambda: reg.register_staged(name, staged, **options))
         return _json(version.to_dict(), 201)
 
     async def _stage_stream(self, request: Request, reg: LocalRegistry) -> StagedBlob:
-        tmp_dir = reg._tmp_dir()
+        tmp_dir = reg.tmp_dir()
         fd, path = tempfile.mkstemp(prefix="upload-", suffix=".capsule", dir=tmp_dir)
         digest, size = hashlib.sha256(), 0
         try:

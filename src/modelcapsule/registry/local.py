@@ -13,8 +13,11 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
+import sqlalchemy as sa
+
+from ..errors import UntrustedTypesError
 from ..security.policy import TrustPolicy
 from . import auth, webhooks
 from .actors import Actor, local_actor
@@ -26,6 +29,12 @@ from .store import NewVersion, Store
 from .types import AliasEvent, Delivery, Model, ModelVersion, SearchPage, TokenInfo, Webhook
 
 __all__ = ["CheckReport", "LocalRegistry"]
+
+
+def _untrusted_at_registration(names: list[str], model: str) -> UntrustedTypesError:
+    error = UntrustedTypesError(names, source=f"the capsule registered as {model!r}")
+    error.args = (str(error).replace("to modelcapsule.load", "to Registry.register"),)
+    return error
 
 
 @dataclass
@@ -53,9 +62,13 @@ class LocalRegistry:
                  trusted: Iterable[str] = (), create: bool = True, check_schema: bool = True) -> None:
         self.url = url
         self.engine = create_engine(url)
-        self.location = url if "@" not in url else url.split("@", 1)[-1]
+        self.location = sa.make_url(url).render_as_string(hide_password=True)  # usable in messages and commands
         if check_schema:
-            ensure_schema(self.engine, self.location, create=create)
+            try:
+                ensure_schema(self.engine, self.location, create=create)
+            except BaseException:
+                self.engine.dispose()
+                raise
         self.blobs = BlobStore(blob_dir)
         self.store = Store(self.engine, self.location)
         self.actor = actor or local_actor()
@@ -83,25 +96,20 @@ class LocalRegistry:
         if not source.exists():
             raise FileNotFoundError(f"no capsule at {source}")
         if source.is_dir():
-            with tempfile.TemporaryDirectory(dir=self._tmp_dir()) as tmp:
+            with tempfile.TemporaryDirectory(dir=self.tmp_dir()) as tmp:
                 packed = Path(tmp, "packed.capsule")
                 pack_directory(source, packed)
-                return self._register_staged(name, self.blobs.stage_file(packed), tags=tags, description=description,
+                return self.register_staged(name, self.blobs.stage_file(packed), tags=tags, description=description,
                                              alias=alias, trusted=trusted, parent=parent, model_tags=model_tags)
-        return self._register_staged(name, self.blobs.stage_file(source), tags=tags, description=description,
+        return self.register_staged(name, self.blobs.stage_file(source), tags=tags, description=description,
                                      alias=alias, trusted=trusted, parent=parent, model_tags=model_tags)
 
-    def register_stream(self, name: str, stream: BinaryIO, *, max_bytes: int | None = None, **options: Any
-                        ) -> ModelVersion:
-        """Register a capsule read from ``stream`` (an upload), written to disk as it arrives."""
-        return self._register_staged(name, self.blobs.stage_stream(stream, max_bytes=max_bytes), **options)
-
-    def _tmp_dir(self) -> Path:
+    def tmp_dir(self) -> Path:
         tmp = self.blobs.root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         return tmp
 
-    def _register_staged(self, name: str, staged: StagedBlob, *, tags: Mapping[str, str] | None = None,
+    def register_staged(self, name: str, staged: StagedBlob, *, tags: Mapping[str, str] | None = None,
                          description: str = "", alias: str | None = None, trusted: Iterable[str] = (),
                          parent: str | None = None, model_tags: Mapping[str, str] | None = None) -> ModelVersion:
         try:
@@ -113,7 +121,12 @@ class LocalRegistry:
                 return existing
             parent_ref = None if parent is None else self.store.get(parse_ref(parent)).ref
             extra = sorted(TrustPolicy(trusted).extra)
-            audit, manifest = check_for_registration(staged.path, policy_names=self.trusted, extra=extra)
+            try:
+                audit, manifest = check_for_registration(staged.path, policy_names=self.trusted, extra=extra)
+            except UntrustedTypesError as exc:
+                if type(exc) is not UntrustedTypesError:
+                    raise
+                raise _untrusted_at_registration(exc.names, name) from None
             self.blobs.commit(staged)
         except BaseException:
             self.blobs.discard(staged)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -49,6 +50,25 @@ def _insert(connection: sa.Connection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
+def _check_tags(tags: Mapping[str, Any]) -> dict[str, str]:
+    """Tags as strings, within the columns' sizes (keys ≤ 255 characters, values ≤ 1024)."""
+    out = {}
+    for key, value in tags.items():
+        if not isinstance(key, str) or not 0 < len(key) <= 255:
+            raise ValueError(f"tag key {key!r} must be a string of 1 to 255 characters")
+        text = str(value)
+        if len(text) > 1024:
+            raise ValueError(f"the value of tag {key!r} is {len(text)} characters long; the limit is 1024")
+        out[key] = text
+    return out
+
+
+def _check_kind(kind: str) -> str:
+    if not isinstance(kind, str) or not kind.replace("_", "").isalpha() or not kind.islower() or len(kind) > 32:
+        raise ValueError(f"event kind {kind!r} must be lowercase letters and '_' (at most 32), like 'serving_failed'")
+    return kind
+
+
 def _glob_to_like(pattern: str) -> str:
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
@@ -85,6 +105,11 @@ class Store:
     def __init__(self, engine: sa.Engine, location: str) -> None:
         self.engine, self.location = engine, location
         self.listeners: list[EventListener] = []
+        # single-statement reads need no transaction: on PostgreSQL that saves the BEGIN and ROLLBACK round trips
+        self.reader = (engine.execution_options(isolation_level="AUTOCOMMIT")
+                       if engine.dialect.name == "postgresql" else engine)
+        self._extra = self._tags_and_aliases()  # built once: constructing the aliased subqueries costs ~1 ms
+        self._summary = [c for c in t.versions.c if c.name not in ("audit", "manifest")]
 
     # ----------------------------------------------------------------------------------------- plumbing
 
@@ -153,29 +178,65 @@ class Store:
                                                  .where(t.aliases.c.version_id.in_(ids))
                                                  .order_by(t.aliases.c.alias)):
                 aliases[vid].append(alias)
+        full = bool(rows) and "manifest" in rows[0]._fields
         return [ModelVersion(name=names[r.model_id], version=r.version, digest=r.digest, size=r.size,
                              created_at=r.created_at, created_by=r.created_by, description=r.description,
                              tags=tags[r.id], aliases=aliases[r.id], parent=r.parent, trusted=list(r.trusted),
-                             audit=dict(r.audit), manifest=dict(r.manifest)) for r in rows]
+                             audit=dict(r.audit) if full else {}, manifest=dict(r.manifest) if full else {})
+                for r in rows]
 
     # ----------------------------------------------------------------------------------------- reads
 
     def get(self, ref: Ref) -> ModelVersion:
-        """The version ``ref`` names: ``name/N``, ``name@alias``, or the latest of ``name``."""
-        with self.engine.connect() as connection:
+        """The version ``ref`` names: ``name/N``, ``name@alias``, or the latest of ``name``.
+
+        One query finds the row (the common case); only a miss pays for finding out what was missing."""
+        query = sa.select(t.versions, *self._extra).join(
+            t.models, t.models.c.id == t.versions.c.model_id).where(t.models.c.name == ref.name)
+        if ref.alias is not None:
+            query = query.join(t.aliases, t.aliases.c.version_id == t.versions.c.id).where(
+                t.aliases.c.alias == ref.alias, t.aliases.c.model_id == t.versions.c.model_id)
+        elif ref.version is not None:
+            query = query.where(t.versions.c.version == ref.version)
+        else:
+            query = query.order_by(t.versions.c.version.desc()).limit(1)
+        with self.reader.connect() as connection:
+            row = connection.execute(query).first()
+            if row is not None:
+                return self._from_row(row, ref.name)
             model = self._model(connection, ref.name)
             if ref.alias is not None:
-                alias = self._alias_row(connection, model, ref.alias)
-                row = connection.execute(sa.select(t.versions).where(t.versions.c.id == alias.version_id)).one()
-            elif ref.version is not None:
-                row = self._version_row(connection, model, ref.version)
-            else:
-                latest = connection.execute(sa.select(t.versions).where(t.versions.c.model_id == model.id)
-                                            .order_by(t.versions.c.version.desc()).limit(1)).first()
-                if latest is None:
-                    raise VersionNotFoundError(f"model {ref.name!r} has no versions left (all were deleted).")
-                row = latest
-            return self._hydrate(connection, [row], {model.id: model.name})[0]
+                self._alias_row(connection, model, ref.alias)
+            if ref.version is not None:
+                self._version_row(connection, model, ref.version)
+            raise VersionNotFoundError(f"model {ref.name!r} has no versions left (all were deleted).")
+
+    def _tags_and_aliases(self) -> list[sa.ColumnElement[Any]]:
+        """A version's tags and aliases as two JSON columns, so ``get`` is one round trip."""
+        if self.engine.dialect.name == "postgresql":
+            as_object, as_array = sa.func.json_object_agg, sa.func.json_agg
+        else:
+            as_object, as_array = sa.func.json_group_object, sa.func.json_group_array
+        tags = (sa.select(as_object(t.version_tags.c.key, t.version_tags.c.value))
+                .where(t.version_tags.c.version_id == t.versions.c.id).correlate(t.versions)
+                .scalar_subquery().label("tags_json"))
+        inner = t.aliases.alias("version_aliases")
+        aliases = (sa.select(as_array(inner.c.alias)).where(inner.c.version_id == t.versions.c.id)
+                   .correlate(t.versions).scalar_subquery().label("aliases_json"))
+        return [tags, aliases]
+
+    @staticmethod
+    def _from_row(row: Any, name: str, *, full: bool = True) -> ModelVersion:
+        def decoded(value: Any) -> Any:
+            if not isinstance(value, str):
+                return value  # PostgreSQL's driver decodes JSON itself
+            return None if value in ("[]", "{}") else json.loads(value)
+
+        return ModelVersion(name=name, version=row.version, digest=row.digest, size=row.size,
+                            created_at=row.created_at, created_by=row.created_by, description=row.description,
+                            tags=dict(decoded(row.tags_json) or {}), aliases=sorted(decoded(row.aliases_json) or []),
+                            parent=row.parent, trusted=list(row.trusted), audit=dict(row.audit) if full else {},
+                            manifest=dict(row.manifest) if full else {})
 
     def find_digest(self, name: str, digest: str) -> ModelVersion | None:
         """The version of ``name`` holding exactly these bytes, if any."""
@@ -232,25 +293,27 @@ class Store:
     def search(self, *, name: str | None = None, tags: Mapping[str, str] | None = None, max_results: int = 100,
                page_token: str | None = None) -> SearchPage:
         """Versions, newest first, whose model name matches the glob ``name`` and that carry every tag in
-        ``tags`` (on the version or on its model)."""
+        ``tags`` (on the version or on its model). Results are summaries: everything but ``audit`` and
+        ``manifest`` (empty here; ``get`` returns them), so a page of 100 stays cheap."""
         if not 1 <= max_results <= 10_000:
             raise ValueError(f"max_results must be between 1 and 10000, not {max_results}")
-        with self.engine.connect() as connection:
-            query = sa.select(t.versions, t.models.c.name).join(t.models)
+        with self.reader.connect() as connection:
+            query = sa.select(*self._summary, t.models.c.name, *self._extra).join(t.models)
             if name:
                 query = query.where(self._name_matches(connection, name))
-            for key, value in (tags or {}).items():
-                on_version = sa.exists().where(t.version_tags.c.version_id == t.versions.c.id,
-                                               t.version_tags.c.key == key, t.version_tags.c.value == value)
-                on_model = sa.exists().where(t.model_tags.c.model_id == t.versions.c.model_id,
-                                             t.model_tags.c.key == key, t.model_tags.c.value == value)
+            for key, value in (tags or {}).items():  # IN (uncorrelated) lets the database build each set once
+                on_version = t.versions.c.id.in_(sa.select(t.version_tags.c.version_id).where(
+                    t.version_tags.c.key == key, t.version_tags.c.value == value))
+                on_model = t.versions.c.model_id.in_(sa.select(t.model_tags.c.model_id).where(
+                    t.model_tags.c.key == key, t.model_tags.c.value == value))
                 query = query.where(sa.or_(on_version, on_model))
             if page_token:
                 query = query.where(t.versions.c.id < _decode_token(page_token))
-            rows = connection.execute(query.order_by(t.versions.c.id.desc()).limit(max_results + 1)).all()
+            rows: Sequence[Any] = connection.execute(
+                query.order_by(t.versions.c.id.desc()).limit(max_results + 1)).all()
             more = len(rows) > max_results
             rows = rows[:max_results]
-            found = self._hydrate(connection, rows, {r.model_id: r.name for r in rows})
+            found = [self._from_row(r, r.name, full=False) for r in rows]
             return SearchPage(found, _encode_token(rows[-1].id) if more else None)
 
     def versions(self, name: str) -> list[ModelVersion]:
@@ -289,6 +352,7 @@ class Store:
         check_name(name)
         if alias is not None:
             check_alias(alias)
+        new.tags, model_tags = _check_tags(new.tags), _check_tags(model_tags or {})
         with self._write() as (connection, emitted):
             connection.execute(_insert(connection, t.models).values(
                 name=name, description="", created_at=now(), created_by=actor.name, next_version=1,
@@ -411,6 +475,7 @@ class Store:
     def set_tags(self, actor: Actor, name: str, tags: Mapping[str, str], version: int | None = None) -> None:
         """Set tags on a model (``version=None``) or on one of its versions."""
         actor.require("write", f"tagging {name}")
+        tags = _check_tags(tags)
         with self._write() as (connection, _emitted):
             model = self._model(connection, name, lock=True)
             if version is None:
@@ -441,6 +506,7 @@ class Store:
                      from_version: int | None = None, to_version: int | None = None, reason: str = "") -> AliasEvent:
         """Record an event that is not a registry change (a serving failure on an alias, say)."""
         actor.require("write", f"recording an event on {name}")
+        _check_kind(kind)
         with self._write() as (connection, emitted):
             self._model(connection, name, lock=True)
             return self._event(connection, emitted, actor, kind, name, alias, from_version, to_version, reason)

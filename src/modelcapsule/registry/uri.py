@@ -14,12 +14,12 @@ from .service import Registry
 
 __all__ = ["fetch_uri"]
 
-_open: dict[tuple[str | None, str | None], Registry] = {}
+_open: dict[tuple[str | None, ...], Registry] = {}
 _lock = threading.Lock()
 
 
 def _registry() -> Registry:
-    key = (os.environ.get("MODELCAPSULE_REGISTRY"), os.environ.get("MODELCAPSULE_STORE"))
+    key = tuple(os.environ.get(v) for v in ("MODELCAPSULE_REGISTRY", "MODELCAPSULE_STORE", "MODELCAPSULE_TOKEN"))
     with _lock:
         if key not in _open:
             _open[key] = Registry(create=False)

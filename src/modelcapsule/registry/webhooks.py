@@ -40,8 +40,8 @@ def sign(secret: str, body: bytes) -> str:
 
 def add_webhook(engine: sa.Engine, actor: Actor, url: str, secret: str, events: list[str] | None = None) -> Webhook:
     actor.require("admin", "adding webhooks")
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"webhook URL {url!r} must start with http:// or https://")
+    if not url.startswith(("http://", "https://")) or len(url) > 2048:
+        raise ValueError(f"webhook URL {url!r} must start with http:// or https:// (at most 2048 characters)")
     if not secret:
         raise ValueError("a webhook needs a secret: receivers check the signature made with it")
     unknown = sorted(set(events or ()) - set(EVENT_KINDS))

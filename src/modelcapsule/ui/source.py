@@ -59,7 +59,8 @@ class HistoryEvent:
 
     @property
     def failure(self) -> bool:
-        return "fail" in self.kind
+        """A server refused the version (``serving_failure``, ``serving_error_rate``) or anything that failed."""
+        return self.kind.startswith("serving_") or "fail" in self.kind
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "failure": self.failure}
