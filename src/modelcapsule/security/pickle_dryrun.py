@@ -370,6 +370,8 @@ def _plain(run: DryRun, name: str, value: Any, depth: int = 0, seen: set[int] | 
 
 def _rule_plain(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
     _plain(run, name, args)
+    if name != "builtins.range" and any(isinstance(a, range) for a in args):
+        raise run.bad_args(name, "a range to expand (list(range(2**40)) asks for terabytes)")
     if name == "builtins.str":
         return Obj(name, frozen=True)  # text computed by a call never names a global (STACK_GLOBAL refuses it)
     if name in _BUILTIN_CALLS:
