@@ -119,6 +119,9 @@ HOOKS: dict[str, str] = {
     "builtins.range": "C range, lazy",
     "builtins.bytearray": "C bytearray; an integer size is refused at the call",
     "builtins.object": "the base of every class; its __setattr__ is plain attribute storage",
+    **{f"builtins.{t}": "C immutable value: __new__ parses or copies plain data (checked at the call)"
+       for t in ("bool", "bytes", "complex", "float", "int", "str")},
+    "datetime.tzinfo": "the timezone base: __reduce__ returns (class, arguments), both checked at the call",
     "collections.OrderedDict": "C ordered dict: __setitem__ stores a key",
     "collections.Counter": "a dict subclass; __reduce__ is (Counter, (dict(self),))",
     "collections.defaultdict": "C defaultdict; the factory is checked at the call",
