@@ -47,8 +47,8 @@ def _offences(tree: ast.AST) -> list[tuple[str, int, str]]:
             if isinstance(child, ast.Call):
                 func = child.func
                 name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
-                if name in ("import_module", "__import__") or (name == "resolve_name" and isinstance(func, ast.Attribute)
-                                                               and getattr(func.value, "id", "") == "pkgutil"):
+                via_pkgutil = isinstance(func, ast.Attribute) and getattr(func.value, "id", "") == "pkgutil"
+                if name in ("import_module", "__import__") or (name == "resolve_name" and via_pkgutil):
                     found.append((function, child.lineno, name))
                 if name == "getattr" and child.args and _is_module_expr(child.args[0]) and not (
                         len(child.args) > 1 and isinstance(child.args[1], ast.Constant)):

@@ -76,6 +76,9 @@ class _DryRun(pickle.Unpickler):
                                  "refusing it.")
 
 
+_MALFORMED: tuple[type[BaseException], ...] = (*MALFORMED_PICKLE_ERRORS, RecursionError)
+
+
 def _counting(counter: list[int]) -> Iterator[memoryview]:
     while True:
         counter[0] += 1
@@ -103,9 +106,10 @@ def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream", policy
             run.dtypes.finish()
     except Refused:
         raise  # the dry run's own refusals name their reason
-    except (*MALFORMED_PICKLE_ERRORS, RecursionError) as exc:
-        _scan_opcodes(view, what)  # names the exact problem when it can, and never turns a refusal into
-        raise CapsuleFormatError(f"{what} could not be read: {type(exc).__name__}: {exc}") from None  # an acceptance
+    except _MALFORMED as exc:
+        # the exact walk names the problem when it can; it never turns the dry run's refusal into an acceptance
+        _scan_opcodes(view, what)
+        raise CapsuleFormatError(f"{what} could not be read: {type(exc).__name__}: {exc}") from None
     if stream.tell() != len(view):
         _scan_opcodes(view, what)  # names the trailing bytes precisely
         raise CapsuleFormatError(f"{what} has {len(view) - stream.tell():,} byte(s) after its end; refusing it.")
