@@ -98,6 +98,7 @@ CALLS: dict[str, tuple[str, str]] = {
     "sklearn.metrics._dist_metrics.__pyx_unpickle_DistanceMetric": ("pyx_unpickle", _CYTHON_PICKLE),
     **{f"sklearn._loss._loss.Cy{n}": ("numbers", _CY_LOSS) for n in (
         "AbsoluteError", "ExponentialLoss", "HalfBinomialLoss", "HalfGammaLoss", "HalfPoissonLoss",
+        "HalfMultinomialLoss",
         "HalfSquaredError", "HalfTweedieLoss", "HalfTweedieLossIdentity", "HuberLoss", "PinballLoss")},
     **{f"sklearn.linear_model._sgd_fast.{n}": ("numbers", _CY_LOSS) for n in (
         "Hinge", "ModifiedHuber", "SquaredHinge", "EpsilonInsensitive", "SquaredEpsilonInsensitive",
