@@ -283,3 +283,33 @@ def test_joblib_decompression_is_held_to_the_compression_ratio(tmp_path: Path) -
         mc.load(path)  # 1000x: over the default cap of 200x
     assert not mc.audit(path).ok
     assert mc.load(path, limits=mc.Limits(max_compression_ratio=2000)) == "x" * 4_000_000  # a knob, not a ban
+
+
+def test_allocation_is_budgeted_against_the_stream_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Object arrays cost 8 bytes a slot for 2 bytes of stream (a memo reference): the budget counts what
+    loading would allocate, per byte of stream, and names the knob (the 64 MiB floor is lifted here)."""
+    from modelcapsule.security import pickle_dryrun
+    from modelcapsule.security.pickle_scan import scan_pickle
+    from modelcapsule.security.policy import DEFAULT_POLICY
+
+    items = EMPTY_LIST + MEMOIZE + MARK + b"h\x00" * 5000 + b"e"  # a list holding itself 5000 times (APPENDS)
+    raw = stream(_object_array(5000, items))
+    monkeypatch.setattr(pickle_dryrun, "_ALLOCATION_FLOOR", 0)
+    with pytest.raises(mc.LimitExceededError, match="max_load_expansion"):
+        scan_pickle(raw, policy=DEFAULT_POLICY, limits=mc.Limits(max_load_expansion=2))
+    scan_pickle(raw, policy=DEFAULT_POLICY, limits=mc.Limits(max_load_expansion=8))
+
+
+def test_torch_safe_loader_is_widened_only_by_the_users_names(tmp_path: Path) -> None:
+    """A default-trusted name (reviewed for our dry run, not for torch's unpickler) is not handed to
+    ``torch.load(weights_only=True)`` as a safe global; the user's own explicit trust is."""
+    torch = pytest.importorskip("torch")
+    from sklearn.base import BaseEstimator
+
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(2), "kind": BaseEstimator}, path)
+    with pytest.raises(mc.UntrustedTypesError, match="sklearn.base.BaseEstimator"):
+        mc.load(path)
+    assert not mc.audit(path).ok
+    loaded = mc.load(path, trusted=["sklearn.base.BaseEstimator"])
+    assert loaded["kind"] is BaseEstimator

@@ -42,7 +42,14 @@ class TorchSaveFormat:
         )
 
     def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
-        return unsafe_torch_globals(torch_file_globals(source.read(main_member(source, details, MEMBER))))
+        """Names outside torch's own safe list. A name the default policy admits but the user did not trust
+        by name is refused here, as the load refuses it: the defaults are reviewed for modelcapsule's
+        unpickler, not for torch's. Names outside the policy are returned for the caller to refuse."""
+        unsafe = unsafe_torch_globals(torch_file_globals(source.read(main_member(source, details, MEMBER))))
+        refused = [n for n in unsafe if n not in options.policy.extra and options.policy.admits(n)]
+        if refused:
+            raise UntrustedTypesError(refused, source="the PyTorch file")
+        return unsafe
 
     def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
         import torch
