@@ -313,3 +313,34 @@ def test_torch_safe_loader_is_widened_only_by_the_users_names(tmp_path: Path) ->
     assert not mc.audit(path).ok
     loaded = mc.load(path, trusted=["sklearn.base.BaseEstimator"])
     assert loaded["kind"] is BaseEstimator
+
+
+def test_scipy_distributions_are_rebuilt_from_their_parameters_never_their_state(tmp_path: Path) -> None:
+    """A distribution whose state carries a template to execute next to valid constructor parameters loads,
+    rebuilt from the parameters alone: the template never runs. Continuous search spaces round-trip."""
+    import numpy as np
+    import scipy.stats
+
+    evil = stream(_blank("scipy.stats._continuous_distns", "norm_gen") + EMPTY_DICT
+                  + text("_ctor_param") + EMPTY_DICT + text("name") + text("norm") + SETITEM + SETITEM
+                  + text("_parse_arg_template") + text(_py(tmp_path)) + SETITEM + BUILD)
+    path = tmp_path / "evil-but-parametrised.pkl"
+    path.write_bytes(evil)
+    assert mc.audit(path).ok
+    dist = mc.load(path)
+    assert not canary_path(tmp_path).exists()
+    assert dist.cdf(0.0) == 0.5 and dist.name == "norm"
+
+    space = {"C": scipy.stats.loguniform(1e-3, 10), "alpha": scipy.stats.norm(1, 3)}
+    path = tmp_path / "space.pkl"
+    path.write_bytes(pickle.dumps(space, protocol=5))
+    loaded = mc.load(path)
+    for key, original in space.items():
+        assert np.allclose(loaded[key].rvs(4, random_state=0), original.rvs(4, random_state=0))
+    bad_param = stream(_blank("scipy.stats._continuous_distns", "norm_gen") + EMPTY_DICT + text("_ctor_param")
+                       + EMPTY_DICT + text("shapes") + _blank("sklearn.dummy", "DummyClassifier") + SETITEM
+                       + SETITEM + BUILD)
+    path.write_bytes(bad_param)
+    with pytest.raises(CapsuleError, match="not a plain number"):
+        mc.load(path)
+    assert not mc.audit(path).ok

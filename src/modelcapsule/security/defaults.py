@@ -16,8 +16,9 @@ installed version (skipping test, dataset-fetching, parallel and vendored module
 unreviewed hook), shipped for the pinned release (``trusted_names/sklearn-<version>.txt``) and cached
 per user for others.
 
-scipy.stats distributions are not trusted by default: their ``__setstate__`` executes a code template
-taken from the pickled state (``rv_generic._attach_methods``), so no state of theirs can be admitted.
+scipy.stats distributions (search spaces keep them) are trusted only as constructor parameters: their
+``__setstate__`` executes a code template taken from the pickled state (``rv_generic._attach_methods``),
+so they are rebuilt from their name and parameters instead (:mod:`modelcapsule.security.distributions`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..core.cachedir import user_cache_dir
+from .distributions import FROZEN, distribution_names
 from .reviewed import CALLS, unreviewed_hooks
 
 __all__ = ["SKLEARN_EXCLUDED_MODULES", "compute_sklearn_names", "default_names", "default_role", "default_roles"]
@@ -245,6 +247,8 @@ def default_role(name: str) -> str | None:
     role = default_roles().get(name)
     if role is None and name.startswith("scipy."):
         role = scipy_names().get(name)
+    if role is None and name.startswith("scipy.stats.") and (name in FROZEN or name in distribution_names()):
+        role = "class"  # rebuilt from constructor parameters only (security.distributions)
     return role
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError, UntrustedTypesError
 from .defaults import admitted, default_role
+from .distributions import distribution_names, rebuilder
 from .tamper import GlobalsSnapshot
 
 __all__ = ["DEFAULT_POLICY", "RestrictedUnpickler", "TrustPolicy", "import_trusted", "restricted_loads"]
@@ -173,6 +174,8 @@ class RestrictedUnpickler(pickle.Unpickler):
                 f"{self._source} names {full}, which is trusted but not importable here ({exc}); install the "
                 "package version the model was saved with (`capsule env PATH`)."
             ) from None
+        if full.startswith("scipy.stats.") and full in distribution_names():
+            obj = rebuilder(obj)  # never rv_generic.__setstate__, which executes a template from the file
         self.handed_out.record(obj, full)
         return obj
 

@@ -146,6 +146,13 @@ HOOKS: dict[str, str] = {
     "numpy.random.bit_generator.SeedSequence": _CYTHON_PICKLE,
     "numpy.random.mtrand.RandomState": "__setstate__ sets the legacy state, validated by numpy",
     "numpy.random._generator.Generator": "__setstate__ sets the bit generator state, validated by numpy",
+    "scipy.stats._distn_infrastructure.rv_generic": "never reached: distributions are rebuilt from their "
+        "constructor parameters (security.distributions), so this __setstate__, which executes a template from "
+        "the state, never runs",
+    "scipy.stats._distn_infrastructure.rv_continuous": "as rv_generic",
+    "scipy.stats._distn_infrastructure.rv_discrete": "as rv_generic; __new__ picks rv_sample only for values=, "
+        "which the parameter check refuses",
+    "scipy.stats._distn_infrastructure.rv_frozen": "a plain holder of (dist, args, kwds); its dist is rebuilt",
     "scipy.sparse._index.IndexMixin": "__setitem__ of sparse matrices; never a SETITEM target here",
     "scipy.sparse._coo.coo_matrix": "__setstate__ restores the coords attribute name; checked after loading",
     "scipy.sparse._coo.coo_array": "as coo_matrix",
