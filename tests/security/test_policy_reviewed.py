@@ -17,7 +17,7 @@ import warnings
 import pytest
 
 from modelcapsule.security.defaults import default_names, default_role
-from modelcapsule.security.pickle_dryrun import RULES
+from modelcapsule.security.pickle_rules import RULES
 from modelcapsule.security.policy import DEFAULT_POLICY, import_trusted
 from modelcapsule.security.reviewed import CALLS, HOOKS, ITEM_TARGETS, TUPLE_STATE, unreviewed_hooks
 

@@ -12,6 +12,7 @@ stand-ins (:class:`DryRun.stub`), and every operation is checked against the nam
 * BUILD, SETITEM(S), APPEND(S) and ADDITEMS may only change objects the stream itself created: never a
   global, never twice, never with the slot-state form unless the class's reviewed ``__setstate__`` takes
   a tuple (:data:`~modelcapsule.security.reviewed.TUPLE_STATE`), never with ``__dunder__`` keys;
+* each reviewed call's arguments pass its rule (:mod:`modelcapsule.security.pickle_rules`);
 * numpy array and dtype states are checked before numpy sees them (sizes, object counts, fields), and the
   bytes every array, buffer and copy would allocate are added up against
   ``Limits.max_load_expansion`` times the stream's size.
@@ -36,19 +37,19 @@ from .pickle_values import DryRunDtypes, dtype_facts
 from .policy import TrustPolicy
 from .reviewed import CALLS, ITEM_TARGETS, TUPLE_STATE
 
-__all__ = ["RULES", "DryRun", "Refused"]
+__all__ = ["DryRun", "Obj", "Refused", "global_name"]
 
-_ARRAYS = frozenset({"numpy.ndarray", "numpy.ma.core.MaskedArray", "numpy.ma.MaskedArray"})
-_BIT_GENERATORS = {"MT19937": "numpy.random._mt19937.MT19937", "PCG64": "numpy.random._pcg64.PCG64",
+ARRAY_CLASSES = frozenset({"numpy.ndarray", "numpy.ma.core.MaskedArray", "numpy.ma.MaskedArray"})
+BIT_GENERATORS = {"MT19937": "numpy.random._mt19937.MT19937", "PCG64": "numpy.random._pcg64.PCG64",
                    "PCG64DXSM": "numpy.random._pcg64.PCG64DXSM", "Philox": "numpy.random._philox.Philox",
                    "SFC64": "numpy.random._sfc64.SFC64"}
-_FACTORIES = frozenset({"builtins.list", "builtins.dict", "builtins.set", "builtins.int", "builtins.float",
+DEFAULT_FACTORIES = frozenset({"builtins.list", "builtins.dict", "builtins.set", "builtins.int", "builtins.float",
                         "builtins.str", "builtins.tuple", "collections.OrderedDict"})
-_BASES = frozenset({"builtins.object", "builtins.dict", "builtins.list", "builtins.set", "builtins.tuple",
+RECONSTRUCTOR_BASES = frozenset({"builtins.object", "builtins.dict", "builtins.list", "builtins.set", "builtins.tuple",
                     "builtins.int", "builtins.float", "builtins.str", "builtins.bytes", "builtins.frozenset"})
 _PLAIN_OBJECTS = frozenset({"datetime.timezone", "datetime.timedelta"})
 _PLAIN_ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), slice, range)
-_BUILTIN_CALLS = {"builtins.slice": slice, "builtins.set": set, "builtins.frozenset": frozenset,
+BUILTIN_CALLS = {"builtins.slice": slice, "builtins.set": set, "builtins.frozenset": frozenset,
                   "builtins.complex": complex, "builtins.bytearray": bytearray, "builtins.bytes": bytes,
                   "builtins.range": range, "builtins.bool": bool, "builtins.int": int, "builtins.float": float,
                   "builtins.str": str, "builtins.list": list, "builtins.dict": dict, "builtins.tuple": tuple}
@@ -197,7 +198,7 @@ class DryRun:
         if self.dtypes.stand_in(name) is not None:
             return self.dtypes.make(None)
         obj = Obj(name)
-        if name in _ARRAYS:
+        if name in ARRAY_CLASSES:
             obj.shape = (0,)
         return obj
 
@@ -219,6 +220,8 @@ class DryRun:
             )
         if kwargs:
             raise Refused(f"{self.what}: the stream calls {name} with keyword arguments; refusing it.")
+        from .pickle_rules import RULES  # the rules use this module's stand-ins: imported once, on first call
+
         return RULES[CALLS[name][0]](self, name, args)
 
     def bad_args(self, name: str, problem: str) -> Refused:
@@ -229,7 +232,7 @@ class DryRun:
         """The name of ``value`` when it is a stand-in class that ``allowed`` accepts and may be created."""
         arg = global_name(value)
         if arg is None or not allowed(arg) or self._role(arg) == "value":
-            raise self.bad_args(name, f"{_describe(value)} where a trusted class is expected")
+            raise self.bad_args(name, f"{describe(value)} where a trusted class is expected")
         return arg
 
     # -------------------------------------------------------------------------------- changes
@@ -262,7 +265,7 @@ class DryRun:
                 "given to this class (the (dict, slots) form sets attributes through setattr, which runs "
                 "property setters and __setattr__). Refusing it."
             )
-        if obj.name in _ARRAYS:
+        if obj.name in ARRAY_CLASSES:
             self.array_state(obj, state)
 
     def set_item(self, obj: Obj) -> None:
@@ -294,7 +297,7 @@ class DryRun:
         """``(itemsize, has_object)`` of a checked dtype stand-in, or refuse."""
         facts = dtype_facts(value)
         if facts is None:
-            raise self.bad_args(name, f"{_describe(value)} where a checked numpy dtype is expected")
+            raise self.bad_args(name, f"{describe(value)} where a checked numpy dtype is expected")
         itemsize, flags = facts
         has_object = bool(flags & 0x01)
         if has_object and not allow_object:
@@ -321,10 +324,10 @@ class DryRun:
         if has_object:
             if type(raw) is not list or len(raw) != count:
                 raise Refused(f"{self.what}: an object array of {count} elements comes with "
-                              f"{_describe(raw)}; numpy would read past it (a crash). Refusing it.")
+                              f"{describe(raw)}; numpy would read past it (a crash). Refusing it.")
             self.allocate(count * 8, f"an object array of shape {shape}")
         else:
-            size = _byte_size(raw)
+            size = byte_size(raw)
             if size is not None and size != count * itemsize:
                 raise Refused(f"{self.what}: an array of shape {shape} and itemsize {itemsize} comes with {size} "
                               "bytes. Refusing it.")
@@ -332,7 +335,7 @@ class DryRun:
         obj.shape, obj.count = shape, count
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     name = global_name(value)
     if name is not None:
         return name
@@ -341,7 +344,7 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _byte_size(raw: Any) -> int | None:
+def byte_size(raw: Any) -> int | None:
     if isinstance(raw, Obj) and raw.trusted:
         return None  # made by a name outside the defaults: refused by name, or trusted by the user
     if isinstance(raw, (bytes, bytearray)):
@@ -351,7 +354,7 @@ def _byte_size(raw: Any) -> int | None:
     raise CapsuleFormatError(f"an array's data is a {type(raw).__name__}, not bytes. Refusing it.")
 
 
-def _plain(run: DryRun, name: str, value: Any, depth: int = 0, seen: set[int] | None = None) -> None:
+def check_plain(run: DryRun, name: str, value: Any, depth: int = 0, seen: set[int] | None = None) -> None:
     """Refuse anything but data the stream itself spelled out (so no object's methods run in the call)."""
     if isinstance(value, _PLAIN_ATOMS) or (isinstance(value, Obj) and value.name in _PLAIN_OBJECTS):
         return
@@ -364,178 +367,6 @@ def _plain(run: DryRun, name: str, value: Any, depth: int = 0, seen: set[int] | 
         seen.add(id(value))
         items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
         for item in items:
-            _plain(run, name, item, depth + 1, seen)
+            check_plain(run, name, item, depth + 1, seen)
         return
-    raise run.bad_args(name, _describe(value))
-
-
-# ------------------------------------------------------------------------------------ argument rules
-
-
-def _rule_plain(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    _plain(run, name, args)
-    if name != "builtins.range" and any(isinstance(a, range) for a in args):
-        raise run.bad_args(name, "a range to expand (list(range(2**40)) asks for terabytes)")
-    if name == "builtins.str":
-        return Obj(name, frozen=True)  # text computed by a call never names a global (STACK_GLOBAL refuses it)
-    if name in _BUILTIN_CALLS:
-        try:
-            result = _BUILTIN_CALLS[name](*args)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise run.bad_args(name, f"arguments it refuses ({exc})") from None
-        if isinstance(result, (bytes, bytearray, str, list, tuple, dict, set, frozenset)):
-            run.allocate(len(result) * (1 if isinstance(result, (bytes, bytearray, str)) else 8), name)
-        return result
-    return Obj(name, frozen=name not in ITEM_TARGETS)
-
-
-def _rule_no_size(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if args and isinstance(args[0], int):
-        raise run.bad_args(name, f"an integer size ({args[0]:,})")
-    return _rule_plain(run, name, args)
-
-
-def _rule_no_args(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if args:
-        raise run.bad_args(name, "arguments")
-    return Obj(name, frozen=True)
-
-
-def _rule_latin1(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if len(args) != 2 or not isinstance(args[0], str) or args[1] not in ("latin1", "latin-1"):
-        raise run.bad_args(name, "anything but (text, 'latin1'), which is how protocol 2 writes bytes")
-    run.allocate(len(args[0]), name)
-    return args[0].encode("latin-1")
-
-
-def _rule_defaultdict(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if args and args[0] is not None:
-        run.class_arg(name, args[0], lambda n: n in _FACTORIES)
-    _plain(run, name, args[1:])
-    return Obj(name)
-
-
-def _rule_reconstructor(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if len(args) != 3:
-        raise run.bad_args(name, f"{len(args)} arguments instead of (class, base, state)")
-    cls = run.class_arg(name, args[0], lambda n: True)
-    run.class_arg(name, args[1], lambda n: n in _BASES)
-    _plain(run, name, args[2])
-    return run.blank(cls) if run._role(cls) != "trusted" else Obj(cls, trusted=True)
-
-
-def _rule_ndarray_new(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if len(args) < 3:
-        raise run.bad_args(name, "fewer than (subtype, shape, dtype)")
-    cls = run.class_arg(name, args[0], lambda n: n in _ARRAYS)
-    if name.endswith("_mareconstruct"):
-        run.class_arg(name, args[1], lambda n: n in _ARRAYS)
-        shape = args[2]
-    else:
-        shape = args[1]
-    if not (isinstance(shape, tuple) and all(type(d) is int and 0 <= d <= 1 for d in shape) and len(shape) <= 1):
-        raise run.bad_args(name, f"the shape {shape!r}; numpy writes an empty array whose data comes with BUILD")
-    return run.blank(cls)
-
-
-def _rule_scalar(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if len(args) != 2:
-        raise run.bad_args(name, "anything but (dtype, bytes)")
-    itemsize, _ = run.dtype_of(name, args[0], allow_object=False)
-    if not isinstance(args[1], bytes) or len(args[1]) != itemsize:
-        raise run.bad_args(name, f"{_describe(args[1])} instead of exactly {itemsize} bytes")
-    return Obj("numpy.generic", frozen=True)
-
-
-def _rule_frombuffer(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if len(args) != 4 or not isinstance(args[2], tuple) or not all(type(d) is int and d >= 0 for d in args[2]):
-        raise run.bad_args(name, "anything but (buffer, dtype, shape, order)")
-    itemsize, _ = run.dtype_of(name, args[1], allow_object=False)
-    count = math.prod(args[2])
-    run.elements(count, f"an array of shape {args[2]}")
-    size = _byte_size(args[0]) if isinstance(args[0], (bytes, bytearray, memoryview)) else -1
-    if size == -1 or (size is not None and size != count * itemsize):
-        raise run.bad_args(name, f"a buffer that does not hold shape {args[2]} of {itemsize}-byte items")
-    obj = Obj("numpy.ndarray", built=True)
-    obj.shape, obj.count = args[2], count
-    return obj
-
-
-def _rule_dtype(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if len(args) != 3 or not isinstance(args[0], str) or len(args[0]) > 32 or args[2] is not True:
-        raise run.bad_args(name, "anything but (type string, align, copy=True); without copy numpy returns "
-                                 "its shared dtype, which BUILD would then change for everyone")
-    return run.dtypes.make(args[0])
-
-
-def _rule_bitgen_ctor(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if len(args) > 1:
-        raise run.bad_args(name, "a second argument (a callable it would call)")
-    if args and not (args[0] in _BIT_GENERATORS or (isinstance(args[0], Obj) and
-                                                    args[0].name in _BIT_GENERATORS.values())):
-        raise run.bad_args(name, f"{_describe(args[0])} instead of a numpy bit generator")
-    made = "numpy.random.mtrand.RandomState" if "randomstate" in name else "numpy.random._generator.Generator"
-    return Obj(made)
-
-
-def _rule_bitgen_class(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if not args:
-        return Obj(_BIT_GENERATORS["MT19937"])
-    if len(args) == 1 and isinstance(args[0], str) and args[0] in _BIT_GENERATORS:
-        return Obj(_BIT_GENERATORS[args[0]])
-    if len(args) == 1:
-        return Obj(run.class_arg(name, args[0], lambda n: n in _BIT_GENERATORS.values()))
-    raise run.bad_args(name, "more than one argument")
-
-
-def _rule_pyx_unpickle(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    module = name.rsplit(".", 1)[0]
-    if len(args) != 3 or type(args[1]) is not int:
-        raise run.bad_args(name, "anything but (class, checksum, state)")
-    cls = run.class_arg(name, args[0], lambda n: n.rsplit(".", 1)[0] == module)
-    _plain_or_arrays(run, name, args[2])
-    return Obj(cls, built=args[2] is not None)
-
-
-def _plain_or_arrays(run: DryRun, name: str, value: Any) -> None:
-    """A Cython state: plain data and arrays the stream built (Cython type-checks each field)."""
-    items = value if isinstance(value, tuple) else (value,)
-    for item in items:
-        if not (isinstance(item, Obj) and item.name in _ARRAYS):
-            _plain(run, name, item)
-
-
-def _rule_new_obj(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    module = name.rsplit(".", 1)[0]
-    if len(args) != 1:
-        raise run.bad_args(name, "anything but one class")
-    return run.blank(run.class_arg(name, args[0], lambda n: n.rsplit(".", 1)[0] == module))
-
-
-def _rule_sklearn_tree(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if len(args) != 3 or type(args[0]) is not int or type(args[2]) is not int:
-        raise run.bad_args(name, "anything but (n_features, n_classes array, n_outputs)")
-    n_features, n_classes, n_outputs = args
-    if not 0 <= n_features < 2**31 or not 0 < n_outputs < 2**31:
-        raise run.bad_args(name, f"n_features={n_features:,}, n_outputs={n_outputs:,}")
-    if not (isinstance(n_classes, Obj) and n_classes.name in _ARRAYS and n_classes.shape == (n_outputs,)):
-        raise run.bad_args(name, f"{_describe(n_classes)} as n_classes instead of an array of {n_outputs} "
-                                 "counts the stream built (the constructor loops over n_outputs)")
-    return Obj(name)
-
-
-def _rule_numbers(run: DryRun, name: str, args: tuple[Any, ...]) -> Any:
-    if len(args) > 2 or not all(type(a) in (int, float) for a in args):
-        raise run.bad_args(name, "anything but at most two numbers")
-    return Obj(name, frozen=True)
-
-
-RULES: dict[str, Callable[[DryRun, str, tuple[Any, ...]], Any]] = {
-    "plain": _rule_plain, "no_size": _rule_no_size, "no_args": _rule_no_args, "latin1": _rule_latin1,
-    "defaultdict": _rule_defaultdict, "reconstructor": _rule_reconstructor, "ndarray_new": _rule_ndarray_new,
-    "scalar": _rule_scalar, "frombuffer": _rule_frombuffer, "dtype": _rule_dtype,
-    "bitgen_ctor": _rule_bitgen_ctor, "bitgen_class": _rule_bitgen_class, "pyx_unpickle": _rule_pyx_unpickle,
-    "new_obj": _rule_new_obj, "sklearn_tree": _rule_sklearn_tree, "numbers": _rule_numbers,
-    "timezone": _rule_plain,
-}
-"""The argument rule of each reviewed call (the names are those of :data:`~.reviewed.CALLS`)."""
+    raise run.bad_args(name, describe(value))
