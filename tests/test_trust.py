@@ -146,8 +146,8 @@ def test_the_shipped_scikit_learn_list_is_what_the_installed_release_computes() 
 
     import sklearn
 
-    from modelcapsule.security.defaults import compute_sklearn_names
+    from modelcapsule.security.defaults import compute_sklearn_names, parse_names
 
     shipped = resources.files("modelcapsule.security") / "trusted_names" / f"sklearn-{sklearn.__version__}.txt"
     assert shipped.is_file(), "ship the computed list for the pinned scikit-learn release"
-    assert set(shipped.read_text().split()) == compute_sklearn_names()
+    assert parse_names(shipped.read_text()) == compute_sklearn_names()

@@ -80,9 +80,9 @@ MLflow integration; ``import modelcapsule`` imports neither."""
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        import importlib
+        from .core.extensions import load_attribute
 
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        value = load_attribute(f"{_LAZY[name]}:{name}")
         globals()[name] = value
         return value
     raise AttributeError(f"module 'modelcapsule' has no attribute {name!r}")

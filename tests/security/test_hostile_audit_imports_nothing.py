@@ -27,6 +27,7 @@ from modelcapsule.errors import CapsuleError
 from modelcapsule.formats import LoadOptions, get_format
 from modelcapsule.security.pickle_scan import scan_pickle
 from modelcapsule.security.policy import DEFAULT_POLICY
+import modelcapsule.security.pickle_rules  # the dry run's own rules, loaded on its first use
 
 fmt = get_format("safepickle")
 b"x".decode("cp437")  # the ZIP reader's codec for legacy member names, loaded lazily by the stdlib

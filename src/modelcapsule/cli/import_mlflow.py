@@ -98,12 +98,11 @@ def registry_command(tracking_uri: str, models: tuple[str, ...], trusted: tuple[
     Each version is converted like `capsule import-mlflow` (restricted readers only); one that cannot be
     converted safely is reported and skipped. Re-running imports only what is new. Exit code 1 when
     something was skipped."""
-    import importlib
-
     from ..integrations.mlflow.registry_import import import_registry
+    from ..registry import Registry
 
     with reported_errors():
-        registry = importlib.import_module("modelcapsule.registry").Registry(location, store=store, token=token)
+        registry = Registry(location, store=store, token=token)
         try:
             report = import_registry(tracking_uri, registry, models=models, trusted=trusted)
         except Exception as exc:  # MLflow's own errors (unknown model, unreachable server)

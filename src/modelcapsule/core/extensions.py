@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "load_attribute"]
 
 T = TypeVar("T")
 
@@ -106,3 +106,13 @@ def _claim_extensions(index: dict[str, str], kind: str, name: str, extensions: I
     for ext in [e for e, owner in index.items() if owner == name]:
         del index[ext]  # a replaced adapter gives up the suffixes it no longer claims
     index.update(dict.fromkeys(wanted, name))
+
+
+def load_attribute(target: str) -> Any:
+    """The object ``target`` (``"module:attribute"``) names, importing its module on first use.
+
+    For the package's own fixed tables of lazily imported names (public names that need an extra, URI
+    handlers), so that importing modelcapsule does not import SQLAlchemy or MLflow. Never called with a
+    name read from a file: names held in data go through ``security.policy.import_trusted``."""
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)

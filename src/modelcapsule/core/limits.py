@@ -25,6 +25,10 @@ class Limits:
     """Elements in one array built while loading."""
     max_pickle_size: int = 4 << 30
     """Size of one pickle stream (bytes)."""
+    max_load_expansion: int = 16
+    """Bytes a pickle stream may make loading allocate (arrays, copies, containers) per byte of the stream
+    and its buffers, on top of 64 MiB. Arrays written by numpy need about 1; a few bytes of a hostile
+    stream asking for gigabytes need far more."""
     max_sample_bytes: int = 256 << 20
     """Size of the golden sample's members together (bytes): inputs and recorded outputs."""
     map_files: bool | None = None

@@ -6,9 +6,10 @@ that serves it (the registry, and through it SQLAlchemy)."""
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any
+
+from .extensions import load_attribute
 
 __all__ = ["SCHEMES", "resolve_capsule_path"]
 
@@ -25,6 +26,5 @@ def resolve_capsule_path(path: Any) -> Any:
         if isinstance(text, str):
             for prefix, target in SCHEMES.items():
                 if text.startswith(prefix):
-                    module, attr = target.split(":")
-                    return getattr(importlib.import_module(module), attr)(text)
+                    return load_attribute(target)(text)
     return path

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import CapsuleFormatError
+from ..security.policy import TrustPolicy, import_trusted
 from .base import MemberSource
 
 __all__ = ["main_member", "read_json", "resolve"]
@@ -31,18 +32,8 @@ def read_json(source: MemberSource, name: str) -> Any:
         raise CapsuleFormatError(f"{name} is not valid JSON ({exc}); the capsule is corrupt.") from exc
 
 
-def resolve(name: str) -> Any:
-    """Import the object ``module.qualname`` names. Call it only for names the trust policy admitted."""
-    parts = name.replace("__builtin__.", "builtins.", 1).split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[cut:]:
-                obj = getattr(obj, attr)
-        except AttributeError as exc:
-            raise CapsuleFormatError(f"{name!r} does not exist in the installed packages") from exc
-        return obj
-    raise CapsuleFormatError(f"cannot import {name!r}, which the file needs")
+def resolve(name: str, policy: TrustPolicy, vocabulary: Callable[[str], bool] | None = None) -> Any:
+    """The object ``module.qualname`` names, through the one importer of trusted names
+    (:func:`modelcapsule.security.policy.import_trusted`): refused unless ``policy`` admits it or it
+    belongs to the format's own ``vocabulary``."""
+    return import_trusted(name.replace("__builtin__.", "builtins.", 1), policy, vocabulary=vocabulary)

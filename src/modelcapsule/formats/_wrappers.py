@@ -38,7 +38,7 @@ def wrapper_class(doc: dict[str, Any], options: LoadOptions, library: str, built
     refused = [n for n in _untrusted(class_name, library, builtin) if not options.policy.admits(n)]
     if refused:
         raise UntrustedTypesError(refused, source=f"the {library} capsule")
-    cls = resolve(str(class_name))
+    cls = resolve(str(class_name), options.policy, vocabulary=builtin.__contains__)
     if not (isinstance(cls, type) and issubclass(cls, base)):
         raise CapsuleFormatError(f"{class_name} is not a {library} scikit-learn wrapper; refusing to call it")
     return cls

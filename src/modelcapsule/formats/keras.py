@@ -211,7 +211,7 @@ class KerasFormat:
             raise UntrustedTypesError(refused, source="the Keras model")
         objects: dict[str, Any] = {}
         for path, key in custom.items():
-            obj = resolve(path)
+            obj = resolve(path, options.policy)
             objects[key] = obj
             objects[path.rsplit(".", 1)[1]] = obj
         keras = import_keras()

@@ -55,7 +55,8 @@ class PickleFormat:
     def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
         member = member_of(details, STREAM)
         check_size(source, member, options)
-        return list(audit_stream(source.view(member), what=member, limits=options.limits).globals)
+        return list(audit_stream(source.view(member), what=member, limits=options.limits,
+                                 policy=options.policy).globals)
 
     def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
         member = member_of(details, STREAM)

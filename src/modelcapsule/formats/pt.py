@@ -5,7 +5,8 @@ These files are pickles. They are read for interoperability, never written (save
 not accept, so the trust policy refuses a hostile file before torch sees it; the load itself always uses
 ``torch.load(weights_only=True)`` and is never retried without it. A state dict loads as a ``dict`` of
 tensors; ``device`` maps them (default: the CPU). Names outside PyTorch's safe list that the trust policy
-admits (``trusted=["mypkg.Net"]``) are handed to the safe loader as extra safe globals.
+admits because the user named them (``trusted=["mypkg.Net"]``, never the defaults) are handed to the safe
+loader as extra safe globals.
 """
 
 from __future__ import annotations
@@ -41,17 +42,26 @@ class TorchSaveFormat:
         )
 
     def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
-        return unsafe_torch_globals(torch_file_globals(source.read(main_member(source, details, MEMBER))))
+        """Names outside torch's own safe list. A name the default policy admits but the user did not trust
+        by name is refused here, as the load refuses it: the defaults are reviewed for modelcapsule's
+        unpickler, not for torch's. Names outside the policy are returned for the caller to refuse."""
+        unsafe = unsafe_torch_globals(torch_file_globals(source.read(main_member(source, details, MEMBER))))
+        refused = [n for n in unsafe if n not in options.policy.extra and options.policy.admits(n)]
+        if refused:
+            raise UntrustedTypesError(refused, source="the PyTorch file")
+        return unsafe
 
     def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
         import torch
 
         data = source.read(main_member(source, details, MEMBER))
         unsafe = unsafe_torch_globals(torch_file_globals(data))
-        refused = [n for n in unsafe if not options.policy.admits(n)]
+        refused = [n for n in unsafe if n not in options.policy.extra]
         if refused:
             raise UntrustedTypesError(refused, source="the PyTorch file")
-        extra = [resolve(n) for n in unsafe]  # admitted by the policy: let the safe loader accept them
+        # only names the user trusted explicitly widen torch's safe loader: our defaults are reviewed for
+        # our dry run, not for torch's unpickler, which would call them as it likes
+        extra = [resolve(n, options.policy) for n in unsafe]
         try:
             with torch.serialization.safe_globals(extra):
                 return torch.load(io.BytesIO(data), weights_only=True, map_location=options.device or "cpu")

@@ -74,7 +74,7 @@ class SafePickleFormat:
             packed, spans = _pack(buffers)
             sink.add(BUFFERS, memoryview(packed))
             details.update(buffers=spans, buffers_member=BUFFERS)
-        scan = scan_pickle(stream, what=STREAM)
+        scan = scan_pickle(stream, what=STREAM)  # names only: the model is the caller's own
         return SaveResult(details, list(scan.globals))
 
     def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
@@ -82,8 +82,10 @@ class SafePickleFormat:
         if source.size(member) > options.limits.max_pickle_size:
             raise LimitExceededError(f"the pickle stream {member!r}", source.size(member),
                                      options.limits.max_pickle_size, "max_pickle_size")
-        scan = scan_pickle(source.view(member), what=member)
-        expected = len(self._buffers(source, details))
+        buffers = self._buffers(source, details)
+        scan = scan_pickle(source.view(member), what=member, policy=options.policy, limits=options.limits,
+                           extra_size=sum(b.nbytes for b in buffers))
+        expected = len(buffers)
         if scan.out_of_band_buffers != expected:
             raise CapsuleFormatError(
                 f"{member} uses {scan.out_of_band_buffers} out-of-band buffer(s) but the manifest lists {expected}."
@@ -91,6 +93,8 @@ class SafePickleFormat:
         return list(scan.globals)
 
     def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
+        """Construct the model. The loader (``load.construct``) always runs :meth:`audit` first, which is
+        the dry run that checks every call, change and allocation; this only unpickles what it accepted."""
         member = str(details.get("member", STREAM))
         buffers = self._buffers(source, details)
         return restricted_loads(source.view(member), options.policy, buffers=buffers, source=member)

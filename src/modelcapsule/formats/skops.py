@@ -3,9 +3,12 @@
 A ``.skops`` file is a ZIP holding ``schema.json`` (a tree of nodes, each naming the ``__module__`` and
 ``__class__`` it would build) and ``.npy`` members. The audit parses the schema as plain JSON and lists
 every name in it, plus what ``skops.io.get_untrusted_types`` reports; nothing is imported from the file.
-Our policy then decides (skops' own defaults are not our policy: it flags ``sklearn.tree._tree.Tree``,
-which ours admits). Loading passes skops exactly the names our policy admitted as ``trusted=``; skops'
-own untrusted-type error is turned into :class:`~modelcapsule.errors.UntrustedTypesError`.
+Our policy then decides, name by name *and by how skops would use it*: each schema node names a skops
+loader, and a name the policy admits only as a value (a function) may only be imported (``FunctionNode``),
+a class only created blank (``ObjectNode``), and only reviewed constructors called with arguments from the
+file (``ReduceNode``, ``TreeNode``); anything else is refused unless the user trusted the name. skops is
+then passed, as ``trusted=``, only the names it flags itself that passed that check; its own
+untrusted-type error becomes :class:`~modelcapsule.errors.UntrustedTypesError`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, ClassVar
 
 from ..core.container import Limits
 from ..errors import CapsuleFormatError, LimitExceededError, UntrustedTypesError
+from ..security.policy import TrustPolicy
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from .pickle import member_of
 
@@ -26,16 +30,50 @@ STREAM = "model/model.skops"
 SCHEMA = "schema.json"
 
 
-def _walk(node: Any, found: dict[str, None]) -> None:
+_VALUE_LOADERS = frozenset({"FunctionNode", "TypeNode"})
+"""skops loaders that only import a name (a function kept as a parameter, a type): never call it."""
+_CLASS_LOADERS = frozenset({"ObjectNode", "TypeNode", "NdArrayNode", "DTypeNode", "MaskedArrayNode",
+                            "SparseMatrixNode", "RandomStateNode", "RandomGeneratorNode", "DictNode", "ListNode",
+                            "TupleNode", "SetNode", "JsonNode", "BytesNode", "BytearrayNode", "SliceNode",
+                            "DefaultDictNode", "_DictWithDeprecatedKeysNode"})
+"""skops loaders that create a blank object (or a container, an array) and give it its state."""
+_CALL_LOADERS = frozenset({"ReduceNode", "TreeNode", "LossNode", "ConstructorFromReduceNode"})
+"""skops loaders that *call* the named class with arguments from the file: only reviewed constructors."""
+_MAX_DEPTH = 200
+
+
+def _walk(node: Any, found: dict[str, None], uses: dict[str, set[str]] | None = None, depth: int = 0) -> None:
+    if depth > _MAX_DEPTH:
+        raise CapsuleFormatError(f"the skops schema is nested more than {_MAX_DEPTH} levels deep; refusing it.")
     if isinstance(node, dict):
         module, cls = node.get("__module__"), node.get("__class__")
         if isinstance(module, str) and isinstance(cls, str):
             found.setdefault(f"{module}.{cls}", None)
+            if uses is not None:
+                uses.setdefault(f"{module}.{cls}", set()).add(str(node.get("__loader__")))
         for value in node.values():
-            _walk(value, found)
+            _walk(value, found, uses, depth + 1)
     elif isinstance(node, list):
         for value in node:
-            _walk(value, found)
+            _walk(value, found, uses, depth + 1)
+
+
+def check_loaders(uses: dict[str, set[str]], policy: TrustPolicy, what: str) -> None:
+    """Hold each default-trusted name to its role in how skops would use it: values only imported,
+    classes only created blank, and only reviewed constructors called with arguments from the file.
+    Names the user trusted explicitly are theirs to vouch for; names outside the policy are refused by name."""
+    for name, loaders in sorted(uses.items()):
+        role = policy.role(name)
+        allowed = {"value": _VALUE_LOADERS, "class": _CLASS_LOADERS,
+                   "call": _CLASS_LOADERS | _CALL_LOADERS}.get(role or "")
+        if allowed is None:
+            continue
+        if bad := loaders - allowed:
+            raise CapsuleFormatError(
+                f"{what} asks skops to load {name} with {', '.join(sorted(bad))}, which would "
+                f"{'call it' if bad & _CALL_LOADERS else 'use it in a way'} the trust policy does not allow for "
+                f"a {role} name. Refusing it; if you trust this file, pass trusted=[{name!r}]."
+            )
 
 
 def _check_sizes(archive: zipfile.ZipFile, what: str, limits: Limits) -> None:
@@ -54,8 +92,8 @@ def _check_sizes(archive: zipfile.ZipFile, what: str, limits: Limits) -> None:
         raise LimitExceededError(f"the uncompressed size of {what}", total, limits.max_total_size, "max_total_size")
 
 
-def schema_names(data: bytes | memoryview, *, what: str, max_schema: int,
-                 limits: Limits | None = None) -> tuple[list[str], Any]:
+def schema_names(data: bytes | memoryview, *, what: str, max_schema: int, limits: Limits | None = None,
+                 uses: dict[str, set[str]] | None = None) -> tuple[list[str], Any]:
     """Every ``module.qualname`` a skops file's schema names, and its protocol; parsed as JSON only."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -77,7 +115,7 @@ def schema_names(data: bytes | memoryview, *, what: str, max_schema: int,
     except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
         raise CapsuleFormatError(f"{what} is not a valid skops file: {exc}") from None
     found: dict[str, None] = {}
-    _walk(schema, found)
+    _walk(schema, found, uses)
     return list(found), schema.get("protocol") if isinstance(schema, dict) else None
 
 
@@ -115,8 +153,10 @@ class SkopsFormat:
     def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
         member = member_of(details, STREAM)
         view = source.view(member)
+        uses: dict[str, set[str]] = {}
         names, _protocol = schema_names(view, what=member, max_schema=options.limits.max_manifest_size,
-                                        limits=options.limits)
+                                        limits=options.limits, uses=uses)
+        check_loaders(uses, options.policy, member)
         extra = _untrusted_by_skops(bytes(view), member)
         return names + [n for n in extra if n not in names]
 
@@ -126,10 +166,12 @@ class SkopsFormat:
 
         member = member_of(details, STREAM)
         data = bytes(source.view(member))
-        names = self.audit(source, details, options)
+        names = self.audit(source, details, options)  # every name checked for how skops would use it
         options.policy.check(names, member)
+        # skops is told to trust only what it flags itself, and only names our audit held to their role
+        flagged = [n for n in _untrusted_by_skops(data, member) if n in names]
         try:
-            return skops.io.load(io.BytesIO(data), trusted=names)
+            return skops.io.load(io.BytesIO(data), trusted=flagged)
         except SkopsUntrusted as exc:
             raise UntrustedTypesError(_names_in(str(exc)), member) from None
 

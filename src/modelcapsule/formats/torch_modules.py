@@ -18,13 +18,12 @@ every other class (your own ``mypkg.Net``) must be admitted by the policy: ``tru
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import CapsuleFormatError, UnsupportedModelError, UntrustedTypesError
-from ..security.policy import TrustPolicy
+from ..security.policy import TrustPolicy, import_trusted
 
 __all__ = ["BUILTIN_PREFIX", "build", "check_spec", "module_spec", "spec_classes", "untrusted_classes"]
 
@@ -137,39 +136,39 @@ def build(spec: Mapping[str, Any], policy: TrustPolicy) -> Any:
     refused = [n for n in untrusted_classes(spec) if not policy.admits(n)]
     if refused:
         raise UntrustedTypesError(refused, source="the PyTorch module spec")
-    return _construct(spec)
+    return _construct(spec, policy)
 
 
-def _construct(spec: Mapping[str, Any]) -> Any:
+def _in_torch_nn(name: str) -> bool:
+    return name.startswith(BUILTIN_PREFIX)
+
+
+def _construct(spec: Mapping[str, Any], policy: TrustPolicy) -> Any:
     import torch
 
     module_name, qualname = str(spec["module"]), str(spec["qualname"])
-    if any(part.startswith("__") for part in qualname.split(".")):
-        raise CapsuleFormatError(f"{module_name}.{qualname} is not a class name; refusing to follow it")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj: Any = import_trusted(f"{module_name}.{qualname}", policy, module=module_name, vocabulary=_in_torch_nn)
     except ImportError as exc:
         raise CapsuleFormatError(f"cannot import {module_name!r}, which the module spec names: {exc}") from exc
-    for part in qualname.split("."):
-        obj = getattr(obj, part, None)
     if not (isinstance(obj, type) and issubclass(obj, torch.nn.Module)):
         raise CapsuleFormatError(f"{module_name}.{qualname} is not a torch.nn.Module class; refusing to call it")
     args = spec.get("args", [])
     kwargs = spec.get("kwargs", {})
     if not isinstance(args, list) or not isinstance(kwargs, dict):
         raise CapsuleFormatError("malformed module spec: 'args' must be a list and 'kwargs' an object")
-    return obj(*[_decode(a) for a in args], **{str(k): _decode(v) for k, v in kwargs.items()})
+    return obj(*[_decode(a, policy) for a in args], **{str(k): _decode(v, policy) for k, v in kwargs.items()})
 
 
-def _decode(value: Any) -> Any:
+def _decode(value: Any, policy: TrustPolicy) -> Any:
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [_decode(v, policy) for v in value]
     if isinstance(value, dict):
         if set(value) == {"$module"}:
-            return _construct(value["$module"])
+            return _construct(value["$module"], policy)
         if set(value) == {"$tuple"} and isinstance(value["$tuple"], list):
-            return tuple(_decode(v) for v in value["$tuple"])
-        return {k: _decode(v) for k, v in value.items()}
+            return tuple(_decode(v, policy) for v in value["$tuple"])
+        return {k: _decode(v, policy) for k, v in value.items()}
     return value
 
 
@@ -182,8 +181,8 @@ def check_spec(module: Any, spec: Mapping[str, Any]) -> None:
     import torch
 
     try:
-        with torch.device("meta"):
-            rebuilt = _construct(spec)
+        with torch.device("meta"):  # the caller's own module, being saved: its classes are trusted
+            rebuilt = _construct(spec, TrustPolicy(spec_classes(spec)))
     except (TypeError, ValueError, RuntimeError) as exc:
         raise UnsupportedModelError(
             f"cannot rebuild {spec['module']}.{spec['qualname']} from its recorded constructor arguments "

@@ -1,35 +1,44 @@
-"""The default trusted names: what fitted scikit-learn estimators, numpy and scipy need, exactly.
+"""The default trusted names, each with the one thing loading may do with it.
 
-Three sources, all by exact ``module.qualname``:
+Every default name has a *role* (see :meth:`~modelcapsule.security.policy.TrustPolicy.role`):
 
-* a short hand-checked list of builtins and numpy/scipy reconstruction helpers, each of which only
-  builds data (no argument makes them run code, touch files or reach the network);
-* numpy and scipy types computed from the installed libraries (scalar types, bit generators, sparse
-  matrix classes, frozen distributions);
-* scikit-learn's classes, computed by walking its modules once per installed version (every class it
-  defines, plus Cython's pickle helpers), skipping its testing, dataset-fetching, parallel and vendored
-  modules, plus a list of pure functions that estimators keep as parameters (score and kernel functions).
-  The walk takes a few seconds, so its result is shipped for the pinned release
-  (``trusted_names/sklearn-<version>.txt``) and cached per user for others.
+* ``call``: a reviewed constructor or reconstructor (:data:`~modelcapsule.security.reviewed.CALLS`), the
+  only names a stream may call with arguments, each with an argument rule;
+* ``class``: a class that may be created blank and given a plain state; it is in the defaults only if
+  every pickling or attribute hook it has was reviewed
+  (:data:`~modelcapsule.security.reviewed.HOOKS`);
+* ``value``: a function kept as a parameter (a score function, ``numpy.log1p``), never called by the stream.
 
-Classes are safe to admit because building one only runs its constructor or ``__setstate__`` on data;
-functions are admitted one by one, never by module.
+Sources, all by exact ``module.qualname``: a short list of builtins and numpy reconstruction helpers;
+numpy and scipy types computed from the installed libraries (scalar types, ufuncs as values, sparse
+matrix classes); scikit-learn's classes and score functions, computed by walking its modules once per
+installed version (skipping test, dataset-fetching, parallel and vendored modules and any class with an
+unreviewed hook), shipped for the pinned release (``trusted_names/sklearn-<version>.txt``) and cached
+per user for others.
+
+scipy.stats distributions (search spaces keep them) are trusted only as constructor parameters: their
+``__setstate__`` executes a code template taken from the pickled state (``rv_generic._attach_methods``),
+so they are rebuilt from their name and parameters instead (:mod:`modelcapsule.security.distributions`).
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
+import sys
 import warnings
 from importlib import resources
 from pathlib import Path
 
 from ..core.cachedir import user_cache_dir
+from .distributions import FROZEN, distribution_names
+from .reviewed import CALLS, unreviewed_hooks
 
-__all__ = ["SKLEARN_EXCLUDED_MODULES", "compute_sklearn_names", "default_names"]
+__all__ = ["SKLEARN_EXCLUDED_MODULES", "compute_sklearn_names", "default_names", "default_role", "default_roles"]
 
 BUILTIN_NAMES = frozenset({
     "builtins.slice", "builtins.set", "builtins.frozenset", "builtins.complex", "builtins.bytearray",
@@ -52,11 +61,15 @@ NUMPY_NAMES = frozenset({
     "numpy.random.bit_generator.__pyx_unpickle_SeedSequence", "numpy.random._mt19937.MT19937",
     "numpy.random._pcg64.PCG64", "numpy.random._pcg64.PCG64DXSM", "numpy.random._philox.Philox",
     "numpy.random._sfc64.SFC64",
+})
+"""Classes and reconstructors of numpy's own pickles (roles from :data:`~.reviewed.CALLS`, else ``class``)."""
+
+VALUE_NAMES = frozenset({
     # pure reductions that estimators keep as parameters (e.g. SimpleImputer, FunctionTransformer)
     "numpy.mean", "numpy.median", "numpy.nanmean", "numpy.nanmedian", "numpy.sum", "numpy.max",
     "numpy.min", "numpy.std", "numpy.var", "numpy.nanstd",
-    "scipy._lib.array_api_compat.numpy._aliases.asarray",
 })
+"""Functions estimators keep as parameters: referenced, never called while loading."""
 
 SKLEARN_EXCLUDED_MODULES = (
     "sklearn.externals", "sklearn.utils._testing", "sklearn.utils.estimator_checks", "sklearn.utils._test_common",
@@ -75,7 +88,7 @@ SKLEARN_FUNCTION_MODULES = (
     "sklearn.cluster._kmeans",
 )
 """Modules of pure numeric functions (score functions, kernels, metrics) that estimators store as
-parameters; their public and private module-level functions are admitted one by one."""
+parameters; their module-level functions taking arguments are admitted one by one, as values."""
 
 
 def _is_excluded(module: str) -> bool:
@@ -88,91 +101,123 @@ def _is_pickle_helper(attr: str, obj: object) -> bool:
 
 
 def _is_pure_function(module: str, obj: object) -> bool:
-    return module in SKLEARN_FUNCTION_MODULES and inspect.isfunction(obj) and obj.__module__ == module
+    """A score or kernel function of one of :data:`SKLEARN_FUNCTION_MODULES`; functions without parameters
+    (``kernel_metrics()`` returns a live module dict) are not values anyone keeps as a parameter."""
+    if not (module in SKLEARN_FUNCTION_MODULES and inspect.isfunction(obj) and obj.__module__ == module):
+        return False
+    return bool(inspect.signature(obj).parameters)
 
 
-def compute_sklearn_names() -> frozenset[str]:
-    """Walk the installed scikit-learn and list what a fitted estimator may need. Takes a few seconds."""
+def compute_sklearn_names() -> dict[str, str]:
+    """Walk the installed scikit-learn and list what a fitted estimator may need, with each name's role.
+    Classes with an unreviewed hook and pickle helpers without an argument rule are left out. Takes a
+    few seconds (it imports every scikit-learn module)."""
     import sklearn
 
-    names: set[str] = set()
+    names: dict[str, str] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for info in pkgutil.walk_packages(sklearn.__path__, "sklearn."):
             if _is_excluded(info.name):
                 continue
             try:
-                module = importlib.import_module(info.name)
+                module = importlib.import_module(info.name)  # walking sklearn itself, not a file's names
             except ImportError:
                 continue
             for attr, obj in vars(module).items():
-                if inspect.isclass(obj) and obj.__module__ == info.name:
-                    names.add(f"{info.name}.{obj.__qualname__}")
-                elif _is_pickle_helper(attr, obj) or _is_pure_function(info.name, obj):
-                    names.add(f"{info.name}.{attr}")
-    return frozenset(names)
+                full = f"{info.name}.{attr}"
+                if inspect.isclass(obj) and obj.__module__ == info.name and not unreviewed_hooks(obj):
+                    names[f"{info.name}.{obj.__qualname__}"] = "class"
+                elif _is_pickle_helper(attr, obj) and full in CALLS:
+                    names[full] = "call"
+                elif _is_pure_function(info.name, obj):
+                    names[full] = "value"
+    return names
 
 
-def _numpy_scipy_names() -> frozenset[str]:
+def _numpy_names() -> dict[str, str]:
+    """numpy scalar and dtype classes, and ufuncs as values only (a ufunc called by a stream on object
+    arrays of Python integers burns seconds of CPU per byte); classes with an unreviewed hook left out."""
     import numpy as np
-    import scipy.sparse
 
-    names: set[str] = set()
-    for t in set(np.sctypeDict.values()):
-        names.add(f"{t.__module__}.{t.__qualname__}")
-    for attr in dir(np.dtypes):
-        t = getattr(np.dtypes, attr)
-        if inspect.isclass(t):
-            names.add(f"{t.__module__}.{t.__qualname__}")
-    for attr in dir(np):
-        if isinstance(getattr(np, attr, None), np.ufunc):
-            names.add(f"numpy.{attr}")
-    for attr in scipy.sparse.__all__:
-        obj = getattr(scipy.sparse, attr)
-        if inspect.isclass(obj):
-            names.add(f"{obj.__module__}.{obj.__qualname__}")
-    names.update({"scipy.interpolate._bsplines.BSpline", "scipy.interpolate._interpolate.PPoly"})
-    return frozenset(names)
+    classes: list[type] = list(set(np.sctypeDict.values()))
+    classes += [t for t in vars(np.dtypes).values() if inspect.isclass(t)]
+    names = {f"{t.__module__}.{t.__qualname__}": "class" for t in classes if not unreviewed_hooks(t)}
+    # vars(), not dir()+getattr(): numpy's module __getattr__ would import its lazy submodules (f2py...)
+    names.update({f"numpy.{attr}": "value" for attr, obj in vars(np).items() if isinstance(obj, np.ufunc)})
+    return names
 
 
 @functools.cache
-def scipy_distribution_names() -> frozenset[str]:
-    """Frozen scipy.stats distributions (search spaces of RandomizedSearchCV keep them). Importing
-    scipy.stats takes a second, so this family is computed only when a name from it is audited."""
+def scipy_names() -> dict[str, str]:
+    """scipy sparse matrix classes and the spline classes SplineTransformer keeps. Importing scipy takes
+    a while, so this family is computed only when a file names something in ``scipy``."""
     try:
-        from scipy.stats import _continuous_distns, _discrete_distns
+        import scipy.interpolate
+        import scipy.sparse
     except ImportError:
-        return frozenset()
-    out = {"scipy.stats._distn_infrastructure.rv_continuous_frozen",
-           "scipy.stats._distn_infrastructure.rv_discrete_frozen"}
-    for mod in (_continuous_distns, _discrete_distns):
-        for obj in vars(mod).values():
-            if inspect.isclass(obj) and obj.__name__.endswith("_gen") and obj.__module__ == mod.__name__:
-                out.add(f"{mod.__name__}.{obj.__qualname__}")
-    return frozenset(out)
+        return {}
+    classes = [obj for attr in scipy.sparse.__all__ if inspect.isclass(obj := getattr(scipy.sparse, attr))]
+    classes += [scipy.interpolate.BSpline, scipy.interpolate.PPoly]
+    names = {f"{t.__module__}.{t.__qualname__}": "class" for t in classes if not unreviewed_hooks(t)}
+    names["scipy._lib.array_api_compat.numpy._aliases.asarray"] = "value"
+    return names
 
 
 def _cache_dir() -> Path:
     return user_cache_dir("trust")
 
 
-@functools.cache
-def sklearn_names() -> frozenset[str]:
-    """scikit-learn's trusted names for the installed version: shipped, cached, or computed once."""
-    import sklearn
+def parse_names(text: str) -> dict[str, str]:
+    """Read a names file: one ``role module.qualname`` per line (``#`` starts a comment)."""
+    names: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) == 2 and fields[0] in ("class", "value", "call"):
+            names[fields[1]] = fields[0]
+    return names
 
-    filename = f"sklearn-{sklearn.__version__}.txt"
+
+def format_names(names: dict[str, str]) -> str:
+    return "".join(f"{role} {name}\n" for name, role in sorted(names.items()))
+
+
+def _sklearn_version() -> str | None:
+    """The installed scikit-learn's version, read from its install record when it is not imported yet:
+    importing it takes a second and 140 MiB, and an audit must not import what it audits."""
+    module = sys.modules.get("sklearn")
+    if module is not None:
+        return str(module.__version__)
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    site = Path(next(iter(spec.submodule_search_locations))).parent
+    records = list(site.glob("scikit_learn-*.dist-info"))
+    if len(records) == 1:
+        return records[0].name[len("scikit_learn-"):-len(".dist-info")]
+    import sklearn  # several or no install records: ask the package itself
+
+    return str(sklearn.__version__)
+
+
+@functools.cache
+def sklearn_names() -> dict[str, str]:
+    """scikit-learn's trusted names and roles for the installed version: shipped, cached, or computed once."""
+    version = _sklearn_version()
+    if version is None:
+        return {}
+    filename = f"sklearn-{version}.txt"
     shipped = resources.files("modelcapsule.security") / "trusted_names" / filename
     if shipped.is_file():
-        return frozenset(shipped.read_text().split())
-    cached = _cache_dir() / filename
+        return parse_names(shipped.read_text())
+    cached = _cache_dir() / f"roles-{filename}"
     if cached.is_file():
-        return frozenset(cached.read_text().split())
+        return parse_names(cached.read_text())
     names = compute_sklearn_names()
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text("\n".join(sorted(names)) + "\n")
+        tmp.write_text(format_names(names))
         os.replace(tmp, cached)
     except OSError:
         pass
@@ -180,13 +225,33 @@ def sklearn_names() -> frozenset[str]:
 
 
 @functools.cache
+def default_roles() -> dict[str, str]:
+    """Every name the default policy admits, with its role (see the module docstring)."""
+    roles: dict[str, str] = {name: "class" for name in BUILTIN_NAMES | NUMPY_NAMES}
+    roles.update({name: "value" for name in VALUE_NAMES})
+    roles.update(_numpy_names())
+    roles.update(sklearn_names())
+    for name in roles:
+        if name in CALLS:
+            roles[name] = "call"
+    return roles
+
+
 def default_names() -> frozenset[str]:
-    """Every name the default policy admits, except the lazily computed families (see :func:`admitted`)."""
-    return BUILTIN_NAMES | NUMPY_NAMES | _numpy_scipy_names() | sklearn_names()
+    """Every name the default policy admits."""
+    return frozenset(default_roles()) | frozenset(scipy_names())
+
+
+def default_role(name: str) -> str | None:
+    """The role of ``name`` in the default policy, or None when it is not a default name."""
+    role = default_roles().get(name)
+    if role is None and name.startswith("scipy."):
+        role = scipy_names().get(name)
+    if role is None and name.startswith("scipy.stats.") and (name in FROZEN or name in distribution_names()):
+        role = "class"  # rebuilt from constructor parameters only (security.distributions)
+    return role
 
 
 def admitted(name: str) -> bool:
     """Whether the default policy admits ``name``."""
-    if name in default_names():
-        return True
-    return name.startswith("scipy.stats.") and name in scipy_distribution_names()
+    return default_role(name) is not None

@@ -1,11 +1,14 @@
-"""Find every global a pickle stream would import, without importing or executing anything.
+"""Find every global a pickle stream would import, and check what it would do, importing nothing.
 
-This is the *parse* step for pickle-based formats. It walks the opcodes with a symbolic stack that only
-tracks strings (so ``STACK_GLOBAL`` operands fed from the memo are resolved too) and refuses streams a
-well-behaved pickler never writes: non-constant ``STACK_GLOBAL`` operands, persistent ids, extension
-codes, trailing bytes after ``STOP`` (several pickles concatenated), unknown protocols, truncation.
-The restricted unpickler enforces the same policy again at construction time, so the scan is the
-reporting layer, not the only guard.
+This is the *parse and audit* step for pickle-based formats. :func:`scan_pickle` runs the stream once
+through the C unpickler with every global replaced by a stand-in of
+:mod:`modelcapsule.security.pickle_dryrun`, which records each name and holds every call, BUILD and
+item change to the role the trust policy gives the name (numpy dtype and array states are checked on
+the way). Load and audit both call it, so the audit reports exactly what the load would refuse.
+
+When the dry run stops on a malformed stream, an exact opcode-by-opcode walk names the problem (trailing
+bytes, persistent ids, extension codes, computed ``STACK_GLOBAL`` operands...). That walk only ever
+improves the error message: a stream the dry run refused is refused, whatever the walk finds.
 """
 
 from __future__ import annotations
@@ -17,8 +20,11 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ..core.container import DEFAULT_LIMITS, Limits
 from ..errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError
 from . import pickle_values
+from .pickle_dryrun import DryRun, Refused
+from .policy import TrustPolicy
 
 __all__ = ["PickleScan", "scan_pickle"]
 
@@ -54,51 +60,23 @@ class PickleScan:
     out_of_band_buffers: int
 
 
-class _Stub:
-    """Stands in for every global during a dry run: accepts any construction, call or state, does nothing."""
-
-    def __new__(cls, *args: object, **kwargs: object) -> _Stub:
-        return object.__new__(cls)
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        pass
-
-    def __call__(self, *args: object, **kwargs: object) -> _Stub:
-        return _Stub()
-
-    def __setstate__(self, state: object) -> None:
-        pass
-
-    def __setitem__(self, key: object, value: object) -> None:
-        pass
-
-    def __getattr__(self, name: str) -> _Stub:
-        return _Stub()
-
-
 class _DryRun(pickle.Unpickler):
-    """The C unpickler with every global replaced by :class:`_Stub`: it walks the stream at C speed,
+    """The C unpickler with every global replaced by a stand-in of ``run``: it walks the stream at C speed,
     records each ``module.qualname`` that ``find_class`` is asked for, and imports nothing."""
 
-    def __init__(self, file: io.BytesIO, buffers: Iterable[object], what: str) -> None:
+    def __init__(self, file: io.BytesIO, buffers: Iterable[object], run: DryRun) -> None:
         super().__init__(file, fix_imports=False, buffers=buffers)
-        self.found: dict[str, None] = {}
-        self.dtypes = pickle_values.DryRunDtypes(what)  # numpy dtype states are checked, not stubbed
+        self.run = run
 
     def find_class(self, module: str, name: str) -> type:
-        self.found.setdefault(f"{module}.{name}", None)
-        return self.dtypes.stand_in(f"{module}.{name}") or _Stub
+        return self.run.stub(f"{module}.{name}")
 
     def persistent_load(self, pid: object) -> object:
-        raise _Refused("persistent ids")
+        raise CapsuleFormatError(f"{self.run.what} uses persistent ids, which only a custom loader could resolve; "
+                                 "refusing it.")
 
 
-class _Refused(Exception):
-    pass
-
-
-_WALK_AGAIN: tuple[type[BaseException], ...] = (_Refused, CapsuleFormatError, *MALFORMED_PICKLE_ERRORS)
-"""Anything the dry run stops on sends the stream to the exact opcode walk, which names the problem."""
+_MALFORMED: tuple[type[BaseException], ...] = (*MALFORMED_PICKLE_ERRORS, RecursionError)
 
 
 def _counting(counter: list[int]) -> Iterator[memoryview]:
@@ -107,28 +85,36 @@ def _counting(counter: list[int]) -> Iterator[memoryview]:
         yield memoryview(b"")
 
 
-def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream") -> PickleScan:
-    """Scan ``data`` (one complete pickle) and return the globals it names, importing nothing.
+def scan_pickle(data: bytes | memoryview, *, what: str = "pickle stream", policy: TrustPolicy | None = None,
+                limits: Limits = DEFAULT_LIMITS, extra_size: int = 0) -> PickleScan:
+    """Scan ``data`` (one complete pickle): the globals it names, checked against what ``policy`` lets each
+    of them do (``policy=None`` lists names only, for files whose code the caller already trusts or is
+    writing itself). ``extra_size`` is the size of out-of-band buffers, part of the allocation budget.
 
-    A dry run of the C unpickler with every global stubbed out finds them fast; a stream the dry run
-    cannot walk is walked again opcode by opcode, which names the exact problem. Raises
-    :class:`CapsuleFormatError` for malformed or deliberately evasive streams.
+    Raises :class:`CapsuleFormatError` for malformed or evasive streams and for any call, change or
+    allocation the policy does not allow. Names the policy does not admit are returned, not raised.
     """
     view = memoryview(data)
     stream = io.BytesIO(view)
     buffers = [0]
-    runner = _DryRun(stream, _counting(buffers), what)
+    run = DryRun(policy, what, size=len(view) + extra_size, limits=limits)
+    runner = _DryRun(stream, _counting(buffers), run)
     try:
-        with warnings.catch_warnings():
+        with run, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             runner.load()
-            runner.dtypes.finish()
-    except _WALK_AGAIN:
-        return _scan_opcodes(view, what)  # the exact walk names the problem
+            run.dtypes.finish()
+    except Refused:
+        raise  # the dry run's own refusals name their reason
+    except _MALFORMED as exc:
+        # the exact walk names the problem when it can; it never turns the dry run's refusal into an acceptance
+        _scan_opcodes(view, what)
+        raise CapsuleFormatError(f"{what} could not be read: {type(exc).__name__}: {exc}") from None
     if stream.tell() != len(view):
-        return _scan_opcodes(view, what)  # names the trailing bytes precisely
+        _scan_opcodes(view, what)  # names the trailing bytes precisely
+        raise CapsuleFormatError(f"{what} has {len(view) - stream.tell():,} byte(s) after its end; refusing it.")
     protocol = view[1] if len(view) > 1 and view[0] == 0x80 else 0
-    return PickleScan(tuple(runner.found), int(protocol), buffers[0])
+    return PickleScan(tuple(run.found), int(protocol), buffers[0])
 
 
 def _scan_opcodes(view: memoryview, what: str) -> PickleScan:

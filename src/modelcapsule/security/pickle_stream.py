@@ -4,20 +4,17 @@ A joblib file is a pickle stream in which every numpy array is replaced by a
 ``joblib.numpy_pickle.NumpyArrayWrapper`` object whose raw bytes follow it in the same file, right after
 the wrapper's BUILD opcode (after a one-byte padding length and that many padding bytes, joblib >= 1.2).
 Arrays of Python objects are instead written as a *nested* pickle stream at that place. The whole file
-may be compressed (zlib, gzip, bz2, xz, lzma).
+may be compressed (zlib, gzip, bz2, xz, lzma); decompression is held to ``Limits.max_compression_ratio``.
 
-This module reads that layout itself; joblib's classes are never imported. It has two modes sharing one
-walker, so the names reported are those the loader would import:
+Every stream is read twice, by one reader with two kinds of globals:
 
-* audit: every global is recorded and replaced by an inert placeholder (only ``numpy.dtype`` is real,
-  to size the arrays); array bytes are skipped; nested streams are scanned with
-  :func:`~modelcapsule.security.pickle_scan.scan_pickle`. Nothing named by the file is imported or called.
-* load: globals go through :meth:`RestrictedUnpickler.find_class` (the exact trust policy); array bytes
-  are copied into fresh arrays whose size is checked against ``Limits.max_array_elements`` and the bytes
-  left in the file; nested streams are scanned, checked against the policy, then read by the restricted
-  unpickler.
-
-A stream with no wrapper is a plain pickle and takes the fast path: scan, then the C restricted unpickler.
+* the dry run (:mod:`modelcapsule.security.pickle_dryrun`): every global is a stand-in, every call,
+  BUILD and item change is held to the name's role, dtype and array states are checked, allocations are
+  budgeted. A plain pickle runs through the C unpickler; a stream holding joblib arrays through the
+  walker below, which skips array bytes. Audit stops here.
+* the load, only once the dry run and the policy accepted the stream: the same bytes through the
+  restricted unpickler (C for plain pickles, the walker for joblib files, arrays copied into fresh
+  arrays whose size the dry run already checked). A refusal of the dry run is final: nothing falls back.
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ import lzma
 import math
 import pickle
 import pickletools
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +35,9 @@ import numpy as np
 
 from ..core.container import Limits
 from ..errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError, LimitExceededError, UntrustedTypesError
+from .pickle_dryrun import DryRun, global_name
 from .pickle_scan import scan_pickle
+from .pickle_values import dtype_facts
 from .policy import RestrictedUnpickler, TrustPolicy, refuse_tampering, restricted_loads
 from .tamper import GlobalsSnapshot
 
@@ -56,10 +56,22 @@ _MAGIC = (
     (b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "xz"), (b"]\x00\x00", "lzma"),
     (b"\x04\x22\x4d\x18", "lz4"), (b"ZF", "zfile"), (b"x", "zlib"),
 )
+_WRAPPER_BYTES = re.compile(rb"NumpyArrayWrapper|NDArrayWrapper")
 _IN_CHUNK = 1 << 20
 _OUT_CHUNK = 8 << 20
 _ARRAY_SUBCLASSES = ("numpy.ndarray", "numpy.memmap", "numpy.matrix")
 _FORMAT_ERRORS = MALFORMED_PICKLE_ERRORS
+
+
+class _NamesOnly(TrustPolicy):
+    """Lists names and checks nothing else: for streams the caller wrote itself (a save) or whose code it
+    already trusts. Never used to load."""
+
+    def role(self, name: str) -> str | None:
+        return "trusted"
+
+
+_NAMES_ONLY = _NamesOnly(include_defaults=False)
 
 
 @dataclass(frozen=True)
@@ -96,8 +108,10 @@ def _decompressor(kind: str) -> Any:
     return lzma.LZMADecompressor(format=lzma.FORMAT_ALONE)
 
 
-def decompress(data: memoryview, kind: str, limit: int, what: str) -> bytes:
-    """Decompress ``data`` chunk by chunk, refusing to produce more than ``limit`` bytes (zip-bomb safe)."""
+def decompress(data: memoryview, kind: str, limits: Limits, what: str) -> bytes:
+    """Decompress ``data`` chunk by chunk, refusing to produce more than ``limits.max_member_size`` bytes or
+    more than ``limits.max_compression_ratio`` times the compressed size (compression bombs)."""
+    ratio_cap = max(len(data), 1) * limits.max_compression_ratio + (1 << 20)
     if kind in ("lz4", "zfile"):
         reason = ("lz4 needs a package outside the standard library" if kind == "lz4"
                   else "it was written by joblib < 0.9.3")
@@ -129,9 +143,12 @@ def decompress(data: memoryview, kind: str, limit: int, what: str) -> bytes:
                     chunk = b""
                 out += dec.decompress(chunk, max_length=_OUT_CHUNK)
                 done = dec.eof
-            if len(out) > limit:
-                raise LimitExceededError(f"the decompressed size of {what}", len(out), limit,
+            if len(out) > limits.max_member_size:
+                raise LimitExceededError(f"the decompressed size of {what}", len(out), limits.max_member_size,
                                          "max_member_size")
+            if len(out) > ratio_cap:
+                raise LimitExceededError(f"the decompressed size of {what} ({len(data):,} bytes compressed)",
+                                         len(out), ratio_cap, "max_compression_ratio")
             if done:
                 break
     except (zlib.error, OSError, EOFError, lzma.LZMAError) as exc:
@@ -192,31 +209,6 @@ class _ViewFile:
         return self.view[start:self.pos].tobytes()
 
 
-class _Placeholder:
-    """What an audited global becomes: inert, records nothing, accepts every pickle operation."""
-
-    capsule_name: str = ""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        pass
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        pass
-
-    def append(self, value: Any) -> None:
-        pass
-
-    def extend(self, values: Any) -> None:
-        pass
-
-
-def _placeholder(name: str) -> type[_Placeholder]:
-    return type("Placeholder", (_Placeholder,), {"capsule_name": name})
-
-
 class _ArrayWrapper:
     """Stands in for joblib's NumpyArrayWrapper; its BUILD is handled by :class:`_JoblibUnpickler`."""
 
@@ -234,13 +226,14 @@ class _JoblibUnpickler(pickle._Unpickler):
     dispatch: ClassVar[dict[int, Callable[[Any], None]]] = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
     def __init__(self, file: _ViewFile, policy: TrustPolicy, *, source: str, limits: Limits,
-                 audit: bool) -> None:
+                 run: DryRun | None) -> None:
         super().__init__(file, fix_imports=False)  # type: ignore[arg-type]
         self._file = file
         self._policy = policy
         self._source = source
         self._limits = limits
-        self._audit = audit
+        self._run = run
+        self._audit = run is not None
         self.names: dict[str, None] = {}
         self.arrays = 0
         self.handed_out = GlobalsSnapshot()  # RestrictedUnpickler.find_class records what it hands out
@@ -252,8 +245,8 @@ class _JoblibUnpickler(pickle._Unpickler):
         if full in LEGACY_WRAPPERS:
             raise CapsuleFormatError(_legacy_message(self._source, full))
         self.names.setdefault(full, None)
-        if self._audit:
-            return np.dtype if full == "numpy.dtype" else _placeholder(full)
+        if self._run is not None:
+            return self._run.stub(full)
         return RestrictedUnpickler.find_class(self, module, name)  # type: ignore[arg-type]
 
     def persistent_load(self, pid: Any) -> Any:
@@ -284,8 +277,9 @@ class _JoblibUnpickler(pickle._Unpickler):
                 )
 
     def _subclass_name(self, subclass: Any) -> str:
-        if isinstance(subclass, type) and issubclass(subclass, _Placeholder):
-            return subclass.capsule_name
+        stand_in = global_name(subclass)
+        if stand_in is not None:
+            return stand_in
         if isinstance(subclass, type):
             return f"{subclass.__module__}.{subclass.__qualname__}"
         return repr(subclass)
@@ -299,32 +293,43 @@ class _JoblibUnpickler(pickle._Unpickler):
         subclass = self._subclass_name(state.get("subclass"))
         if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
             raise CapsuleFormatError(f"{what}: invalid shape {shape!r}.")
-        if order not in ("C", "F") or not isinstance(dtype, np.dtype):
-            raise CapsuleFormatError(f"{what}: invalid order {order!r} or dtype {dtype!r}.")
+        if self._run is not None:  # the dry run: a stand-in whose numpy state was checked field by field
+            facts = dtype_facts(dtype)
+            if facts is None:
+                raise CapsuleFormatError(f"{what}: invalid dtype {dtype!r}: not a numpy dtype whose state was checked.")
+            itemsize, has_object = facts[0], bool(facts[1] & 0x01)
+        elif isinstance(dtype, np.dtype):
+            itemsize, has_object = dtype.itemsize, dtype.hasobject
+        else:
+            raise CapsuleFormatError(f"{what}: invalid dtype {dtype!r}.")
+        if order not in ("C", "F"):
+            raise CapsuleFormatError(f"{what}: invalid order {order!r}.")
         if subclass not in _ARRAY_SUBCLASSES:
             raise CapsuleFormatError(f"{what}: arrays of class {subclass} are not supported.")
         count = math.prod(shape)
         if count > self._limits.max_array_elements:
             raise LimitExceededError(f"the number of elements of {what}", count,
                                      self._limits.max_array_elements, "max_array_elements")
-        if dtype.hasobject:
+        if self._run is not None:
+            self._run.allocate(count * (8 if has_object else itemsize), f"array #{self.arrays}")
+        if has_object:
             array = self._read_nested(what)
         else:
             if state.get("numpy_array_alignment_bytes") is not None:
                 self._file.take(self._file.take(1)[0])
-            nbytes = count * dtype.itemsize
+            nbytes = count * itemsize
             if nbytes > self._file.remaining():
                 raise CapsuleFormatError(f"{what} claims {nbytes:,} bytes but the file holds only "
                                          f"{self._file.remaining():,} more: it is truncated or forged.")
             data = self._file.take(nbytes)
-            if self._audit:
-                return None
+            if self._run is not None:
+                return self._run.made_array(shape)
             flat = np.frombuffer(data, dtype=dtype, count=count).copy() if nbytes else np.empty(count, dtype)
             array = flat.reshape(shape[::-1]).T if order == "F" else flat.reshape(shape)
             if not flat.dtype.isnative:  # as joblib does: native byte order for compiled code
                 array = array.astype(array.dtype.newbyteorder("="))
-        if self._audit:
-            return None
+        if self._run is not None:
+            return self._run.made_array(shape)
         if not isinstance(array, np.ndarray) or array.shape != shape:
             raise CapsuleFormatError(f"{what}: the nested stream does not hold an array of shape {shape}.")
         return np.asmatrix(array) if subclass == "numpy.matrix" else array
@@ -344,22 +349,26 @@ class _JoblibUnpickler(pickle._Unpickler):
                                      self._limits.max_pickle_size, "max_pickle_size")
         blob = self._file.view[start:end]
         nested_what = f"{what}, nested pickle"
-        scan = scan_pickle(blob, what=nested_what)
-        for name in scan.globals:
-            self.names.setdefault(name, None)
         if self._audit:
+            scan = scan_pickle(blob, what=nested_what, policy=self._policy, limits=self._limits)
+            for name in scan.globals:
+                self.names.setdefault(name, None)
             return None
-        self._policy.check(scan.globals, nested_what)
-        return restricted_loads(blob, self._policy, source=nested_what)
+        return restricted_loads(blob, self._policy, source=nested_what)  # scanned by the dry run
 
 
 def _walk(view: memoryview, policy: TrustPolicy, source: str, limits: Limits,
-          audit: bool) -> tuple[_JoblibUnpickler, Any]:
-    """Run the walker over a whole stream; returns it (names found, arrays read) and the object built."""
+          run: DryRun | None) -> tuple[_JoblibUnpickler, Any]:
+    """Run the walker over a whole stream (a dry run when ``run`` is given); returns it and the object."""
     file = _ViewFile(view)
-    unpickler = _JoblibUnpickler(file, policy, source=source, limits=limits, audit=audit)
+    unpickler = _JoblibUnpickler(file, policy, source=source, limits=limits, run=run)
     try:
-        result = unpickler.load()
+        if run is not None:
+            with run:
+                result = unpickler.load()
+                run.dtypes.finish()
+        else:
+            result = unpickler.load()
     except (UntrustedTypesError, CapsuleFormatError):
         raise
     except _FORMAT_ERRORS as exc:
@@ -378,20 +387,14 @@ def _walk(view: memoryview, policy: TrustPolicy, source: str, limits: Limits,
 def _plain(view: memoryview, what: str, limits: Limits) -> tuple[memoryview, str | None]:
     kind = compression_of(view)
     if kind is not None:
-        view = memoryview(decompress(view, kind, limits.max_member_size, what))
+        view = memoryview(decompress(view, kind, limits, what))
     return view, kind
 
 
-def _fast_scan(view: memoryview, what: str) -> tuple[str, ...] | None:
-    """The globals of a plain pickle, or None when the stream holds joblib arrays (or is malformed)."""
-    try:
-        scan = scan_pickle(view, what=what)
-    except CapsuleFormatError:
-        return None
-    legacy = LEGACY_WRAPPERS.intersection(scan.globals)
-    if legacy:
-        raise CapsuleFormatError(_legacy_message(what, min(legacy)))
-    return None if JOBLIB_WRAPPER in scan.globals else scan.globals
+def _holds_joblib_arrays(view: memoryview) -> bool:
+    """Whether the stream may hold joblib's inline arrays (then the walker, which can skip them, reads it).
+    Any stream naming the wrapper goes there; the walker applies the same checks as the C dry run."""
+    return _WRAPPER_BYTES.search(view) is not None
 
 
 def _legacy_message(what: str, name: str) -> str:
@@ -400,22 +403,27 @@ def _legacy_message(what: str, name: str) -> str:
             "modelcapsule.")
 
 
-def audit_stream(view: memoryview, *, what: str, limits: Limits) -> StreamAudit:
-    """Every global a pickle or joblib stream (compressed or not) would import, found without importing."""
-    data, kind = _plain(view, what, limits)
-    names = _fast_scan(data, what)
-    if names is not None:
-        return StreamAudit(names, kind, False, 0)
-    walker, _placeholders = _walk(data, TrustPolicy(include_defaults=False), what, limits, audit=True)
+def _audit(data: memoryview, kind: str | None, policy: TrustPolicy, what: str, limits: Limits) -> StreamAudit:
+    if not _holds_joblib_arrays(data):
+        return StreamAudit(scan_pickle(data, what=what, policy=policy, limits=limits).globals, kind, False, 0)
+    run = DryRun(policy, what, size=len(data), limits=limits)
+    walker, _stand_ins = _walk(data, policy, what, limits, run)
     return StreamAudit(tuple(walker.names), kind, True, walker.arrays)
 
 
+def audit_stream(view: memoryview, *, what: str, limits: Limits, policy: TrustPolicy | None = None) -> StreamAudit:
+    """Every global a pickle or joblib stream (compressed or not) would import, found without importing,
+    with every call, change and allocation checked against ``policy`` (``None``: list names only)."""
+    data, kind = _plain(view, what, limits)
+    return _audit(data, kind, policy if policy is not None else _NAMES_ONLY, what, limits)
+
+
 def load_stream(view: memoryview, policy: TrustPolicy, *, what: str, limits: Limits) -> Any:
-    """Construct the object in a pickle or joblib stream, importing only what ``policy`` admits."""
-    data, _kind = _plain(view, what, limits)
-    names = _fast_scan(data, what)
-    if names is not None:
-        policy.check(names, what)
+    """Construct the object in a pickle or joblib stream: the dry run and the policy first, then the load."""
+    data, kind = _plain(view, what, limits)
+    report = _audit(data, kind, policy, what, limits)
+    policy.check(report.globals, what)
+    if not report.joblib:
         return restricted_loads(data, policy, source=what)
-    _walker, result = _walk(data, policy, what, limits, audit=False)
+    _walker, result = _walk(data, policy, what, limits, None)
     return result

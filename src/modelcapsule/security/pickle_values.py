@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import CapsuleFormatError
 
-__all__ = ["DryRunDtypes", "apply"]
+__all__ = ["DryRunDtypes", "apply", "dtype_facts"]
 
 _INT_OPS = frozenset({"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4"})
 _DTYPE_MAKERS = frozenset({"numpy.dtype"})
@@ -135,6 +135,17 @@ def _as_dtype(obj: Any) -> _Dtype | None:
     return marker if isinstance(marker, _Dtype) else None
 
 
+def dtype_facts(obj: Any) -> tuple[int, int] | None:
+    """``(itemsize, flags)`` of a dry-run dtype whose state was checked (or a plain type string's), else None."""
+    marker = _as_dtype(obj)
+    if marker is None:
+        return None
+    if marker.built:
+        return (marker.itemsize, marker.flags) if marker.itemsize is not None and marker.flags is not None else None
+    base = _spec_dtype(marker.spec)
+    return (base.itemsize, base.flags) if base is not None and base.fields is None else None
+
+
 class _Permissive:
     """Accepts any construction, call, state or item, and does nothing (as the scanner's stubs do)."""
 
@@ -185,6 +196,10 @@ class DryRunDtypes:
                 return _Permissive()
 
         self._dtype, self._reconstructor = DtypeStandIn, ReconstructorStandIn
+
+    def make(self, spec: str | None) -> Any:
+        """A dtype stand-in for ``numpy.dtype(spec, ...)`` (its BUILD state will be checked)."""
+        return self._dtype(spec)
 
     def stand_in(self, name: str) -> type | None:
         """The class to hand the dry run for global ``name``, or None for the scanner's plain stub."""

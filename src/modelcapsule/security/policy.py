@@ -13,14 +13,16 @@ import io
 import pickle
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any
 
 from ..errors import MALFORMED_PICKLE_ERRORS, CapsuleFormatError, UntrustedTypesError
-from .defaults import admitted
+from .defaults import admitted, default_role
+from .distributions import distribution_names, rebuilder
 from .tamper import GlobalsSnapshot
 
-__all__ = ["DEFAULT_POLICY", "RestrictedUnpickler", "TrustPolicy", "resolve_name", "restricted_loads"]
+__all__ = ["DEFAULT_POLICY", "RestrictedUnpickler", "TrustPolicy", "import_trusted", "restricted_loads"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
@@ -53,6 +55,15 @@ class TrustPolicy:
         """Whether ``name`` (``module.qualname``) may be imported."""
         return name in self.extra or (self.include_defaults and admitted(name))
 
+    def role(self, name: str) -> str | None:
+        """What loading may do with ``name``: ``"trusted"`` (a name the user added: anything a pickler
+        writes), ``"call"`` (a reviewed constructor, called with checked arguments), ``"class"`` (created
+        blank, then given a plain state), ``"value"`` (referenced only, never called), or None."""
+        role = default_role(name) if self.include_defaults else None
+        if role is None and name in self.extra:
+            return "trusted"
+        return role
+
     def untrusted(self, names: Iterable[str]) -> list[str]:
         """The names in ``names`` that this policy does not admit, sorted."""
         return sorted({n for n in names if not self.admits(n)})
@@ -73,12 +84,68 @@ class TrustPolicy:
 DEFAULT_POLICY = TrustPolicy()
 
 
-def resolve_name(module: str, qualname: str) -> Any:
-    """Import ``module`` and walk ``qualname``. Call only for names a policy admitted."""
-    mod = importlib.import_module(_MODULE_ALIASES.get(module, module))
-    obj: Any = mod
-    for part in qualname.split("."):
-        obj = getattr(obj, part)
+def _check_parts(name: str) -> list[str]:
+    parts = name.split(".")
+    if len(parts) < 2 or not all(p.isidentifier() for p in parts):
+        raise UntrustedTypesError([name], "the name")
+    if any(p.startswith("__") and p.endswith("__") for p in parts):
+        raise CapsuleFormatError(
+            f"{name!r} walks through a special attribute (a part named __x__); a trusted name is a plain "
+            "module path and the name of something defined in it. Refusing it."
+        )
+    return parts
+
+
+def _import_module(name: str) -> ModuleType | None:
+    """The module ``name``, or None when no such module exists (any other import error propagates)."""
+    target = _MODULE_ALIASES.get(name, name)
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and target != exc.name and not target.startswith(exc.name + "."):
+            raise  # the module exists but one of *its* imports is missing: say so, don't guess another split
+        return None
+
+
+def import_trusted(name: str, policy: TrustPolicy, *, module: str | None = None,
+                   vocabulary: Callable[[str], bool] | None = None) -> Any:
+    """The one place where a ``module.qualname`` held by a file becomes a live object.
+
+    ``name`` must be admitted by ``policy`` (or belong to ``vocabulary``, a format's own fixed set of
+    names, such as ``torch.nn.modules.*`` for module specs). The module is the longest importable prefix
+    (or exactly ``module`` when the caller knows it, as pickle does), and the rest is walked attribute by
+    attribute; special ``__x__`` parts and walks through another module (``pkg.os.system``) are refused.
+    Every format and framework goes through here, so the rules are the same for all of them.
+    """
+    if not (policy.admits(name) or (vocabulary is not None and vocabulary(name))):
+        raise UntrustedTypesError([name], "the file")
+    parts = _check_parts(name)
+    if module is not None:
+        cut = len(module.split("."))
+        if parts[:cut] != module.split(".") or cut >= len(parts):
+            raise CapsuleFormatError(f"{name!r} does not start with its module {module!r}.")
+        found = _import_module(module)
+    else:
+        found, cut = None, len(parts) - 1
+        while cut > 0 and (found := _import_module(".".join(parts[:cut]))) is None:
+            cut -= 1
+    if found is None:
+        raise CapsuleFormatError(f"cannot import {name!r}, which the file needs: no module of that name is "
+                                 "installed. Install the package the model was saved with (`capsule env PATH`).")
+    obj: Any = found
+    for part in parts[cut:]:
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise CapsuleFormatError(
+                f"{name!r} is trusted but does not exist in the installed packages; install the version the "
+                "model was saved with (`capsule env PATH`)."
+            ) from None
+        if isinstance(obj, ModuleType):
+            raise CapsuleFormatError(
+                f"{name!r} reaches a module through an attribute ({part}); trusted names name classes and "
+                "functions where they are defined. Refusing it."
+            )
     return obj
 
 
@@ -101,14 +168,16 @@ class RestrictedUnpickler(pickle.Unpickler):
         if not self._policy.admits(full):
             raise UntrustedTypesError([full], self._source)
         try:
-            obj = resolve_name(module, name)
-            self.handed_out.record(obj, full)
-            return obj
-        except (ImportError, AttributeError) as exc:
+            obj = import_trusted(full, self._policy, module=module)
+        except ImportError as exc:
             raise CapsuleFormatError(
                 f"{self._source} names {full}, which is trusted but not importable here ({exc}); install the "
                 "package version the model was saved with (`capsule env PATH`)."
             ) from None
+        if full.startswith("scipy.stats.") and full in distribution_names():
+            obj = rebuilder(obj)  # never rv_generic.__setstate__, which executes a template from the file
+        self.handed_out.record(obj, full)
+        return obj
 
     def persistent_load(self, pid: Any) -> Any:
         raise CapsuleFormatError(f"{self._source} uses persistent ids; refusing it.")

@@ -179,9 +179,10 @@ def _checks() -> list[tuple[type, Check]]:
     predictor_module = "sklearn.ensemble._hist_gradient_boosting.predictor"
     if predictor_module in sys.modules:
         table.append((sys.modules[predictor_module].TreePredictor, _check_hgb_predictor))
-    for module, cls in (("sklearn.neighbors._kd_tree", "KDTree"), ("sklearn.neighbors._ball_tree", "BallTree")):
-        if module in sys.modules:
-            table.append((getattr(sys.modules[module], cls), _check_binary_tree))
+    if "sklearn.neighbors._kd_tree" in sys.modules:
+        table.append((sys.modules["sklearn.neighbors._kd_tree"].KDTree, _check_binary_tree))
+    if "sklearn.neighbors._ball_tree" in sys.modules:
+        table.append((sys.modules["sklearn.neighbors._ball_tree"].BallTree, _check_binary_tree))
     if "scipy.sparse" in sys.modules:
         sparse = sys.modules["scipy.sparse"]
         table.append((sparse.sparray, _check_sparse))

@@ -10,19 +10,7 @@ Importing this package does not import MLflow; each function imports it when it 
 
 from __future__ import annotations
 
-from typing import Any
+from .importer import ImportReport, import_mlflow
+from .pyfunc import log_model, save_model
 
 __all__ = ["ImportReport", "import_mlflow", "log_model", "save_model"]
-
-_LAZY = {
-    "ImportReport": "importer", "import_mlflow": "importer",
-    "save_model": "pyfunc", "log_model": "pyfunc",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

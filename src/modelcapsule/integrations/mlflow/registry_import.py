@@ -13,7 +13,6 @@ keeps the mapping.
 
 from __future__ import annotations
 
-import importlib
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -98,8 +97,9 @@ def import_registry(tracking_uri: str, registry: Any = None, *, models: Iterable
     """Copy MLflow's registered models (all, or those named in ``models``) into ``registry`` (a
     :class:`modelcapsule.Registry`, or a location for one; default ``$MODELCAPSULE_REGISTRY``)."""
     if registry is None or isinstance(registry, (str, Path)):
-        registry_module: Any = importlib.import_module("modelcapsule.registry")  # the registry extra
-        reg = registry_module.Registry(registry)
+        from modelcapsule.registry import Registry  # the registry extra
+
+        reg = Registry(registry)
     else:
         reg = registry
     mlflow_client = client(tracking_uri)
