@@ -10,7 +10,7 @@ import numpy as np
 from ..core.sample import to_numpy
 from ..types import Predictor, Signature
 from .predictor import MethodPredictor
-from .sklearn_forest import forest_shortcut
+from .tree_shortcut import tree_shortcut
 
 __all__ = ["SklearnFramework"]
 
@@ -72,7 +72,7 @@ class SklearnFramework:
 
     def predictor(self, model: Any, signature: Signature) -> Predictor:
         """Calls the model's own methods, except where a shortcut gives the same bits faster."""
-        shortcut = forest_shortcut(model)
+        shortcut = tree_shortcut(model)
         if shortcut is None:
             return MethodPredictor(model, signature)
         fast = {name: f for name in PREDICTION_METHODS if (f := shortcut.method(name)) is not None}
