@@ -5,6 +5,7 @@ anything the flat walk cannot prove goes to the model's own methods."""
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -193,3 +194,25 @@ def test_the_shortcut_is_built_once_at_load_and_reused() -> None:
     model = RandomForestRegressor(6, random_state=0).fit(XR, YR)
     shortcut = TreeShortcut(model, "forest")
     assert shortcut.flat.n_trees == 6 and shortcut.flat.nbytes > 0
+
+
+@pytest.mark.parametrize("name", ["random forest classifier", "gradient boosting, binary",
+                                  "hist gradient boosting, 3 classes, NaN"])
+def test_rows_the_quick_input_check_does_not_take_get_the_models_own_check_and_error(name: str) -> None:
+    build, data = MODELS[name]
+    model = build()
+    _, methods = flat_methods(model)
+    for bad in (np.array([[np.inf] * data.shape[1]]), np.ones((2, data.shape[1] + 1))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                expected: Any = model.predict(bad)
+            except ValueError as exc:
+                expected = exc
+            if isinstance(expected, ValueError):  # the same error, from the model's own check
+                with pytest.raises(ValueError, match=re.escape(str(expected))):
+                    methods["predict"](bad)
+            else:  # HistGradientBoosting takes infinities: the same answer
+                assert same_bits(methods["predict"](bad), expected)
+    integers = np.arange(3 * data.shape[1]).reshape(3, -1)  # not floats: converted by the model's own check
+    assert same_bits(methods["predict"](integers), model.predict(integers))

@@ -82,7 +82,9 @@ def _forest(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]
         original["predict_proba"] = model.predict_proba
 
     def mean(X: Any) -> Any:
-        checked = model._validate_X_predict(X)
+        checked = _plain(model, X, np.float32, finite=True)
+        if checked is None:
+            checked = model._validate_X_predict(X)
         if _sparse(checked):
             return None
         rows = checked.shape[0]
@@ -137,7 +139,9 @@ def _hist(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]]:
     baseline = model._baseline_prediction
 
     def raw(X: Any) -> Any:
-        checked = model._preprocess_X(X, reset=False)
+        checked = _plain(model, X, np.float64, finite=False) if model._preprocessor is None else None
+        if checked is None:
+            checked = model._preprocess_X(X, reset=False)
         initial = np.zeros((checked.shape[0], per_stage), dtype=baseline.dtype)
         initial += baseline
         return np.asfortranarray(flat.running_sum(_as_f64(checked), initial, per_stage=per_stage))
@@ -176,7 +180,9 @@ def _gb(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]]:
         original.update(predict_proba=model.predict_proba, decision_function=model.decision_function)
 
     def raw(X: Any) -> Any:
-        checked = validate_data(model, X, dtype=np.float32, order="C", accept_sparse="csr", reset=False)
+        checked = _plain(model, X, np.float32, finite=True)
+        if checked is None:
+            checked = validate_data(model, X, dtype=np.float32, order="C", accept_sparse="csr", reset=False)
         if _sparse(checked):
             return None
         initial = model._raw_predict_init(checked)
@@ -209,6 +215,22 @@ def _gb(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]]:
         return model._loss.predict_proba(values.ravel() if values.shape[1] == 1 else values)
 
     return flat, {"predict": predict, "predict_proba": predict_proba, "decision_function": decision_function}
+
+
+def _plain(model: Any, X: Any, dtype: Any, *, finite: bool) -> np.ndarray[Any, Any] | None:
+    """What scikit-learn's own input check returns, for the common case only: a 2-D float array of the
+    fitted width, for a model fitted without feature names (with ``finite``: no NaN or infinity).
+    None for anything else, which then goes through the model's own check (and its errors, warnings)."""
+    if (type(X) is not np.ndarray or X.ndim != 2 or X.dtype not in _FLOATS or X.shape[0] == 0
+            or X.shape[1] != model.n_features_in_ or hasattr(model, "feature_names_in_")):
+        return None
+    converted = np.ascontiguousarray(X, dtype=dtype)
+    if finite and not np.isfinite(converted).all():
+        return None
+    return converted
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _as_f64(X: Any) -> np.ndarray[Any, Any]:
