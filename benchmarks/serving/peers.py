@@ -157,3 +157,34 @@ def peer_cases(names: list[str], joblib_file: Path, probe: list[list[float]],
             except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
                 progress(f"{name}: could not be prepared ({exc})")
     return cases
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m benchmarks.serving.peers [NAME...]``: start each peer (defaults, then best), check one
+    answer against the model, print its time to the first answered prediction, stop it. No load."""
+    import sys
+
+    from .core import WORK, build_models, check_answer, rows_for, running, stop_all
+
+    names = (argv if argv is not None else sys.argv[1:]) or list(PEERS)
+    WORK.mkdir(parents=True, exist_ok=True)
+    forest, _ = build_models(True)
+    rows = rows_for(forest.x, 1)
+    expected = forest.estimator.predict(forest.x[:1])[0]
+    failed = 0
+    try:
+        for case in peer_cases(names, forest.joblib_file, rows, print):
+            try:
+                with running(case.spec) as server:
+                    check_answer(case.endpoint(), rows, expected)
+                    print(f"ok    {case.label}: answered correctly, {server.startup_s:.1f} s after start")
+            except (RuntimeError, OSError) as exc:
+                failed += 1
+                print(f"FAIL  {case.label}: {exc}")
+    finally:
+        stop_all()
+    raise SystemExit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
