@@ -228,9 +228,8 @@ def onnx_only_predictor(reader: Any, manifest: Manifest, options: LoadOptions, *
 def _give_back_freed_memory() -> None:
     """Return the heap freed after parsing and hashing to the OS (glibc keeps it otherwise): ~20 MiB of
     RSS on a 100-tree forest's export, which counts in an ONNX-only server's footprint."""
+    import contextlib
     import ctypes
 
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to give back this way
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to give back this way
-        pass
