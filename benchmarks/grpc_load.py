@@ -30,15 +30,22 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 
-from modelcapsule.serving.grpc import grpc_service_pb2 as pb
-from modelcapsule.serving.grpc import grpc_service_pb2_grpc as pb_grpc
+
+def _pb() -> tuple[Any, Any]:
+    """The generated V2 messages and stubs, imported on use (importing them registers protobuf package
+    ``inference``, which must not happen next to another V2 client's in one process)."""
+    from modelcapsule.serving.grpc import grpc_service_pb2, grpc_service_pb2_grpc
+
+    return grpc_service_pb2, grpc_service_pb2_grpc
 
 
 def _request(model: str, rows: int, width: int, name: str) -> object:
+    pb, _ = _pb()
     data = np.random.default_rng(0).normal(size=(rows, width))
     tensor = pb.ModelInferRequest.InferInputTensor(name=name, datatype="FP64", shape=[rows, width])
     return pb.ModelInferRequest(model_name=model, inputs=[tensor], raw_input_contents=[data.tobytes()])
@@ -47,7 +54,7 @@ def _request(model: str, rows: int, width: int, name: str) -> object:
 async def _run(args: argparse.Namespace) -> dict[str, float]:
     request = _request(args.model, args.rows, args.width, args.input)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{args.port}") as channel:
-        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        stub = _pb()[1].GRPCInferenceServiceStub(channel)
         await stub.ModelInfer(request, timeout=30)  # fails loudly if the request is wrong
         latencies: list[float] = []
         errors = 0
@@ -88,7 +95,7 @@ def grpc_frame(message: bytes) -> bytes:
 def _check_once(args: argparse.Namespace, request: object) -> None:
     async def once() -> None:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{args.port}") as channel:
-            answer = await pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
+            answer = await _pb()[1].GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
             if not answer.outputs or answer.outputs[0].shape[0] != args.rows:
                 raise SystemExit(f"unexpected answer: {answer}")
 
