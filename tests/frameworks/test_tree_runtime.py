@@ -216,3 +216,14 @@ def test_rows_the_quick_input_check_does_not_take_get_the_models_own_check_and_e
                 assert same_bits(methods["predict"](bad), expected)
     integers = np.arange(3 * data.shape[1]).reshape(3, -1)  # not floats: converted by the model's own check
     assert same_bits(methods["predict"](integers), model.predict(integers))
+
+
+def test_ensembles_too_large_to_flatten_keep_the_other_candidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = RandomForestClassifier(6, random_state=0).fit(X, Y)
+    monkeypatch.setattr(sklearn_trees, "MAX_FLAT_NODES", 10)
+    with pytest.raises(sklearn_trees.Unsupported, match="nodes, more than the 10 flattened"):
+        flat_methods(model)
+    shortcut = tree_shortcut.tree_shortcut(model)
+    assert shortcut is not None
+    assert all("flat" not in timings for timings in shortcut.timings.values())
+    assert same_bits(shortcut.methods.get("predict", model.predict)(X[:9]), model.predict(X[:9]))

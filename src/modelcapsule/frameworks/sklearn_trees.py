@@ -19,7 +19,11 @@ import numpy as np
 
 from .tree_runtime import FlatTrees, TreeArrays
 
-__all__ = ["Compute", "family", "flat_methods"]
+__all__ = ["MAX_FLAT_NODES", "Compute", "family", "flat_methods"]
+
+MAX_FLAT_NODES = 4_000_000
+"""Larger ensembles are not flattened: the flat arrays take ~60 bytes a node (240 MB here), as much again
+as scikit-learn's own, and at that size the per-tree overhead the walk saves is a small share of a call."""
 
 Compute = Callable[[Any], Any]
 
@@ -66,6 +70,12 @@ def _sparse(X: Any) -> bool:
     return hasattr(X, "toarray")
 
 
+def _check_size(node_counts: Any) -> None:
+    total = int(sum(node_counts))
+    if total > MAX_FLAT_NODES:
+        raise Unsupported(f"{total:,} nodes, more than the {MAX_FLAT_NODES:,} flattened")
+
+
 def _tree(tree: Any, values: np.ndarray[Any, Any]) -> TreeArrays:
     return TreeArrays(tree.children_left, tree.children_right, tree.feature, tree.threshold,
                       tree.missing_go_to_left, values)
@@ -75,6 +85,7 @@ def _forest(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]
     if not model.estimators_ or not callable(getattr(model, "_validate_X_predict", None)):
         raise Unsupported("an unfitted forest, or a scikit-learn release without its input check")
     trees = [est.tree_ for est in model.estimators_]
+    _check_size(t.node_count for t in trees)
     flat = FlatTrees([_tree(t, t.value.reshape(t.node_count, -1)) for t in trees])
     n_trees, n_outputs = len(trees), int(model.n_outputs_)
     original = {"predict": model.predict}
@@ -124,6 +135,7 @@ def _hist(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]]:
     if model.is_categorical_ is not None and bool(np.any(model.is_categorical_)):
         raise Unsupported("categorical splits")
     per_stage = int(model.n_trees_per_iteration_)
+    _check_size(len(p.nodes) for stage in model._predictors for p in stage)
     trees = []
     for stage in model._predictors:
         for predictor in stage:
@@ -172,6 +184,7 @@ def _gb(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]]:
 
     stages = model.estimators_
     per_stage = int(stages.shape[1])
+    _check_size(est.tree_.node_count for stage in stages for est in stage)
     flat = FlatTrees([_tree(est.tree_, est.tree_.value.reshape(est.tree_.node_count, -1))
                       for stage in stages for est in stage])
     scale = float(model.learning_rate)

@@ -61,13 +61,11 @@ class FlatTrees:
         feature = np.zeros(n, dtype=np.intp)
         threshold = np.empty(n, dtype=np.float64)
         missing_left = np.zeros(n, dtype=bool)
-        is_leaf = np.zeros(n, dtype=bool)
         depth = 0
         for tree, start in zip(trees, offsets, strict=True):
             stop = start + len(tree.left)
             own = np.arange(start, stop, dtype=np.intp)
             leaf = np.asarray(tree.left) < 0
-            is_leaf[start:stop] = leaf
             # a leaf's children are itself, so a walk that reached it stays there
             children[start:stop, 0] = np.where(leaf, own, np.asarray(tree.left, dtype=np.intp) + start)
             children[start:stop, 1] = np.where(leaf, own, np.asarray(tree.right, dtype=np.intp) + start)
@@ -84,7 +82,6 @@ class FlatTrees:
         self.feature = np.repeat(feature, 2)
         self.threshold = np.repeat(threshold, 2)
         self.missing_left = np.repeat(missing_left, 2)
-        self.is_leaf = np.repeat(is_leaf, 2)
         self.value = np.ascontiguousarray(np.concatenate([np.asarray(t.value, dtype=np.float64)
                                                           for t in trees]))
         self.n_values = self.value.shape[1]
@@ -93,11 +90,11 @@ class FlatTrees:
     def nbytes(self) -> int:
         """Memory held by the flat arrays."""
         return sum(a.nbytes for a in (self.children, self.feature, self.threshold,
-                                      self.missing_left, self.is_leaf, self.value, self.roots))
+                                      self.missing_left, self.value, self.roots))
 
     def split_nodes(self) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
         """Feature and threshold of every split node (for probes)."""
-        inner = ~self.is_leaf[::2]
+        inner = self.children[::2] != 2 * np.arange(len(self.feature) // 2)  # a leaf is its own child
         return self.feature[::2][inner], self.threshold[::2][inner]
 
     def leaves(self, X: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -123,7 +120,7 @@ class FlatTrees:
             node += right
             node = self.children.take(node)
             if (level + 1) % _COMPACT_EVERY == 0 and level + 1 < self.depth:
-                going = ~self.is_leaf.take(node)
+                going = self.children.take(node) != node  # not yet at a leaf
                 if out is None:
                     out = node.copy()
                 else:
