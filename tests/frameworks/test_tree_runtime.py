@@ -227,3 +227,13 @@ def test_ensembles_too_large_to_flatten_keep_the_other_candidates(monkeypatch: p
     assert shortcut is not None
     assert all("flat" not in timings for timings in shortcut.timings.values())
     assert same_bits(shortcut.methods.get("predict", model.predict)(X[:9]), model.predict(X[:9]))
+
+
+def test_a_shortcut_that_cannot_be_built_leaves_the_model_its_own_methods(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = RandomForestRegressor(4, random_state=0).fit(XR, YR)
+
+    def broken(_shortcut: Any) -> Any:
+        raise RuntimeError("probe rows could not be made")
+
+    monkeypatch.setattr(tree_shortcut, "_probe_sets", broken)
+    assert tree_shortcut.tree_shortcut(model) is None

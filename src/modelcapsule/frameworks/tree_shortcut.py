@@ -50,7 +50,11 @@ def tree_shortcut(model: Any) -> TreeShortcut | None:
     found = family(model)
     if found is None:
         return None
-    shortcut = TreeShortcut(model, found[0])
+    try:
+        shortcut = TreeShortcut(model, found[0])
+    except Exception as exc:  # a shortcut is an optimisation: never a reason for a load to fail
+        log.warning("tree shortcut off for %s: building it raised %r", type(model).__name__, exc)
+        return None
     return shortcut if shortcut.methods else None
 
 
