@@ -9,7 +9,7 @@ its first answer is checked against the model before any load is timed (``core.c
 | peer | defaults | best configuration |
 |---|---|---|
 | ``mlflow models serve`` (MLflow 3.x) | ``--env-manager local`` | ``--workers 2`` (it has no batching) |
-| BentoML 1.4 | ``@bentoml.api`` | ``batchable=True, max_batch_size=32`` (``max_latency_ms`` is a 503 deadline, left at its default) |
+| BentoML 1.4 | ``@bentoml.api`` | ``batchable=True, max_batch_size=32`` (``max_latency_ms``: a 503 deadline, default) |
 | LitServe | ``LitServer(api)`` | ``max_batch_size=32, batch_timeout=0.002`` |
 | Ray Serve | one replica | ``@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)`` |
 | KServe ModelServer | 1 worker | 2 workers (batching is the Knative agent's, not the Python server's) |
