@@ -2,6 +2,12 @@
 
     python -m benchmarks.swap_memory            # 1M×32 KNN and a 100-tree forest, 1 and 4 workers
     python -m benchmarks.swap_memory --quick    # smaller models
+    python -m benchmarks.swap_memory --kinds forest,forest-deep   # tree ensembles only
+
+``forest-deep`` is a 100-tree forest without a depth limit (tens of MiB of node arrays), where what
+each worker holds of its own is visible: the trees' node arrays and the flat arrays the tree shortcut
+builds from them (frameworks/tree_runtime.py; built at load, so shared by forked workers for the
+versions loaded at start, and built by each worker for a version that arrives later).
 
 Models loaded at start are loaded once, in the parent, and shared by the forked workers; a version that
 arrives later is loaded by every worker on its own. How much of it is shared then depends on the
@@ -50,10 +56,13 @@ def make_versions(kind: str, quick: bool) -> tuple[Path, Path, float]:
 
     x, y = make_classification(n_samples=5_000 if quick else 20_000, n_features=20, random_state=0)
     arrays = 0
+    depth = None if kind == "forest-deep" else 10
     for seed in (1, 2):
-        forest = RandomForestClassifier(n_estimators=30 if quick else 100, max_depth=10, random_state=seed).fit(x, y)
+        forest = RandomForestClassifier(n_estimators=30 if quick else 100, max_depth=depth, random_state=seed,
+                                        n_jobs=-1).fit(x, y)
+        forest.n_jobs = None
         arrays = sum(e.tree_.__getstate__()["nodes"].nbytes + e.tree_.value.nbytes for e in forest.estimators_)
-        path = WORK / f"forest-{seed}.capsule"
+        path = WORK / f"{kind}-{seed}.capsule"
         mc.save(forest, path, sample=x[:5], name="m", source=False, overwrite=True)
         paths.append(path)
     return paths[0], paths[1], arrays / 2**20
@@ -120,11 +129,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--port", type=int, default=18090)
+    parser.add_argument("--kinds", default="knn,forest", help="comma-separated: knn, forest, forest-deep")
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     rows = ["| model | main arrays | workers | PSS serving v1 (server + workers) | after the swap to v2 | growth |",
             "|---|---|---|---|---|---|"]
-    for kind in ("knn", "forest"):
+    for kind in args.kinds.split(","):
         v1, v2, arrays_mib = make_versions(kind, args.quick)
         for workers in (1, 4):
             before, after = measure(kind, workers, v1, v2, args.port)

@@ -43,3 +43,49 @@ def test_the_wrk_script_posts_the_body_file_and_reports_percentiles_as_json() ->
     assert 'wrk.method = "POST"' in script
     assert 'io.open("/tmp/body.json", "rb")' in script
     assert "latency:percentile(99)" in script
+
+
+def test_cold_starts_show_the_median_each_start_memory_and_whether_scikit_learn_was_loaded() -> None:
+    from benchmarks.serving.coldstart import ColdStart, render_cold_starts
+
+    table = render_cold_starts([
+        ColdStart("capsule serve --runtime onnx", [0.41, 0.35, 0.38], 96.4, 80.2, False, False),
+        ColdStart("Ray Serve, defaults", [], 0, 0, False, False, error="not ready after 120 s"),
+    ])
+    assert table.splitlines()[2:] == [
+        "| capsule serve --runtime onnx | **0.38** (0.41, 0.35, 0.38) | 96 | 80 | no / no |",
+        "| Ray Serve, defaults | failed: not ready after 120 s | – | – | – |",
+    ]
+
+
+def test_round_two_verdicts_compare_with_every_peer_and_need_a_lower_p99() -> None:
+    from benchmarks.serving import core
+    from benchmarks.serving.coldstart import ColdStart
+
+    ours = Measurement(core.CAPSULE_BATCH + " (V2 REST)", "forest", 1, 16, 5000.0, 3.0, 5.0)
+    results = [
+        ours,
+        Measurement("BentoML 1.4, defaults", "forest", 1, 16, 400.0, 40.0, 90.0),
+        Measurement("BentoML 1.4, adaptive batching", "forest", 1, 16, 1800.0, 8.0, 4.0),  # lower p99 than ours
+        Measurement(core.CAPSULE_BATCH + " (V2 gRPC)", "forest", 1, 16, 5500.0, 2.9, 4.0),
+        Measurement(core.FLOOR, "forest", 1, 16, 30000.0, 0.5, 1.0),
+    ]
+    core.DEFAULT_PEERS[:] = ["BentoML 1.4, defaults"]
+    core.BEST_PEERS[:] = ["BentoML 1.4, adaptive batching"]
+    cold = [ColdStart(core.COLD_ONNX, [0.3], 90.0, 70.0, False, False),
+            ColdStart(core.COLD_PYTHON, [1.4], 200.0, 150.0, True, True)]
+    verdicts = {c.goal: c.holds for c in core.round2_checks(results, cold)}
+    assert verdicts == {
+        "c=16, 1 row, forest: capsule serve ≥ 10× each peer in its defaults, with lower p99": True,
+        "c=16, 1 row, forest: capsule serve ≥ 3× the best peer in its best configuration, with lower p99": False,
+        "tree ensemble ≥ 0.5× the httptools HTTP floor, c=16, 1 row, our best one-process configuration": False,
+        "V2 gRPC ≥ V2 REST req/s, c=16, 1 row (h2load vs wrk)": True,
+        "cold start, ONNX-runtime capsule: ≤ 0.4 s, ≤ 100 MiB RSS, scikit-learn not imported": True,
+        "cold start, scikit-learn capsule: ≤ 1.0 s": False,
+    }
+
+
+def test_the_grpc_load_body_is_one_length_prefixed_uncompressed_message() -> None:
+    from benchmarks.grpc_load import grpc_frame
+
+    assert grpc_frame(b"abc") == b"\x00\x00\x00\x00\x03abc"

@@ -163,6 +163,15 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
     manifest = reader.manifest
     what = str(reader.path)
     checks = _PassedChecks(reader, None if recheck else check_cache(), options.device)
+    if runtime == "onnx" and manifest.onnx is not None and manifest.format_name != "onnx":
+        from .onnx.runtime import onnx_only_predictor  # the Python model (scikit-learn...) loads only if needed
+
+        python = lambda: load_capsule(reader.path, trusted=options.policy, on_mismatch=on_mismatch,  # noqa: E731
+                                      verify=verify, public_key=public_key, device=options.device,
+                                      limits=options.limits).predictor
+        return LoadedCapsule(None, manifest, onnx_only_predictor(reader, manifest, options, verify=verify,
+                                                                 public_key=public_key, checks=checks,
+                                                                 python=python), reader.path)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capsule-hash")
     try:
         if public_key is not None:

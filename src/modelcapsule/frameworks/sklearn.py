@@ -11,7 +11,7 @@ from ..core.sample import to_numpy
 from ..errors import UnsupportedModelError
 from ..types import Predictor, Signature
 from .predictor import MethodPredictor
-from .sklearn_forest import forest_shortcut
+from .tree_shortcut import tree_shortcut
 
 __all__ = ["SklearnFramework"]
 
@@ -80,7 +80,7 @@ class SklearnFramework:
 
     def predictor(self, model: Any, signature: Signature) -> Predictor:
         """Calls the model's own methods, except where a shortcut gives the same bits faster."""
-        shortcut = forest_shortcut(model)
+        shortcut = tree_shortcut(model)
         fast = {} if shortcut is None else {
             name: f for name in PREDICTION_METHODS if (f := shortcut.method(name)) is not None}
 

@@ -164,7 +164,7 @@ def _identical(ours: Any, theirs: Any) -> bool:
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
     if a.dtype.kind == "f":
-        return bool(np.array_equal(a.view(np.uint8), b.view(np.uint8)))
+        return bool(np.array_equal(np.ascontiguousarray(a).view(np.uint8), np.ascontiguousarray(b).view(np.uint8)))
     return bool(np.array_equal(a, b))
 
 

@@ -48,13 +48,10 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT / "src") not in sys.path:  # save capsules with this checkout's code, the one the servers run
     sys.path.insert(0, str(ROOT / "src"))
 WORK = ROOT / "benchmarks" / ".work" / "serving"
-MLSERVER_VENV = ROOT / "benchmarks" / ".work" / "mlserver-venv"
-MLSERVER_PINS = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0")
-"""uvloop 0.23 stops MLServer 1.7.1's inference workers from starting ("no current event loop")."""
 BATCH_SIZE = 32
 BATCH_WAIT_MS = 2.0
 WIDTH = 20
@@ -529,25 +526,11 @@ def floor_spec(label: str, *uvicorn_args: str) -> Spec:
 
 
 def ensure_mlserver(progress: Callable[[str], None]) -> Path | None:
-    """MLServer in its own venv (created once, kept under benchmarks/.work); None if it cannot be installed."""
-    import joblib
-    import sklearn
+    """MLServer's ``mlserver`` command in its own venv (benchmarks/serving/venvs.py); None if it cannot be installed."""
+    from .venvs import ensure_venv
 
-    mlserver = MLSERVER_VENV / "bin" / "mlserver"
-    stamp = MLSERVER_VENV / "bench-pins.txt"
-    pins = [*MLSERVER_PINS, f"scikit-learn=={sklearn.__version__}", f"joblib=={joblib.__version__}"]
-    if mlserver.exists() and stamp.exists() and stamp.read_text().split() == pins:
-        return mlserver
-    progress(f"installing MLServer into {MLSERVER_VENV} ({' '.join(pins)}); once, about a minute")
-    try:
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(MLSERVER_VENV)], check=True)
-        subprocess.run([str(MLSERVER_VENV / "bin" / "pip"), "install", "-q", *pins], check=True, timeout=900,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        progress(f"MLServer could not be installed ({exc}); its rows stay empty")
-        return None
-    stamp.write_text("\n".join(pins) + "\n")
-    return mlserver
+    bin_dir = ensure_venv("mlserver", progress)
+    return None if bin_dir is None else bin_dir / "mlserver"
 
 
 def mlserver_spec(label: str, mlserver: Path, model: Model, *, batching: bool) -> Spec:
@@ -567,7 +550,7 @@ def mlserver_spec(label: str, mlserver: Path, model: Model, *, batching: bool) -
         model_settings.update(max_batch_size=BATCH_SIZE, max_batch_time=BATCH_WAIT_MS / 1000)
     (folder / model.name / "model-settings.json").write_text(json.dumps(model_settings))
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["PATH"] = f"{MLSERVER_VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{mlserver.parent}{os.pathsep}{env.get('PATH', '')}"
     return Spec(label, [str(mlserver), "start", str(folder)], port, ready_ready_model(model.name), env, folder)
 
 
@@ -761,6 +744,10 @@ FLOOR_H11 = "HTTP floor, pure-Python parser (Starlette constant, uvicorn --http 
 ML_DEFAULTS = "MLServer 1.7.1, defaults"
 ML_BATCH = "MLServer 1.7.1, adaptive batching"
 ONNX = "capsule serve --runtime onnx, batching"
+DEFAULT_PEERS: list[str] = []
+"""Labels of the peers measured in their defaults in this run (filled by ``run``)."""
+BEST_PEERS: list[str] = []
+"""Labels of the peers measured in their best configuration in this run."""
 
 
 def run(args: argparse.Namespace) -> str:
@@ -816,6 +803,17 @@ def run(args: argparse.Namespace) -> str:
             serve(spec, lambda s, label=label: [  # type: ignore[misc]
                 Endpoint(label + " (V2 REST)", s.port, f"/v2/models/{forest.name}/infer",
                          lambda rows: body_v2(rows, "predict"), first_v2)], forest)  # fmt: skip
+    peer_names = [] if args.peers == "none" else [n for n in args.peers.split(",") if n]
+    if peer_names:
+        from .peers import peer_cases
+
+        for case in peer_cases(peer_names, forest.joblib_file, rows_for(forest.x, 1), progress):
+            (BEST_PEERS if case.best else DEFAULT_PEERS).append(case.label)
+            serve(case.spec, lambda s, case=case: [case.endpoint()], forest,  # type: ignore[misc]
+                  single_only=(1, 16))
+    if mlserver is not None:
+        DEFAULT_PEERS.append(ML_DEFAULTS + " (V2 REST)")
+        BEST_PEERS.append(ML_BATCH + " (V2 REST)")
     onnx_note = onnx_capsule_for(forest, progress)
     if onnx_note is None:
         spec = capsule_spec(ONNX, WORK / "forest-onnx.capsule", batching=True, extra=["--runtime", "onnx"])
@@ -847,6 +845,9 @@ def run(args: argparse.Namespace) -> str:
         with running(spec) as server:
             startup[spec.label].append(server.startup_s)
 
+    from .coldstart import cold_starts
+
+    cold = cold_starts(forest, onnx_note is None, peer_names, mlserver, 1 if args.quick else 3, progress)
     try:
         memory = memory_case(args.quick, progress)
     except RuntimeError as exc:  # the rest of the run stays reported
@@ -855,7 +856,7 @@ def run(args: argparse.Namespace) -> str:
     load_after = os.getloadavg()
     elapsed = time.perf_counter() - t0
     return report(args, forest, pipeline, plan, results, pipe_results, floor_rates, startup, memory,
-                  onnx_note, load_before, load_after, elapsed, mlserver is not None)  # fmt: skip
+                  onnx_note, load_before, load_after, elapsed, mlserver is not None, cold)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -942,16 +943,66 @@ def checks(results: Sequence[Measurement], memory: dict[Any, Any], onnx_note: st
             four <= 1.5 * one,
             f"{four / 2**20:.0f} MiB vs {one / 2**20:.0f} MiB = {four / one:.2f}×",
         ))  # fmt: skip
-    out.append(Check("the whole benchmark finishes in under 10 minutes", elapsed < 600 if not quick else None,
+    out.append(Check("the whole benchmark, every peer included, finishes in under 30 minutes",
+                     elapsed < 1800 if not quick else None,
                      f"{elapsed / 60:.1f} min" + (" (quick run)" if quick else "")))  # fmt: skip
     return out
+
+
+def round2_checks(results: Sequence[Measurement], cold: Sequence[Any]) -> list[Check]:
+    """The round-2 targets: against every peer, the tree floor, gRPC ≥ REST, cold starts."""
+    out: list[Check] = []
+    ours = find(results, CAPSULE_BATCH + " (V2 REST)", 1, 16)
+    for aim, labels, factor in (("≥ 10× each peer in its defaults", DEFAULT_PEERS, 10.0),
+                                ("≥ 3× the best peer in its best configuration", BEST_PEERS, 3.0)):
+        peers = [m for m in (find(results, label, 1, 16) for label in labels) if m is not None]
+        goal = f"c=16, 1 row, forest: capsule serve {aim}, with lower p99"
+        if ours is None or not peers:
+            out.append(Check(goal, None, "not measured"))
+            continue
+        worst = max(peers, key=lambda m: m.rps) if factor == 3.0 else min(peers, key=lambda m: ours.rps / m.rps)
+        holds = all(ours.rps >= factor * m.rps and ours.p99_ms < m.p99_ms for m in peers)
+        out.append(Check(goal, holds, f"closest: {worst.server} {fmt_rps(worst.rps)} req/s, p99 "
+                                      f"{fmt_ms(worst.p99_ms)} ms vs ours {fmt_rps(ours.rps)}, "
+                                      f"{fmt_ms(ours.p99_ms)} ms = {_x(ratio(ours, worst))}"))
+    floor = find(results, FLOOR, 1, 16)
+    trees = [m for m in (find(results, CAPSULE_BATCH + " (V2 REST)", 1, 16), find(results, ONNX + " (V2 REST)", 1, 16),
+                         find(results, CAPSULE_BATCH + " (plain /predict)", 1, 16)) if m is not None]
+    # one process, as the floor is: --workers 2 is not compared with a one-process floor
+    best = max(trees, key=lambda m: m.rps) if trees else None
+    r = ratio(best, floor)
+    out.append(Check("tree ensemble ≥ 0.5× the httptools HTTP floor, c=16, 1 row, our best one-process configuration",
+                     None if r is None else r >= 0.5,
+                     "not measured" if r is None or best is None or floor is None
+                     else f"{best.server}: {fmt_rps(best.rps)} vs {fmt_rps(floor.rps)} req/s = {r:.2f}×"))
+    grpc_m = find(results, CAPSULE_BATCH + " (V2 gRPC)", 1, 16)
+    r = ratio(grpc_m, ours)
+    out.append(Check("V2 gRPC ≥ V2 REST req/s, c=16, 1 row (h2load vs wrk)", None if r is None else r >= 1.0,
+                     "not measured" if r is None or grpc_m is None or ours is None
+                     else f"{fmt_rps(grpc_m.rps)} vs {fmt_rps(ours.rps)} req/s = {r:.2f}×"))
+    by_label = {c.label: c for c in cold if c.error is None}
+    onnx_cold = by_label.get(COLD_ONNX)
+    out.append(Check("cold start, ONNX-runtime capsule: ≤ 0.4 s, ≤ 100 MiB RSS, scikit-learn not imported",
+                     None if onnx_cold is None else (onnx_cold.median <= 0.4 and onnx_cold.rss_mib <= 100
+                                                     and not onnx_cold.sklearn),
+                     "not measured" if onnx_cold is None else
+                     f"{onnx_cold.median:.2f} s, {onnx_cold.rss_mib:.0f} MiB, scikit-learn "
+                     f"{'loaded' if onnx_cold.sklearn else 'not loaded'}"))
+    py_cold = by_label.get(COLD_PYTHON)
+    out.append(Check("cold start, scikit-learn capsule: ≤ 1.0 s", None if py_cold is None else py_cold.median <= 1.0,
+                     "not measured" if py_cold is None else f"{py_cold.median:.2f} s, {py_cold.rss_mib:.0f} MiB"))
+    return out
+
+
+COLD_PYTHON = "capsule serve (scikit-learn capsule)"
+COLD_ONNX = "capsule serve --runtime onnx"
 
 
 def report(
     args: argparse.Namespace, forest: Model, pipeline: Model, plan: Plan, results: list[Measurement],
     pipe_results: list[Measurement], floor_rates: dict[str, dict[int, float]], startup: dict[str, list[float]],
     memory: dict[Any, Any], onnx_note: str | None, load_before: tuple[float, float, float],
-    load_after: tuple[float, float, float], elapsed: float, mlserver: bool,
+    load_after: tuple[float, float, float], elapsed: float, mlserver: bool, cold: list[Any] | None = None,
 ) -> str:  # fmt: skip
     import sklearn
 
@@ -1033,9 +1084,15 @@ def report(
                   "others the workers. Requests were sent until every worker had read the array: the last "
                   "column is each worker's resident pages of the capsule file, where the array is mapped "
                   "from (the array itself is the figure to compare with)."]  # fmt: skip
+    if cold:
+        from .coldstart import render_cold_starts
+
+        lines += ["", "## Cold start: process start to the first answered 1-row prediction", "",
+                  render_cold_starts(cold)]
     if FAILURES:
         lines += ["", "## Not measured in this run", "", *(f"- {f}" for f in FAILURES)]
-    lines += ["", "## Acceptance", "", render_checks(checks(results, memory, onnx_note, elapsed, args.quick))]
+    lines += ["", "## Acceptance", "", render_checks(checks(results, memory, onnx_note, elapsed, args.quick)
+                                                     + round2_checks(results, cold or []))]
     mode = "quick smoke run" if args.quick else "full run"
     header = [
         "# Serving benchmark",
@@ -1049,8 +1106,10 @@ def report(
         "",
         f"Every point: {plan.warmup:g} s warm-up, then {plan.seconds:g} s measured. HTTP load from `wrk -t1 "
         "--latency` with a Lua script for the POST body; gRPC load from `python -m benchmarks.grpc_load` "
-        "(grpc.aio, one channel, *c* concurrent calls, `raw_input_contents`), which is Python and competes "
-        "with the server for the 2 cores. The load generator always runs on the same cores as the server. "
+        "(h2load, C, one thread, one HTTP/2 connection with *c* streams, a prebuilt `ModelInfer` message with "
+        "`raw_input_contents`; one grpcio call checks the answer first). The load generator always runs on the "
+        "same cores as the server. Peers run in their own venvs (benchmarks/serving/venvs.py) with the same "
+        "scikit-learn, joblib and numpy, on the same joblib file; each answer is checked before timing. "
         f"Batching settings, ours and MLServer's: max batch size {BATCH_SIZE}, max wait {BATCH_WAIT_MS:g} ms. "
         "V2 bodies ask for the `predict` output only (what the Flask and Starlette recipes compute). "
         "`capsule serve` runs with `--no-access-log`, uvicorn with `--no-access-log`; MLServer with its "
@@ -1067,6 +1126,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="short points, fewer concurrencies: a smoke run")
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per load point")
     parser.add_argument("--no-mlserver", action="store_true", help="skip MLServer (no venv is created)")
+    parser.add_argument("--peers", default="mlflow,bentoml,litserve,ray,kserve",
+                        help="comma-separated peers from benchmarks.serving.peers, or 'none'")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks-serving.md")
     args = parser.parse_args(argv)
 

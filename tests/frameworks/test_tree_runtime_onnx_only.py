@@ -1,0 +1,73 @@
+"""``runtime="onnx"`` serves a scikit-learn capsule's ONNX export without loading the Python model:
+no scikit-learn, SciPy or pandas in the process until an output the export lacks is asked for; the
+capsule's hashes and golden sample are still checked (the sample through the ONNX session)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+import modelcapsule as mc
+from modelcapsule.errors import CapsuleError
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("skl2onnx")
+
+X, Y = make_classification(300, 6, random_state=0)
+X32 = X.astype(np.float32)
+
+CHILD = """
+import json, sys
+import numpy as np
+import modelcapsule as mc
+loaded = mc.load_capsule(sys.argv[1], runtime="onnx")
+name = loaded.predictor.signature.inputs[0].name
+rows = np.asarray(json.loads(sys.argv[2]), dtype=np.float32)
+first = {k: v.tolist() for k, v in loaded.predictor.predict({name: rows}, ["predict", "predict_proba"]).items()}
+before = sorted(m for m in ("sklearn", "scipy", "pandas") if m in sys.modules)
+later = loaded.predictor.predict({name: rows}, ["decision_function"])["decision_function"].tolist()
+print(json.dumps({"first": first, "imported_before": before, "later": later,
+                  "sklearn_after": "sklearn" in sys.modules, "model": loaded.model is None}))
+"""
+
+
+def test_an_onnx_served_capsule_starts_without_scikit_learn_and_loads_it_only_when_needed(tmp_path: Path) -> None:
+    model = LogisticRegression().fit(X32, Y)
+    mc.save(model, tmp_path / "lr.capsule", sample=X32[:5], onnx=True)
+    rows = X32[:3]
+    done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "lr.capsule"), json.dumps(rows.tolist())],
+                          capture_output=True, text=True, timeout=300, check=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["imported_before"] == []
+    assert report["model"] is True  # no Python model was loaded to serve
+    assert report["first"]["predict"] == model.predict(rows).tolist()
+    np.testing.assert_allclose(report["first"]["predict_proba"], model.predict_proba(rows), rtol=1e-5, atol=1e-6)
+    # decision_function is not in the export: the Python model is loaded, with every check, and answers
+    assert report["sklearn_after"] is True
+    assert report["later"] == model.decision_function(rows).tolist()
+
+
+def test_the_onnx_only_load_still_checks_every_members_hash(tmp_path: Path) -> None:
+    model = RandomForestClassifier(5, max_depth=3, random_state=0).fit(X32, Y)
+    mc.save(model, tmp_path / "rf.capsule", sample=X32[:5], onnx=True)
+    with zipfile.ZipFile(tmp_path / "rf.capsule") as src, zipfile.ZipFile(tmp_path / "bad.capsule", "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename.startswith("model/"):  # the Python payload, which this load never parses
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            dst.writestr(item, data)
+    with pytest.raises(CapsuleError, match="does not match its recorded SHA-256"):
+        mc.load_capsule(tmp_path / "bad.capsule", runtime="onnx", recheck=True)
+    loaded = mc.load_capsule(tmp_path / "rf.capsule", runtime="onnx")
+    name = loaded.predictor.signature.inputs[0].name
+    got = loaded.predictor.predict({name: X32[:20]}, ["predict"])["predict"]
+    assert got.tolist() == model.predict(X32[:20]).tolist()
