@@ -42,7 +42,7 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
         return HTMLResponse(render_index(dataplane))
 
     async def docs(request: Request) -> Response:
-        return json_response(openapi(routes, server_version()))
+        return json_response(openapi(routes, server_version(), dataplane))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -62,9 +62,12 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
             await dataplane.close()
 
     routes: list[BaseRoute] = [
-        ApiRoute("/", index, methods=["GET"], summary="Models page", tag=_TAG),
-        ApiRoute("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", tag=_TAG),
-        ApiRoute("/openapi.json", docs, methods=["GET"], summary="This OpenAPI description", tag=_TAG),
+        ApiRoute("/", index, methods=["GET"], summary="Models page", tag=_TAG, answer={"type": "string"},
+                 answer_type="text/html", statuses=()),
+        ApiRoute("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", tag=_TAG,
+                 answer={"type": "string"}, answer_type="text/plain", statuses=()),
+        ApiRoute("/openapi.json", docs, methods=["GET"], summary="This OpenAPI description", tag=_TAG,
+                 answer={"type": "object"}, statuses=()),
     ]
     for protocol in all_protocols():
         routes.extend(protocol.routes(dataplane))

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -34,6 +35,7 @@ __all__ = [
     "RouteFactory",
     "endpoint",
     "json_response",
+    "model_param",
     "parse_json",
     "read_body",
     "read_json",
@@ -60,6 +62,21 @@ class RestProtocol:
 
     name: str
     routes: RouteFactory
+
+
+class NameConvertor(Convertor[str]):
+    """``{model:name}``: a path segment without ``:`` (TF Serving puts ``:predict`` right after the name)."""
+
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("name", NameConvertor())
 
 
 class JSONBytes(Response):
@@ -125,6 +142,17 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise InvalidRequestError(f"the request body must be a JSON object, not a {type(doc).__name__}.")
     return doc
+
+
+def model_param(request: Request) -> str | None:
+    """The model a route without one in its path is asked for: ``?model=NAME`` (given once, not empty),
+    or None for the only served model."""
+    values = request.query_params.getlist("model")
+    if not values:
+        return None
+    if len(values) > 1 or not values[0]:
+        raise InvalidRequestError(f"give the model once, as ?model=NAME (got {values!r}).")
+    return values[0]
 
 
 def endpoint(
