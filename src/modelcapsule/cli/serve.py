@@ -143,6 +143,36 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
     show_default=True,
     help="python (the saved model object) or onnx (its ONNX export through onnxruntime, when it has one).",
 )
+@click.option(
+    "--max-queue",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Requests per model (per worker) waiting for the model past which new ones get 503 with Retry-After "
+    "(gRPC UNAVAILABLE); 0: no limit. serving.toml: max_queue.",
+)
+@click.option(
+    "--max-connections",
+    default=None,
+    type=click.IntRange(1),
+    help="Concurrent HTTP connections (and gRPC calls) per worker past which requests get 503 "
+    "(gRPC RESOURCE_EXHAUSTED). Default: no limit.",
+)
+@click.option(
+    "--read-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a request may take to arrive whole (headers and body); slower clients get 408 and are "
+    "disconnected. 0: no limit.",
+)
+@click.option(
+    "--keep-alive",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds an idle keep-alive connection stays open.",
+)
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
 def command(
     paths: tuple[str, ...],
@@ -166,6 +196,10 @@ def command(
     threads: int,
     trusted: tuple[str, ...],
     runtime: str,
+    max_queue: int,
+    max_connections: int | None,
+    read_timeout: float,
+    keep_alive: float,
     no_access_log: bool,
 ) -> None:
     """Serve capsules, repositories (<name>/<version>/) or registry models (models:/NAME[@ALIAS]) over TF
@@ -195,6 +229,7 @@ def command(
         runtime=runtime,
         watch_calls=watch_calls,
         max_error_rate=max_error_rate,
+        max_queue=max_queue,
     )
     settings = ServeSettings(
         host=host,
@@ -204,6 +239,9 @@ def command(
         access_log=not no_access_log,
         max_restarts=max_restarts,
         restart_window_seconds=restart_window,
+        max_connections=max_connections,
+        read_timeout=read_timeout,
+        keep_alive_seconds=keep_alive,
     )
 
     def ready(dataplane: DataPlane) -> None:

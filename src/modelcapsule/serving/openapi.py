@@ -47,6 +47,15 @@ _DESCRIPTIONS = {
     413: "Request body over the server's limit",
     500: "The model failed (the message carries a request id)",
     503: "Not ready, or overloaded (see Retry-After)",
+    504: "The request's deadline (X-Request-Timeout) passed before the model ran it",
+}
+_TIMEOUT_PARAMETER = {
+    "name": "X-Request-Timeout",
+    "in": "header",
+    "required": False,
+    "description": "Seconds the client waits; a request still waiting for the model after that is not computed "
+                   "(504).",
+    "schema": {"type": "number", "exclusiveMinimum": 0},
 }
 
 
@@ -88,6 +97,8 @@ class Operation:
                  "schema": dict(_PARAMETERS.get(name, {"type": "string"}))}
                 for name in _PLACEHOLDER.findall(self.path)
             ]
+        if self.request is not None:  # an inference operation
+            params = [*params, _TIMEOUT_PARAMETER]
         if params:
             op["parameters"] = params
         if body is None and self.request is not None and loaded is not None:
@@ -103,7 +114,7 @@ class Operation:
         if answer is not None:
             ok["content"] = {self.answer_type: {"schema": answer}}
         responses: dict[str, Any] = {"200": ok}
-        for status in self.statuses:
+        for status in (*self.statuses, 504) if self.request is not None else self.statuses:
             responses[str(status)] = {"description": _DESCRIPTIONS.get(status, "Error")}
             if self.errors is not None:
                 responses[str(status)]["content"] = {"application/json": {"schema": self.errors}}

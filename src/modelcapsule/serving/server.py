@@ -49,6 +49,12 @@ class ServeSettings:
     max_restarts: int = 5
     """Dead workers replaced within ``restart_window_seconds`` before the server gives up (a crash loop)."""
     restart_window_seconds: float = 60.0
+    max_connections: int | None = None
+    """Concurrent HTTP connections (and gRPC calls) per worker past which requests get 503 (RESOURCE_EXHAUSTED)."""
+    read_timeout: float = 30.0
+    """Seconds a request may take to arrive whole (headers and body) before its connection is closed (0: none)."""
+    keep_alive_seconds: float = 30.0
+    """Idle keep-alive connections are closed after this long."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -103,15 +109,18 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
     if refresh:
         await dataplane.reconcile()
 
+    from .http_limits import guarded_protocol
+
     app = create_app(dataplane)
     config = uvicorn.Config(
         app,
         lifespan="on",
         access_log=False,
         log_level="warning",
-        http="httptools",
+        http=guarded_protocol(settings.read_timeout) if settings.read_timeout > 0 else "httptools",
         timeout_graceful_shutdown=int(GRACE_SECONDS),
-        timeout_keep_alive=30,
+        timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
+        limit_concurrency=settings.max_connections,
         loop="none",
     )
     server = uvicorn.Server(config)
@@ -122,7 +131,8 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
     if settings.grpc_port is not None:
         from .grpc.service import start_grpc_server
 
-        grpc_server = await start_grpc_server(dataplane, settings.host, settings.grpc_port, shared=settings.workers > 1)
+        grpc_server = await start_grpc_server(dataplane, settings.host, settings.grpc_port, shared=settings.workers > 1,
+                                              max_calls=settings.max_connections)
     try:
         if not _stop.requested:
             await server.serve(sockets=[sock])

@@ -10,6 +10,7 @@ read by default.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -95,6 +96,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         call = Call("grpc", request.id or new_request_id())
+        remaining = context.time_remaining()
+        if remaining is not None:  # the client's deadline
+            call.deadline = time.monotonic() + remaining
 
         async def decode(loaded: LoadedVersion) -> Decoded:
             return Decoded(self._inputs(request), [o.name for o in request.outputs])
@@ -136,7 +140,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return raw
 
 
-async def start_grpc_server(dataplane: DataPlane, host: str, port: int, *, shared: bool = False) -> grpc.aio.Server:
+async def start_grpc_server(dataplane: DataPlane, host: str, port: int, *, shared: bool = False,
+                            max_calls: int | None = None) -> grpc.aio.Server:
     """Start serving V2 gRPC on ``host:port`` (in the running event loop); returns the server.
 
     ``shared``: several workers listen on the port (``SO_REUSEPORT``); otherwise a port already in use
@@ -147,7 +152,8 @@ async def start_grpc_server(dataplane: DataPlane, host: str, port: int, *, share
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", max(limit, 64 << 20)),
             ("grpc.so_reuseport", 1 if shared else 0),
-        ]
+        ],
+        maximum_concurrent_rpcs=max_calls,
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane), server)  # type: ignore[no-untyped-call]
     try:
