@@ -58,7 +58,7 @@ def test_each_model_version_has_its_own_exact_request_schema(server: Server) -> 
 def test_a_wrong_method_is_405_naming_the_right_one(server: Server, method: str, path: str, allowed: str) -> None:
     answer = requests.request(method, server.url + path, timeout=10)
     assert answer.status_code == 405
-    assert answer.headers["allow"] == allowed
+    assert set(answer.headers["allow"].split(", ")) == set(allowed.split(", "))
 
 
 def test_whole_floats_are_integers_and_nothing_is_wrapped(server: Server) -> None:
@@ -102,7 +102,16 @@ def tolerant_mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# A request whose X-Request-Timeout (documented, any positive number) passes before the model runs it is
+# answered 504, as documented; every other check keeps schemathesis' defaults.
+CONFIG = """
+[checks.not_a_server_error]
+expected-statuses = ["2xx", "3xx", "4xx", "504"]
+"""
+
+
 def _schemathesis(server: Server, workdir: Path) -> subprocess.CompletedProcess[str]:
+    (workdir / "schemathesis.toml").write_text(CONFIG)
     exe = shutil.which("schemathesis") or shutil.which("st")
     command = [exe] if exe else [sys.executable, "-m", "schemathesis.cli"]
     return subprocess.run(
