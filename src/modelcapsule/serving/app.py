@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .dataplane import DataPlane
+from .errors import ServingError, Status
 from .openapi import ApiRoute, openapi
 from .page import render_index
 from .rest import all_protocols
@@ -35,14 +36,32 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
     """The server's ASGI app. On start-up it loads the repository (unless already loaded) and, when
     ``poll`` is true, re-scans it every ``options.poll_seconds``; on shutdown it drains queued calls."""
 
-    async def metrics(request: Request) -> Response:
+    tokens = dataplane.options.tokens
+
+    def admin(page: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
+        """An admin route: behind the bearer tokens when the server has some."""
+
+        async def answer(request: Request) -> Response:
+            if tokens is not None:
+                try:
+                    tokens.check(request.headers.get("authorization"))
+                except ServingError as exc:
+                    response = json_response({"error": str(exc)}, exc.status.http_status)
+                    if exc.status is Status.UNAUTHENTICATED:
+                        response.headers["www-authenticate"] = "Bearer"
+                    return response
+            return page(request)
+
+        return answer
+
+    def metrics(request: Request) -> Response:
         return Response(generate_latest(dataplane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def index(request: Request) -> Response:
+    def index(request: Request) -> Response:
         return HTMLResponse(render_index(dataplane))
 
-    async def docs(request: Request) -> Response:
-        return json_response(openapi(routes, server_version(), dataplane))
+    def docs(request: Request) -> Response:
+        return json_response(openapi(routes, server_version(), dataplane, security=tokens is not None))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -62,11 +81,11 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
             await dataplane.close()
 
     routes: list[BaseRoute] = [
-        ApiRoute("/", index, methods=["GET"], summary="Models page", tag=_TAG, answer={"type": "string"},
+        ApiRoute("/", admin(index), methods=["GET"], summary="Models page", tag=_TAG, answer={"type": "string"},
                  answer_type="text/html", statuses=()),
-        ApiRoute("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", tag=_TAG,
+        ApiRoute("/metrics", admin(metrics), methods=["GET"], summary="Prometheus metrics", tag=_TAG,
                  answer={"type": "string"}, answer_type="text/plain", statuses=()),
-        ApiRoute("/openapi.json", docs, methods=["GET"], summary="This OpenAPI description", tag=_TAG,
+        ApiRoute("/openapi.json", admin(docs), methods=["GET"], summary="This OpenAPI description", tag=_TAG,
                  answer={"type": "object"}, statuses=()),
     ]
     for protocol in all_protocols():

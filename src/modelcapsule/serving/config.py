@@ -87,6 +87,8 @@ class ServerOptions:
     """Default per-model queue limit (``--max-queue``; ``serving.toml`` ``max_queue`` per model); 0: none."""
     retry_after_seconds: int = 1
     """What an overloaded answer's ``Retry-After`` says."""
+    tokens: Any = None
+    """The bearer tokens inference and admin routes need (a :class:`~.auth.Tokens`; None: no check)."""
 
     def model_defaults(self) -> ModelConfig:
         return ModelConfig(batch_size=self.batch_size, batch_wait_ms=self.batch_wait_ms, max_queue=self.max_queue)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute, Route
@@ -83,7 +83,8 @@ class Operation:
     applies: Callable[[LoadedVersion], bool] | None = None
     query_model: bool = False
     description: str = ""
-    security: list[dict[str, list[str]]] | None = field(default=None, compare=False)
+    public: bool = False
+    """A health route: no token needed even when the server has tokens."""
 
     def describe(self, loaded: LoadedVersion | None = None, params: list[dict[str, Any]] | None = None,
                  body: Schema | None = None, answer: Schema | None = None) -> dict[str, Any]:
@@ -119,8 +120,6 @@ class Operation:
             if self.errors is not None:
                 responses[str(status)]["content"] = {"application/json": {"schema": self.errors}}
         op["responses"] = responses
-        if self.security is not None:
-            op["security"] = self.security
         return op
 
 
@@ -166,7 +165,7 @@ def openapi(routes: Iterable[BaseRoute], version: str, dataplane: DataPlane | No
                 paths.setdefault(op.path, {})[op.method] = op.describe()
                 continue
             for path, described in _expand(op, dataplane):
-                if security and op.security is None:
+                if security and not op.public:
                     described["security"] = [{"bearer": []}]
                     described["responses"].setdefault("401", {"description": _DESCRIPTIONS[401]})
                     described["responses"].setdefault("403", {"description": _DESCRIPTIONS[403]})

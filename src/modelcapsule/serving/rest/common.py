@@ -187,10 +187,14 @@ def endpoint(
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``handler`` with error mapping, request ids, metrics and the access log."""
 
+    tokens = dataplane.options.tokens
+
     async def wrapped(request: Request) -> Response:
         headers = request.headers
         call = Call(protocol, headers.get("x-request-id") or new_request_id())
         try:
+            if tokens is not None and not tokens.exempt(request.scope["path"]):
+                tokens.check(headers.get("authorization"))
             timeout = headers.get(TIMEOUT_HEADER)
             if timeout is not None:
                 call.deadline = _deadline(timeout, call.start)
@@ -200,6 +204,8 @@ def endpoint(
             response.headers["retry-after"] = str(exc.retry_after)
         except ServingError as exc:
             response = error(str(exc), exc.status)
+            if exc.status is Status.UNAUTHENTICATED:
+                response.headers["www-authenticate"] = "Bearer"
         except Exception:
             log.exception("request %s (%s %s) failed", call.request_id, request.method, request.url.path)
             response = error(str(ModelFailedError(call.request_id)), Status.INTERNAL)

@@ -142,6 +142,7 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
 ERROR_SCHEMA = {"type": "object", "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
                 "required": ["error_code", "message"]}
 _PLAIN_TEXT: dict[str, Any] = {"answer": {"type": "string"}, "answer_type": "text/plain", "statuses": (503,),
+                               "public": True,
                                "errors": None}
 
 

@@ -214,8 +214,9 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
         ]
     return [
         route("/v2", server, ["GET"], "Server metadata", answer=_SERVER_META, statuses=()),
-        route("/v2/health/live", live, ["GET"], "Liveness", answer=_LIVE, statuses=(503,), errors=_LIVE),
-        route("/v2/health/ready", ready, ["GET"], "Readiness", answer=_READY_ALL, statuses=(503,),
+        route("/v2/health/live", live, ["GET"], "Liveness", answer=_LIVE, statuses=(503,), errors=_LIVE,
+              public=True),
+        route("/v2/health/ready", ready, ["GET"], "Readiness", answer=_READY_ALL, statuses=(503,), public=True,
               errors=_READY_ALL),
         *paths,
     ]
