@@ -283,6 +283,10 @@ def command(
         scheme = "https" if settings.tls_cert else "http"
         click.echo(f"listening on {scheme}://{host}:{port}{grpc_text}; Ctrl-C stops")
         line = curl_example(dataplane, host, port)
+        if line and settings.tls_cert:
+            line = line.replace("curl -s", "curl -s --cacert CA.pem", 1).replace("'http://", "'https://", 1)
+        if line and tokens is not None:
+            line += " -H \"Authorization: Bearer $TOKEN\""
         if line:
             click.echo(f"try: {line}")
         sys.stdout.flush()
