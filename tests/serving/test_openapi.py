@@ -1,5 +1,6 @@
-"""/openapi.json is generated from the routes the app registered: each route declares its operations,
-each documented operation is answered by the route that declares it, and nothing is listed twice."""
+"""/openapi.json is generated from the routes the app registered and the models served: each route
+declares its operations, each documented operation is answered by the route that declares it, and
+nothing is listed twice."""
 
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def test_path_parameters_and_bodies_come_from_the_declaration() -> None:
 
 def test_the_served_document_is_the_generated_one(models: Models) -> None:
     plane = DataPlane(Repository([models.iris_path], ServerOptions()))
+    asyncio.run(plane.reconcile())
+    plane.reset_loop_state()
     app = create_app(plane, poll=False)
     assert isinstance(app, InferenceFastLane)
 
@@ -85,4 +88,6 @@ def test_the_served_document_is_the_generated_one(models: Models) -> None:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as c:
             return (await c.get("/openapi.json")).json()
 
-    assert asyncio.run(fetch()) == openapi(app.app.routes, server_version())
+    served = asyncio.run(fetch())
+    assert served == openapi(app.app.routes, server_version(), plane)
+    assert "/v2/models/iris/versions/1/infer" in served["paths"]  # per served model and version

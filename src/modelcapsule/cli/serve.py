@@ -144,6 +144,46 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
     show_default=True,
     help="python (the saved model object) or onnx (its ONNX export through onnxruntime, when it has one).",
 )
+@click.option(
+    "--max-queue",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Requests per model (per worker) waiting for the model past which new ones get 503 with Retry-After "
+    "(gRPC UNAVAILABLE); 0: no limit. serving.toml: max_queue.",
+)
+@click.option(
+    "--max-connections",
+    default=None,
+    type=click.IntRange(1),
+    help="Concurrent HTTP connections (and gRPC calls) per worker past which requests get 503 "
+    "(gRPC RESOURCE_EXHAUSTED). Default: no limit.",
+)
+@click.option(
+    "--read-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds a request may take to arrive whole (headers and body); slower clients get 408 and are "
+    "disconnected. 0: no limit.",
+)
+@click.option(
+    "--keep-alive",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds an idle keep-alive connection stays open.",
+)
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate chain: serve HTTPS "
+              "and gRPC over TLS (with --tls-key).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key of --tls-cert.")
+@click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False),
+              help="PEM CA bundle: require client certificates it signed (mutual TLS).")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False),
+              help="Bearer tokens (one per line) that inference and admin routes require; health routes are exempt.")
+@click.option("--protect-health", is_flag=True, help="With --token-file, require a token on health routes too.")
+@click.option("--registry-token", metavar="TOKEN", envvar="MODELCAPSULE_TOKEN",
+              help="Token for an http(s):// --registry (default $MODELCAPSULE_TOKEN).")
 @click.option("--no-access-log", is_flag=True, help="Do not log one JSON line per request.")
 @click.option("--ray", "on_ray", is_flag=True, help="Serve on Ray Serve: every replica loads and checks the capsules.")
 @click.option(
@@ -180,6 +220,16 @@ def command(
     threads: int,
     trusted: tuple[str, ...],
     runtime: str,
+    max_queue: int,
+    max_connections: int | None,
+    read_timeout: float,
+    keep_alive: float,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_client_ca: str | None,
+    token_file: str | None,
+    protect_health: bool,
+    registry_token: str | None,
     no_access_log: bool,
     on_ray: bool,
     ray_address: str | None,
@@ -198,8 +248,16 @@ def command(
     missing = [str(p) for p in files if not p.exists()]
     if missing:
         raise click.BadParameter(f"{', '.join(missing)} does not exist.", param_hint="'PATH_OR_URI...'")
+    if (tls_cert is None) != (tls_key is None) or (tls_client_ca is not None and tls_cert is None):
+        raise click.UsageError("--tls-cert and --tls-key go together (and --tls-client-ca needs them).")
+    from ..serving.auth import Tokens
+
+    try:
+        tokens = Tokens.from_file(token_file, protect_health=protect_health) if token_file else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--token-file'") from None
     registry = _registry_models([p for p in paths if is_registry_uri(p)], registry_location, store,
-                                rollback_on_failure, port)
+                                rollback_on_failure, port, registry_token)
 
     options = ServerOptions(
         batch_size=batch_size,
@@ -212,6 +270,8 @@ def command(
         runtime=runtime,
         watch_calls=watch_calls,
         max_error_rate=max_error_rate,
+        max_queue=max_queue,
+        tokens=tokens,
     )
     if on_ray or ray_address is not None or replicas != "1":
         if registry_location is not None:  # registry URIs are resolved once, in this driver process
@@ -228,6 +288,12 @@ def command(
         access_log=not no_access_log,
         max_restarts=max_restarts,
         restart_window_seconds=restart_window,
+        max_connections=max_connections,
+        read_timeout=read_timeout,
+        keep_alive_seconds=keep_alive,
+        tls_cert=Path(tls_cert) if tls_cert else None,
+        tls_key=Path(tls_key) if tls_key else None,
+        tls_client_ca=Path(tls_client_ca) if tls_client_ca else None,
     )
 
     def ready(dataplane: DataPlane) -> None:
@@ -238,8 +304,13 @@ def command(
                 if status.error:
                     click.echo(f"  version {number} refused: {status.error}", err=True)
         grpc_text = "" if settings.grpc_port is None else f", gRPC on {host}:{settings.grpc_port}"
-        click.echo(f"listening on http://{host}:{port}{grpc_text}; Ctrl-C stops")
+        scheme = "https" if settings.tls_cert else "http"
+        click.echo(f"listening on {scheme}://{host}:{port}{grpc_text}; Ctrl-C stops")
         line = curl_example(dataplane, host, port)
+        if line and settings.tls_cert:
+            line = line.replace("curl -s", "curl -s --cacert CA.pem", 1).replace("'http://", "'https://", 1)
+        if line and tokens is not None:
+            line += " -H \"Authorization: Bearer $TOKEN\""
         if line:
             click.echo(f"try: {line}")
         sys.stdout.flush()
@@ -274,7 +345,7 @@ def grpc_port_if_installed(ctx: click.Context, grpc_port: int) -> int | None:
 
 
 def _registry_models(uris: list[str], location: str | None, store: str | None, rollback_on_failure: bool,
-                     port: int) -> RegistryModels | None:
+                     port: int, token: str | None = None) -> RegistryModels | None:
     """The registry side of the sources, or None when every source is a path."""
     if not uris:
         return None
@@ -287,7 +358,7 @@ def _registry_models(uris: list[str], location: str | None, store: str | None, r
         models = [parse_registry_source(uri) for uri in uris]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'PATH_OR_URI...'") from None
-    return RegistryModels(partial(Registry, location, store=store, create=False), models,
+    return RegistryModels(partial(Registry, location, store=store, token=token, create=False), models,
                           rollback_on_failure=rollback_on_failure, identity=server_identity(port))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -18,7 +18,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .auth import Tokens
 from .dataplane import DataPlane
+from .errors import ServingError, Status
 from .openapi import ApiRoute, Operation, openapi
 from .rest import all_protocols
 from .rest.common import json_response
@@ -35,11 +37,29 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
     """The server's ASGI app. On start-up it loads the repository (unless already loaded) and, when
     ``poll`` is true, re-scans it every ``options.poll_seconds``; on shutdown it drains queued calls."""
 
-    async def metrics(request: Request) -> Response:
+    tokens = dataplane.options.tokens
+
+    def admin(page: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Response]]:
+        """An admin route: behind the bearer tokens when the server has some."""
+
+        async def answer(request: Request) -> Response:
+            if tokens is not None:
+                try:
+                    tokens.check(request.headers.get("authorization"))
+                except ServingError as exc:
+                    response = json_response({"error": str(exc)}, exc.status.http_status)
+                    if exc.status is Status.UNAUTHENTICATED:
+                        response.headers["www-authenticate"] = "Bearer"
+                    return response
+            return page(request)
+
+        return answer
+
+    def metrics(request: Request) -> Response:
         return Response(generate_latest(dataplane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def docs(request: Request) -> Response:
-        return json_response(openapi(routes, server_version()))
+    def docs(request: Request) -> Response:
+        return json_response(openapi(routes, server_version(), dataplane, security=tokens is not None))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -61,9 +81,11 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
     from ..ui.pages import routes as ui_routes  # the pages at / (models, cards, try-it form)
 
     routes: list[BaseRoute] = [
-        *_described(ui_routes(ServedSource(dataplane))),
-        ApiRoute("/metrics", metrics, methods=["GET"], summary="Prometheus metrics", tag=_TAG),
-        ApiRoute("/openapi.json", docs, methods=["GET"], summary="This OpenAPI description", tag=_TAG),
+        *_described(ui_routes(ServedSource(dataplane)), tokens),
+        ApiRoute("/metrics", admin(metrics), methods=["GET"], summary="Prometheus metrics", tag=_TAG,
+                 answer={"type": "string"}, answer_type="text/plain", statuses=()),
+        ApiRoute("/openapi.json", admin(docs), methods=["GET"], summary="This OpenAPI description", tag=_TAG,
+                 answer={"type": "object"}, statuses=()),
     ]
     for protocol in all_protocols():
         routes.extend(protocol.routes(dataplane))
@@ -117,35 +139,62 @@ async def _poll(dataplane: DataPlane) -> None:
 
 
 _PAGES = "Pages"
+_HTML: dict[str, object] = {"answer": {"type": "string"}, "answer_type": "text/html", "statuses": (404,)}
+_JSON: dict[str, object] = {"answer": {"type": "object"}, "statuses": (404,)}
+
+
+def _page(path: str, summary: str, kind: dict[str, object]) -> Operation:
+    return Operation(path, "get", summary, _PAGES, **kind)  # type: ignore[arg-type]
+
+
 _PAGE_OPERATIONS: dict[str, tuple[Operation, ...]] = {
-    "/": (Operation("/", "get", "Models page", _PAGES),),
-    "/models.{fmt:str}": (Operation("/models.json", "get", "Models (the models page's JSON twin)", _PAGES),),
+    "/": (_page("/", "Models page", _HTML),),
+    "/models.{fmt:str}": (_page("/models.json", "Models (the models page's JSON twin)", _JSON),),
     "/models/{name}": (
-        Operation("/models/{model}", "get", "A model's page: versions, aliases, history", _PAGES),
-        Operation("/models/{model}.json", "get", "A model's versions, aliases and history (JSON twin)", _PAGES),
+        _page("/models/{model}", "A model's page: versions, aliases, history", _HTML),
+        _page("/models/{model}.json", "A model's versions, aliases and history (JSON twin)", _JSON),
     ),
-    "/models/{name}/versions/{version}": (
-        Operation("/models/{model}/versions/{version}", "get", "A version's model card", _PAGES),
-    ),
-    "/models/{name}/compare": (
-        Operation("/models/{model}/compare", "get", "Two versions side by side (?a=V&b=W)", _PAGES),
-    ),
+    "/models/{name}/versions/{version}": (_page("/models/{model}/versions/{version}", "A version's model card",
+                                                _HTML),),
+    "/models/{name}/compare": (_page("/models/{model}/compare", "Two versions side by side (?a=V&b=W)", _HTML),),
     "/models/{name}/compare.{fmt:str}": (
-        Operation("/models/{model}/compare.json", "get", "Two versions side by side (JSON twin)", _PAGES),
+        _page("/models/{model}/compare.json", "Two versions side by side (JSON twin)", _JSON),
     ),
     "/models/{name}/versions/{version}/predict": (
         Operation("/models/{model}/versions/{version}/predict", "post", "The try-it form: {rows: [[...]]}", _PAGES,
-                  {"application/json": {"schema": {"type": "object"}}}),
+                  {"application/json": {"schema": {"type": "object"}}}, answer={"type": "object"},
+                  statuses=(400, 404)),
     ),
 }
 """What the pages' routes answer, for the OpenAPI document (the pages live in ``ui/``, which knows nothing of
 serving's route descriptions)."""
 
 
-def _described(routes: list[BaseRoute]) -> list[BaseRoute]:
-    """The UI's routes, each carrying the operations it answers (static files are not described)."""
+def _described(routes: list[BaseRoute], tokens: Tokens | None) -> list[BaseRoute]:
+    """The UI's routes, each carrying the operations it answers (static files are not described), and
+    behind the bearer tokens when the server has some, like every admin route."""
     for route in routes:
         operations = _PAGE_OPERATIONS.get(getattr(route, "path", ""))
         if operations is not None:
             route.operations = operations  # type: ignore[attr-defined]
+        if tokens is not None and isinstance(route, Route):
+            route.app = _guarded(route.app, tokens)
     return routes
+
+
+def _guarded(app: ASGIApp, tokens: Tokens) -> ASGIApp:
+    """``app`` answering 401/403 (JSON, ``WWW-Authenticate: Bearer``) unless the request has a valid token."""
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k == b"authorization"), None)
+        try:
+            tokens.check(header)
+        except ServingError as exc:
+            response = json_response({"error": str(exc)}, exc.status.http_status)
+            if exc.status is Status.UNAUTHENTICATED:
+                response.headers["www-authenticate"] = "Bearer"
+            await response(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return guarded

@@ -13,8 +13,8 @@ The policy adapts to load and never adds more than ``max_wait`` seconds of waiti
 - a batch never holds more than ``max_batch_size`` rows, except a single request larger than that,
   which goes alone.
 If a merged call fails, each request of it is retried alone, so an error reaches only the request that
-caused it. Nothing is ever refused for being busy: the queue is unbounded (the HTTP server's own
-concurrency and body limits bound it).
+caused it. The batcher itself refuses nothing; the data plane bounds each model's queue (``max_queue``)
+and a request whose deadline passes while queued is dropped here, never computed.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ class _Item:
     key: Hashable
     arrival: float
     future: asyncio.Future[Outputs] = field(repr=False)
+    deadline: float | None = None
 
 
 class Batcher:
@@ -117,11 +118,14 @@ class Batcher:
     def queued(self) -> int:
         return len(self._queue)
 
-    async def submit(self, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
-        """Run the model on one request's inputs, merged with whatever else is queued."""
+    async def submit(self, inputs: Inputs, outputs: tuple[str, ...], deadline: float | None = None) -> Outputs:
+        """Run the model on one request's inputs, merged with whatever else is queued; a request whose
+        ``deadline`` (``time.monotonic()``) passes while it is queued is dropped, never computed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outputs] = loop.create_future()
-        self._queue.append(_Item(inputs, outputs, rows_of(inputs), _key(inputs, outputs), time.monotonic(), future))
+        self._queue.append(
+            _Item(inputs, outputs, rows_of(inputs), _key(inputs, outputs), time.monotonic(), future, deadline)
+        )
         self._kick()
         return await future
 
@@ -165,12 +169,13 @@ class Batcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if first.future.done():  # the client went away
+        now = time.monotonic()
+        if _gone(first, now):  # the client went away, or its deadline passed
             return []
         batch, rows, keep = [first], first.rows, deque[_Item]()
         while self._queue and rows < self.max_batch_size:
             item = self._queue.popleft()
-            if item.future.done():
+            if _gone(item, now):
                 continue
             if item.key == first.key and rows + item.rows <= self.max_batch_size:
                 batch.append(item)
@@ -220,6 +225,20 @@ class Batcher:
             except Exception as exc:
                 results.append(exc)
         return results
+
+
+def _gone(item: _Item, now: float) -> bool:
+    """The request left (its future is done) or expired (then it is failed here, never computed)."""
+    if item.future.done():
+        return True
+    if item.deadline is not None and now >= item.deadline:
+        from .errors import DeadlineExceededError
+
+        item.future.set_exception(
+            DeadlineExceededError("the request's deadline passed while it was queued; it was not computed.")
+        )
+        return True
+    return False
 
 
 def _loop_time(monotonic_deadline: float) -> float:

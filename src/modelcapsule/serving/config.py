@@ -12,6 +12,7 @@ A repository may hold a ``serving.toml`` at its root::
     versions = [1, 3]           # for "specific"
     labels = { stable = 1, canary = 2 }
     batch_size = 64
+    max_queue = 64              # waiting requests per worker past which new ones get 503 (0: no limit)
 
 Unknown keys and wrong types are refused with a message naming the key, so a typo never silently
 leaves a default in force.
@@ -45,6 +46,9 @@ class ModelConfig:
     """The label the unversioned routes serve (a registry alias given as ``models:/NAME@ALIAS``); None: the newest."""
     batch_size: int = 1
     batch_wait_ms: float = 2.0
+    max_queue: int = 0
+    """Requests of this model waiting for or in a model call, per worker, past which new ones get 503
+    (0: no limit)."""
 
     @property
     def batching(self) -> bool:
@@ -79,13 +83,19 @@ class ServerOptions:
     """After a label moves to a new version, how many model calls are watched for errors."""
     max_error_rate: float = 0.1
     """Share of failed calls among the watched ones above which the new version is swapped out again."""
+    max_queue: int = 0
+    """Default per-model queue limit (``--max-queue``; ``serving.toml`` ``max_queue`` per model); 0: none."""
+    retry_after_seconds: int = 1
+    """What an overloaded answer's ``Retry-After`` says."""
+    tokens: Any = None
+    """The bearer tokens inference and admin routes need (a :class:`~.auth.Tokens`; None: no check)."""
 
     def model_defaults(self) -> ModelConfig:
-        return ModelConfig(batch_size=self.batch_size, batch_wait_ms=self.batch_wait_ms)
+        return ModelConfig(batch_size=self.batch_size, batch_wait_ms=self.batch_wait_ms, max_queue=self.max_queue)
 
 
 _INT_KEYS = ("latest", "batch_size")
-_ALLOWED = {"version_policy", "latest", "versions", "labels", "batch_size", "batch_wait_ms"}
+_ALLOWED = {"version_policy", "latest", "versions", "labels", "batch_size", "batch_wait_ms", "max_queue"}
 
 
 def _model_config(raw: Mapping[str, Any], base: ModelConfig, where: str) -> ModelConfig:
@@ -99,6 +109,11 @@ def _model_config(raw: Mapping[str, Any], base: ModelConfig, where: str) -> Mode
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise CapsuleFormatError(f"{where}.{key} must be a positive integer, not {value!r}.")
             changes[key] = value
+    if "max_queue" in raw:
+        value = raw["max_queue"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise CapsuleFormatError(f"{where}.max_queue must be an integer >= 0 (0: no limit), not {value!r}.")
+        changes["max_queue"] = value
     if "batch_wait_ms" in raw:
         wait = raw["batch_wait_ms"]
         if not isinstance(wait, int | float) or isinstance(wait, bool) or wait < 0:

@@ -30,7 +30,15 @@ from ..types import Predictor
 from . import heap
 from .batching import Batcher, Outputs
 from .config import ServerOptions
-from .errors import InvalidRequestError, ModelFailedError, ModelNotFoundError, ModelNotReadyError, ServingError
+from .errors import (
+    DeadlineExceededError,
+    InvalidRequestError,
+    ModelFailedError,
+    ModelNotFoundError,
+    ModelNotReadyError,
+    OverloadedError,
+    ServingError,
+)
 from .executor import ModelExecutor
 from .loader import Loader, load_for_serving
 from .metrics import ServingMetrics
@@ -101,11 +109,20 @@ class DataPlane:
             request = await decode(loaded)
             names = loaded.validator.check_outputs(request.outputs)
             inputs = loaded.validator.check_inputs(request.inputs, request.where)
-            outputs = _asked(await self._run(loaded, inputs, names), names)
+            if call.deadline is not None and time.monotonic() >= call.deadline:
+                raise DeadlineExceededError("the request's deadline passed before the model could run it.")
+            entry = self.models.get(loaded.name)
+            limit = entry.config.max_queue if entry is not None else 0
+            if limit:
+                outputs = _asked(await self._run_queued(entry, limit, loaded, inputs, names, call), names)  # type: ignore[arg-type]
+            else:
+                outputs = _asked(await self._run(loaded, inputs, names, call.deadline), names)
             status = 200
             return Inference(loaded, outputs)
         except ServingError as exc:
             status = exc.status.http_status
+            if isinstance(exc, DeadlineExceededError) and call.model in self.models:
+                self.metrics.shed.labels(call.model, "deadline").inc()
             raise
         except Exception as exc:
             status = 500
@@ -126,11 +143,33 @@ class DataPlane:
         call.counted = True
         self.metrics.count(call.model, call.version, call.protocol, status, time.perf_counter() - call.start)
 
-    async def _run(self, loaded: LoadedVersion, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
-        """Run checked inputs through ``loaded`` (batched with other requests when batching is on)."""
+    async def _run_queued(self, entry: ModelEntry, limit: int, loaded: LoadedVersion, inputs: Inputs,
+                          outputs: tuple[str, ...], call: Call) -> Outputs:
+        """:meth:`_run` under the model's queue limit: past ``limit`` waiting requests, refuse at once
+        (nothing queued, nothing computed) with :class:`OverloadedError`."""
+        if entry.pending >= limit:
+            self.metrics.shed.labels(entry.name, "overloaded").inc()
+            raise OverloadedError(
+                f"model {entry.name!r} has {entry.pending} requests waiting, its limit (max_queue {limit}); "
+                f"retry after {self.options.retry_after_seconds} s.",
+                self.options.retry_after_seconds,
+            )
+        entry.pending += 1
+        gauge = self.metrics.queued.labels(entry.name)
+        gauge.set(entry.pending)
+        try:
+            return await self._run(loaded, inputs, outputs, call.deadline)
+        finally:
+            entry.pending -= 1
+            gauge.set(entry.pending)
+
+    async def _run(self, loaded: LoadedVersion, inputs: Inputs, outputs: tuple[str, ...],
+                   deadline: float | None = None) -> Outputs:
+        """Run checked inputs through ``loaded`` (batched with other requests when batching is on); a
+        request whose ``deadline`` (``time.monotonic()``) passes while it waits is never computed."""
         if loaded.batcher is not None:
-            return await loaded.batcher.submit(inputs, outputs)
-        result = await self.executor.run(loaded.predict, inputs, outputs)
+            return await loaded.batcher.submit(inputs, outputs, deadline)
+        result = await self.executor.run(loaded.predict, inputs, outputs, deadline=deadline)
         self.metrics.batch_rows.labels(loaded.name, loaded.version_text).observe(
             len(next(iter(result.values()))) if result else 0
         )

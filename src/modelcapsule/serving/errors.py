@@ -12,13 +12,17 @@ import enum
 from ..errors import CapsuleError
 
 __all__ = [
+    "DeadlineExceededError",
     "InvalidRequestError",
     "ModelFailedError",
     "ModelNotFoundError",
     "ModelNotReadyError",
+    "OverloadedError",
     "PayloadTooLargeError",
+    "PermissionDeniedError",
     "ServingError",
     "Status",
+    "UnauthenticatedError",
     "UnsupportedMethodError",
 ]
 
@@ -32,6 +36,9 @@ class Status(enum.Enum):
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     UNIMPLEMENTED = "UNIMPLEMENTED"
     INTERNAL = "INTERNAL"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
 
     @property
     def http_status(self) -> int:
@@ -45,6 +52,9 @@ _HTTP = {
     Status.RESOURCE_EXHAUSTED: 413,
     Status.UNIMPLEMENTED: 501,
     Status.INTERNAL: 500,
+    Status.DEADLINE_EXCEEDED: 504,
+    Status.UNAUTHENTICATED: 401,
+    Status.PERMISSION_DENIED: 403,
 }
 
 
@@ -82,6 +92,36 @@ class UnsupportedMethodError(ServingError, TypeError):
     """The model cannot answer this kind of request (e.g. ``:classify`` on a regressor)."""
 
     status = Status.INVALID_ARGUMENT
+
+
+class OverloadedError(ServingError, RuntimeError):
+    """The model's queue is full (``max_queue``): the request was not queued; retry after ``retry_after``
+    seconds (REST: 503 with ``Retry-After``; gRPC: UNAVAILABLE)."""
+
+    status = Status.UNAVAILABLE
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DeadlineExceededError(ServingError, TimeoutError):
+    """The request's deadline (gRPC deadline, REST ``X-Request-Timeout``) passed before the model ran it;
+    it was never computed."""
+
+    status = Status.DEADLINE_EXCEEDED
+
+
+class UnauthenticatedError(ServingError, PermissionError):
+    """No bearer token, or a malformed one (401)."""
+
+    status = Status.UNAUTHENTICATED
+
+
+class PermissionDeniedError(ServingError, PermissionError):
+    """A bearer token this server does not accept (403)."""
+
+    status = Status.PERMISSION_DENIED
 
 
 class ModelFailedError(ServingError, RuntimeError):

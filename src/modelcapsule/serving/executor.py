@@ -13,13 +13,14 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 __all__ = ["ModelExecutor"]
 
 T = TypeVar("T")
-_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]"] | None
+_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, "asyncio.Future[Any]", float | None] | None
 
 
 def _deliver(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -29,6 +30,12 @@ def _deliver(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         future.set_result(value)
     else:
         future.set_exception(value)
+
+
+def _expired() -> Exception:
+    from .errors import DeadlineExceededError
+
+    return DeadlineExceededError("the request's deadline passed while it waited for the model; it was not computed.")
 
 
 class ModelExecutor:
@@ -57,7 +64,12 @@ class ModelExecutor:
             job = self._jobs.get()
             if job is None:
                 return
-            fn, args, loop, future = job
+            fn, args, loop, future, deadline = job
+            if future.done() or (deadline is not None and time.monotonic() >= deadline):
+                # cancelled, or expired while queued: never computed
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_deliver, future, False, _expired())
+                continue
             try:
                 result: Any = fn(*args)
                 ok = True
@@ -66,13 +78,14 @@ class ModelExecutor:
             with contextlib.suppress(RuntimeError):  # the loop closed while the call ran: nobody waits
                 loop.call_soon_threadsafe(_deliver, future, ok, result)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on one of the threads, awaited without blocking the event loop."""
+    async def run(self, fn: Callable[..., T], *args: Any, deadline: float | None = None) -> T:
+        """``fn(*args)`` on one of the threads, awaited without blocking the event loop; not called at all
+        when ``deadline`` (``time.monotonic()``) has passed by the time a thread takes it."""
         if not self._threads:
             self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((fn, args, loop, future))
+        self._jobs.put((fn, args, loop, future, deadline))
         return await future
 
     def shutdown(self, wait: bool = True) -> None:

@@ -55,6 +55,19 @@ class ServingMetrics:
             ["model"],
             registry=self.registry,
         )
+        self.shed = Counter(
+            "modelcapsule_shed_requests",
+            "Inference requests refused without computing them: reason overloaded (the model's queue was "
+            "full, 503) or deadline (it expired before the model ran it, 504).",
+            ["model", "reason"],
+            registry=self.registry,
+        )
+        self.queued = Gauge(
+            "modelcapsule_queued_requests",
+            "Inference requests waiting for or in a model call, by model (this worker).",
+            ["model"],
+            registry=self.registry,
+        )
         self._answered: dict[tuple[str, str, str, int], tuple[Any, Any]] = {}  # labelled children, made once
         self._in_flight: dict[str, Any] = {}
 

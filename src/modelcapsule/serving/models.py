@@ -110,6 +110,8 @@ class ModelEntry:
     is available (loaded and verified); a target that fails leaves the label where it was."""
     watched: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     """Labels that just moved: label → (new version, version it moved from), until the new one is judged."""
+    pending: int = 0
+    """Requests waiting for or in a model call now (counted only when ``config.max_queue`` is set)."""
 
     def available(self) -> list[LoadedVersion]:
         """Loaded versions, newest first."""

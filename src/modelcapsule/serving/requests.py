@@ -16,7 +16,7 @@ import numpy as np
 from ..types import Signature, TensorSpec
 from .errors import InvalidRequestError
 
-__all__ = ["InputCheck", "Inputs", "RequestValidator", "Table", "shape_text"]
+__all__ = ["InputCheck", "Inputs", "RequestValidator", "Table", "exact_cast", "shape_text"]
 
 
 def shape_text(shape: Sequence[int]) -> str:
@@ -74,18 +74,51 @@ def _to_array(value: Any, dtype: np.dtype[Any], field: str) -> np.ndarray[Any, A
                 raise InvalidRequestError(
                     f"{field} holds {_kind_name(arr)} values; expected numbers of dtype {dtype.name}."
                 )
-            if dtype.kind in "iub" and arr.dtype.kind == "f":
-                raise InvalidRequestError(
-                    f"{field} holds floating-point values; expected integers of dtype {dtype.name}."
-                )
-            return arr.astype(dtype, copy=False)
+            return exact_cast(arr, dtype, field, value)
         return np.asarray(value, dtype=dtype)
+    except InvalidRequestError:
+        raise
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidRequestError(
             f"{field} is not a rectangular array of {dtype.name} values ({exc}); send nested lists whose "
             "rows "
             "all have the same length."
         ) from None
+
+
+_EXACT = 2**53
+
+
+def exact_cast(arr: np.ndarray[Any, Any], dtype: np.dtype[Any], field: str, source: Any = None) -> np.ndarray[Any, Any]:
+    """``arr`` (read from the JSON lists ``source``) as ``dtype`` when no value changes: floats into
+    integers only when whole (JSON Schema's ``0.0`` is the integer 0), integers only within the target's
+    range; anything else is refused, never wrapped or truncated."""
+    if arr.dtype == dtype or dtype.kind not in "iu" or arr.dtype.kind not in "iuf" or not arr.size:
+        return arr.astype(dtype, copy=False)
+    info = np.iinfo(dtype)
+    if arr.dtype.kind == "f":  # rare: read again value by value, so that large integers stay exact
+        values = np.asarray(arr if source is None else source, dtype=object).ravel().tolist()
+        for i, x in enumerate(values):
+            if isinstance(x, float):
+                # a float names one integer only when whole and within 2**53 (JSON parsers read
+                # integers beyond 64 bits as floats)
+                if not (x.is_integer() and -_EXACT <= x <= _EXACT):
+                    raise InvalidRequestError(
+                        f"{field} holds floating-point values; expected integers of dtype {dtype.name} (got {x!r}).")
+                values[i] = int(x)
+        low, high = min(values), max(values)
+        if low < info.min or high > info.max:
+            raise InvalidRequestError(
+                f"{field} holds {low if low < info.min else high}, outside the range of {dtype.name} "
+                f"[{info.min}, {info.max}].")
+        return np.array(values, dtype=dtype).reshape(arr.shape)
+    low, high = arr.min(), arr.max()
+    if low < info.min or high > info.max:
+        raise InvalidRequestError(
+            f"{field} holds {low if low < info.min else high}, outside the range of {dtype.name} "
+            f"[{info.min}, {info.max}]."
+        )
+    return arr.astype(dtype)
 
 
 def _kind_name(arr: np.ndarray[Any, Any]) -> str:
@@ -201,7 +234,10 @@ def _to_column(values: Any, dtype_name: str, field: str) -> np.ndarray[Any, Any]
     except TypeError:
         return np.asarray(values, dtype=object)
     if dtype.kind in "biuf":
-        arr = values if isinstance(values, np.ndarray) else np.asarray(values)
+        try:
+            arr = values if isinstance(values, np.ndarray) else np.asarray(values)
+        except (ValueError, TypeError):
+            raise InvalidRequestError(f"{field} must be a flat list of {dtype.name} values.") from None
         if arr.dtype.kind in "US" or (arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr.ravel())):
             try:
                 return arr.astype(str).astype(dtype)

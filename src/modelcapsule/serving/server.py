@@ -49,6 +49,17 @@ class ServeSettings:
     max_restarts: int = 5
     """Dead workers replaced within ``restart_window_seconds`` before the server gives up (a crash loop)."""
     restart_window_seconds: float = 60.0
+    max_connections: int | None = None
+    """Concurrent HTTP connections (and gRPC calls) per worker past which requests get 503 (RESOURCE_EXHAUSTED)."""
+    read_timeout: float = 30.0
+    """Seconds a request may take to arrive whole (headers and body) before its connection is closed (0: none)."""
+    keep_alive_seconds: float = 30.0
+    """Idle keep-alive connections are closed after this long."""
+    tls_cert: Path | None = None
+    """PEM certificate chain: HTTPS and gRPC over TLS (with ``tls_key``)."""
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    """PEM CA bundle: clients must present a certificate it signed (mutual TLS)."""
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -103,16 +114,20 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
     if refresh:
         await dataplane.reconcile()
 
+    from .http_limits import guarded_protocol
+
     app = create_app(dataplane)
     config = uvicorn.Config(
         app,
         lifespan="on",
         access_log=False,
         log_level="warning",
-        http="httptools",
+        http=guarded_protocol(settings.read_timeout) if settings.read_timeout > 0 else "httptools",
         timeout_graceful_shutdown=int(GRACE_SECONDS),
-        timeout_keep_alive=30,
+        timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
+        limit_concurrency=settings.max_connections,
         loop="none",
+        **_uvicorn_tls(settings),
     )
     server = uvicorn.Server(config)
     _stop.server = server
@@ -120,15 +135,30 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
         return
     grpc_server: Any = None
     if settings.grpc_port is not None:
-        from .grpc.service import start_grpc_server
+        from .grpc.service import TlsFiles, start_grpc_server
 
-        grpc_server = await start_grpc_server(dataplane, settings.host, settings.grpc_port, shared=settings.workers > 1)
+        tls = None if settings.tls_cert is None or settings.tls_key is None else TlsFiles(
+            settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+        grpc_server = await start_grpc_server(dataplane, settings.host, settings.grpc_port, shared=settings.workers > 1,
+                                              max_calls=settings.max_connections, tls=tls)
     try:
         if not _stop.requested:
             await server.serve(sockets=[sock])
     finally:
         if grpc_server is not None:
             await grpc_server.stop(GRACE_SECONDS)
+
+
+def _uvicorn_tls(settings: ServeSettings) -> dict[str, Any]:
+    """uvicorn's TLS settings (none without a certificate; client certificates required with a client CA)."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return {}
+    import ssl
+
+    options: dict[str, Any] = {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+    if settings.tls_client_ca is not None:
+        options.update(ssl_ca_certs=str(settings.tls_client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
 
 
 class _StopSignal:

@@ -53,7 +53,8 @@ class Call:
 
     ``protocol`` is the metrics label (``v2``, ``tfserving``, ``seldon``, ``plain``, ``mlflow``,
     ``grpc``); ``model`` and ``version`` are filled in as the request reaches them; ``counted`` is set
-    once the request has been counted in the metrics, so that it never is twice."""
+    once the request has been counted in the metrics, so that it never is twice; ``deadline`` comes from
+    the gRPC deadline or REST's ``X-Request-Timeout``."""
 
     protocol: str
     request_id: str
@@ -61,6 +62,8 @@ class Call:
     version: str = ""
     counted: bool = False
     start: float = field(default_factory=time.perf_counter)
+    deadline: float | None = None
+    """``time.monotonic()`` past which the request is not computed any more (None: no deadline)."""
 
 
 @dataclass(frozen=True, slots=True)

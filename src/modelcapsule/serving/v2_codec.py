@@ -20,7 +20,7 @@ from ..types import TensorSpec
 from .dtypes import numpy_to_v2, v2_to_numpy
 from .errors import InvalidRequestError
 from .models import LoadedVersion
-from .requests import shape_text
+from .requests import exact_cast, shape_text
 from .transport import server_version
 
 __all__ = [
@@ -69,7 +69,9 @@ def decode_data(data: Any, datatype: str, shape: tuple[int, ...], field: str) ->
             arr = np.asarray(data)
             if arr.dtype.kind not in "biuf":
                 raise InvalidRequestError(f"{field} data holds non-numeric values; datatype {datatype} needs numbers.")
-            arr = arr.astype(dtype, copy=False)
+            arr = exact_cast(arr, dtype, field, data)
+    except InvalidRequestError:
+        raise
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidRequestError(f"{field} data is not a rectangular array of {datatype} values ({exc}).") from None
     _check_count(arr.size, shape, field)

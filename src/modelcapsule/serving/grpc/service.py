@@ -10,11 +10,15 @@ read by default.
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
 
+from ..auth import GRPC_HEALTH
 from ..dataplane import DataPlane
 from ..errors import InvalidRequestError, ModelFailedError, ServingError
 from ..models import LoadedVersion
@@ -23,7 +27,7 @@ from ..v2_codec import decode_binary, decode_data, encode_binary, model_metadata
 from . import grpc_service_pb2 as pb
 from . import grpc_service_pb2_grpc as pb_grpc
 
-__all__ = ["InferenceServicer", "start_grpc_server"]
+__all__ = ["InferenceServicer", "TlsFiles", "start_grpc_server"]
 
 log = logging.getLogger("modelcapsule.serving")
 
@@ -95,6 +99,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request: Any, context: Any) -> Any:
         call = Call("grpc", request.id or new_request_id())
+        remaining = context.time_remaining()
+        if remaining is not None:  # the client's deadline
+            call.deadline = time.monotonic() + remaining
 
         async def decode(loaded: LoadedVersion) -> Decoded:
             return Decoded(self._inputs(request), [o.name for o in request.outputs])
@@ -136,7 +143,41 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return raw
 
 
-async def start_grpc_server(dataplane: DataPlane, host: str, port: int, *, shared: bool = False) -> grpc.aio.Server:
+class _TokenCheck(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Refuses calls without an accepted bearer token in the ``authorization`` metadata (health calls
+    exempt unless the tokens protect them too)."""
+
+    def __init__(self, tokens: Any) -> None:
+        self.tokens = tokens
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        if not self.tokens.protect_health and details.method in GRPC_HEALTH:
+            return await continuation(details)
+        metadata = dict(details.invocation_metadata or ())
+        try:
+            self.tokens.check(metadata.get("authorization"))
+        except ServingError as exc:
+            code, message = grpc.StatusCode[exc.status.value], str(exc)
+
+            async def refuse(request: Any, context: Any) -> Any:
+                await context.abort(code, message)
+
+            return grpc.unary_unary_rpc_method_handler(refuse)
+        return await continuation(details)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of the server's certificate chain and key, and (mutual TLS) the CA its clients' certificates
+    must chain to."""
+
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+
+async def start_grpc_server(dataplane: DataPlane, host: str, port: int, *, shared: bool = False,
+                            max_calls: int | None = None, tls: TlsFiles | None = None) -> grpc.aio.Server:
     """Start serving V2 gRPC on ``host:port`` (in the running event loop); returns the server.
 
     ``shared``: several workers listen on the port (``SO_REUSEPORT``); otherwise a port already in use
@@ -147,11 +188,21 @@ async def start_grpc_server(dataplane: DataPlane, host: str, port: int, *, share
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", max(limit, 64 << 20)),
             ("grpc.so_reuseport", 1 if shared else 0),
-        ]
+        ],
+        maximum_concurrent_rpcs=max_calls,
+        interceptors=[_TokenCheck(dataplane.options.tokens)] if dataplane.options.tokens is not None else None,
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(dataplane), server)  # type: ignore[no-untyped-call]
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        if tls is None:
+            bound = server.add_insecure_port(f"{host}:{port}")
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.key.read_bytes(), tls.cert.read_bytes())],
+                root_certificates=tls.client_ca.read_bytes() if tls.client_ca else None,
+                require_client_auth=tls.client_ca is not None,
+            )
+            bound = server.add_secure_port(f"{host}:{port}", credentials)
     except RuntimeError:  # grpcio reports a port in use this way
         bound = 0
     if bound == 0:

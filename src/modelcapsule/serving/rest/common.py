@@ -11,6 +11,7 @@ wrapper counts the other requests (metadata, status, health) the same way.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -18,12 +19,20 @@ from typing import Any
 
 import numpy as np
 import orjson
-from starlette.requests import Request
+from starlette.convertors import Convertor, register_url_convertor
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from ..dataplane import DataPlane
-from ..errors import InvalidRequestError, ModelFailedError, PayloadTooLargeError, ServingError, Status
+from ..errors import (
+    InvalidRequestError,
+    ModelFailedError,
+    OverloadedError,
+    PayloadTooLargeError,
+    ServingError,
+    Status,
+)
 from ..transport import Call, new_request_id
 
 __all__ = [
@@ -34,6 +43,7 @@ __all__ = [
     "RouteFactory",
     "endpoint",
     "json_response",
+    "model_param",
     "parse_json",
     "read_body",
     "read_json",
@@ -60,6 +70,21 @@ class RestProtocol:
 
     name: str
     routes: RouteFactory
+
+
+class NameConvertor(Convertor[str]):
+    """``{model:name}``: a path segment without ``:`` (TF Serving puts ``:predict`` right after the name)."""
+
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("name", NameConvertor())
 
 
 class JSONBytes(Response):
@@ -99,13 +124,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(
-                f"the request body is over the server's limit of {limit:,} bytes (raise it with --max-body-bytes)."
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"the request body is over the server's limit of {limit:,} bytes (raise it with --max-body-bytes)."
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise InvalidRequestError("the client went away (or was too slow) before its body arrived.") from None
     return b"".join(chunks)
 
 
@@ -127,17 +155,57 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     return doc
 
 
+def model_param(request: Request) -> str | None:
+    """The model a route without one in its path is asked for: ``?model=NAME`` (given once, not empty),
+    or None for the only served model."""
+    values = request.query_params.getlist("model")
+    if not values:
+        return None
+    if len(values) > 1 or not values[0]:
+        raise InvalidRequestError(f"give the model once, as ?model=NAME (got {values!r}).")
+    return values[0]
+
+
+TIMEOUT_HEADER = "x-request-timeout"
+"""Seconds the client waits for the answer; a request still waiting for the model after that is never
+computed (504)."""
+
+
+def _deadline(value: str, start: float) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise InvalidRequestError(f"X-Request-Timeout must be a positive number of seconds, not {value!r}.")
+    # Call.start is perf_counter time; deadlines are compared with time.monotonic()
+    return time.monotonic() + seconds - (time.perf_counter() - start)
+
+
 def endpoint(
     dataplane: DataPlane, protocol: str, error: ErrorShape, handler: Handler
 ) -> Callable[[Request], Awaitable[Response]]:
     """Wrap ``handler`` with error mapping, request ids, metrics and the access log."""
 
+    tokens = dataplane.options.tokens
+
     async def wrapped(request: Request) -> Response:
-        call = Call(protocol, request.headers.get("x-request-id") or new_request_id())
+        headers = request.headers
+        call = Call(protocol, headers.get("x-request-id") or new_request_id())
         try:
+            if tokens is not None and not tokens.exempt(request.scope["path"]):
+                tokens.check(headers.get("authorization"))
+            timeout = headers.get(TIMEOUT_HEADER)
+            if timeout is not None:
+                call.deadline = _deadline(timeout, call.start)
             response = await handler(request, call)
+        except OverloadedError as exc:
+            response = error(str(exc), exc.status)
+            response.headers["retry-after"] = str(exc.retry_after)
         except ServingError as exc:
             response = error(str(exc), exc.status)
+            if exc.status is Status.UNAUTHENTICATED:
+                response.headers["www-authenticate"] = "Bearer"
         except Exception:
             log.exception("request %s (%s %s) failed", call.request_id, request.method, request.url.path)
             response = error(str(ModelFailedError(call.request_id)), Status.INTERNAL)

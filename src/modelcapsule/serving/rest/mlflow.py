@@ -15,12 +15,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from .. import schemas
 from ..dataplane import DataPlane
 from ..errors import InvalidRequestError, Status
 from ..models import LoadedVersion
-from ..openapi import JSON_BODY, ApiRoute
+from ..openapi import ApiRoute
 from ..transport import Decoded, server_version
-from .common import Call, RestProtocol, endpoint, json_response, parse_json, read_body, to_list
+from .common import Call, RestProtocol, endpoint, json_response, model_param, parse_json, read_body, to_list
 from .tabular import from_records, from_rows
 
 __all__ = ["PROTOCOLS", "routes"]
@@ -113,7 +114,7 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
             content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
             return _decode(loaded, body, content_type)
 
-        done = await dataplane.infer(call, decode, request.query_params.get("model") or None)
+        done = await dataplane.infer(call, decode, model_param(request))
         return json_response({"predictions": to_list(next(iter(done.outputs.values())))})
 
     async def ping(request: Request, call: Call) -> Response:
@@ -127,13 +128,51 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
                         tag="MLflow", **kw)
 
     return [
-        route("/invocations", invocations, ["POST"], "MLflow scoring (JSON or CSV)", body=_SCORING_BODY),
-        route("/ping", ping, ["GET"], "MLflow health"),
-        route("/health", ping, ["GET"], "MLflow health"),
-        route("/version", version, ["GET"], "Server version"),
+        route("/invocations", invocations, ["POST"], "MLflow scoring (JSON or CSV)", request=_request,
+              answer=_answer, errors=ERROR_SCHEMA, statuses=(400, 404, 413, 500, 503), query_model=True,
+              applies=lambda loaded: schemas.single_input(loaded) is not None,
+              description="A `text/csv` body with a header row is also taken."),
+        route("/ping", ping, ["GET"], "MLflow health", **_PLAIN_TEXT),
+        route("/health", ping, ["GET"], "MLflow health", **_PLAIN_TEXT),
+        route("/version", version, ["GET"], "Server version", answer={"type": "string"}, answer_type="text/plain",
+              statuses=()),
     ]
 
 
-_SCORING_BODY = {**JSON_BODY, "text/csv": {"schema": {"type": "string"}}}
+ERROR_SCHEMA = {"type": "object", "properties": {"error_code": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["error_code", "message"]}
+_PLAIN_TEXT: dict[str, Any] = {"answer": {"type": "string"}, "answer_type": "text/plain", "statuses": (503,),
+                               "public": True,
+                               "errors": None}
+
+
+def _request(loaded: LoadedVersion) -> dict[str, Any]:
+    """Exactly one of the scoring keys, read by ``loaded``'s input (columns for a DataFrame model)."""
+    spec = schemas.single_input(loaded)
+    assert spec is not None
+    rows = schemas.batch(spec)
+    if spec.columns is not None:
+        split: dict[str, Any] = {"type": "object", "properties": {
+            "columns": {"enum": [None, [c.name for c in spec.columns]]}, "data": rows}, "required": ["data"]}
+        records = schemas.records(spec)
+        values: dict[str, Any] = {"anyOf": [rows, records]}
+    else:
+        split = {"type": "object", "properties": {"data": rows}, "required": ["data"]}
+        width = spec.shape[1] if len(spec.shape) == 2 and spec.shape[1] > 0 else 1
+        item = schemas.element(spec.dtype)
+        one = {"type": "object", "additionalProperties": item, "minProperties": width, "maxProperties": width}
+        records = {"type": "array", "items": one, "minItems": 1}
+        values = rows
+    shapes = {"dataframe_split": split, "dataframe_records": records, "instances": values, "inputs": values}
+    return {"anyOf": [
+        {"type": "object", "properties": {key: schema}, "required": [key],
+         "not": {"anyOf": [{"required": [other]} for other in _KEYS if other != key]}}
+        for key, schema in shapes.items()
+    ]}
+
+
+def _answer(loaded: LoadedVersion) -> dict[str, Any]:
+    return {"type": "object", "properties": {"predictions": schemas.output_values(loaded)},
+            "required": ["predictions"]}
 
 PROTOCOLS = (RestProtocol("mlflow", routes),)

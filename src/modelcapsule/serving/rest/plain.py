@@ -12,13 +12,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .. import schemas
 from ..dataplane import DataPlane
 from ..errors import InvalidRequestError, Status
 from ..models import LoadedVersion
 from ..openapi import ApiRoute
 from ..transport import Decoded, Decoder
 from . import seldon_message
-from .common import Call, RestProtocol, endpoint, json_response, read_json, to_list
+from .common import Call, RestProtocol, endpoint, json_response, model_param, read_json, to_list
 from .tabular import from_records, from_rows
 
 __all__ = ["PROTOCOLS", "routes"]
@@ -47,7 +48,7 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
 
     async def predict(request: Request, call: Call) -> Response:
         doc = await read_json(request, limit)
-        model = request.query_params.get("model") or None
+        model = model_param(request)
         if "data" in doc:
             call.protocol = "seldon"
             message = seldon_message.SeldonRequest(doc)
@@ -65,8 +66,33 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
 
     return [
         ApiRoute("/predict", endpoint(dataplane, "plain", _error, predict), methods=["POST"],
-                 summary="Plain recipe {inputs} or Seldon {data}", tag="Plain / Seldon")
+                 summary="Plain recipe {inputs} or Seldon {data}", tag="Plain / Seldon",
+                 request=_request, answer=_answer, errors={"anyOf": [ERROR_SCHEMA, seldon_message.ERROR_SCHEMA]},
+                 statuses=(400, 404, 413, 500, 503), applies=_applies, query_model=True)
     ]
+
+
+ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+
+
+def _applies(loaded: LoadedVersion) -> bool:
+    return schemas.single_input(loaded) is not None
+
+
+def _request(loaded: LoadedVersion) -> dict[str, Any]:
+    """The recipe's body (rows, or records for a DataFrame model), or Seldon's message."""
+    spec = schemas.single_input(loaded)
+    assert spec is not None
+    rows = schemas.records(spec) if spec.columns is not None else schemas.batch(spec)
+    plain = {"type": "object", "properties": {"inputs": rows}, "required": ["inputs"],
+             "not": {"required": ["data"]}}
+    return {"anyOf": [plain, seldon_message.request_schema(loaded)]}
+
+
+def _answer(loaded: LoadedVersion) -> dict[str, Any]:
+    plain = {"type": "object", "properties": {"prediction": schemas.output_values(loaded)},
+             "required": ["prediction"]}
+    return {"anyOf": [plain, seldon_message.answer_schema(loaded)]}
 
 
 PROTOCOLS = (RestProtocol("plain", routes),)

@@ -10,8 +10,8 @@ from starlette.responses import Response
 
 from ..dataplane import DataPlane
 from ..openapi import ApiRoute
-from .common import Call, RestProtocol, endpoint, read_json
-from .seldon_message import SeldonRequest, error
+from .common import Call, RestProtocol, endpoint, model_param, read_json
+from .seldon_message import ERROR_SCHEMA, SeldonRequest, answer_schema, error, request_schema
 
 __all__ = ["PROTOCOLS", "routes"]
 
@@ -22,11 +22,14 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
 
     async def predictions(request: Request, call: Call) -> Response:
         message = SeldonRequest(await read_json(request, limit))
-        return message.answer(await dataplane.infer(call, message.decode, request.query_params.get("model") or None))
+        return message.answer(await dataplane.infer(call, message.decode, model_param(request)))
 
     return [
         ApiRoute("/api/v1.0/predictions", endpoint(dataplane, "seldon", error, predictions), methods=["POST"],
-                 summary="Seldon prediction", tag="Plain / Seldon")
+                 summary="Seldon prediction", tag="Plain / Seldon",
+                 request=request_schema, answer=answer_schema, errors=ERROR_SCHEMA, statuses=(400, 404, 413, 500, 503),
+                 applies=lambda loaded: loaded.signature is None or len(loaded.signature.inputs) == 1,
+                 query_model=True)
     ]
 
 

@@ -17,13 +17,49 @@ from typing import Any
 import numpy as np
 from starlette.responses import Response
 
+from .. import schemas
 from ..errors import InvalidRequestError, Status
 from ..models import LoadedVersion
 from ..transport import Decoded, Inference
 from .common import json_response, to_list
 from .tabular import from_rows
 
-__all__ = ["SeldonRequest", "error"]
+__all__ = ["ERROR_SCHEMA", "SeldonRequest", "answer_schema", "error", "request_schema"]
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"status": {"type": "object", "properties": {
+        "code": {"type": "integer"}, "info": {"type": "string"}, "reason": {"type": "string"},
+        "status": {"const": "FAILURE"}}, "required": ["code", "info", "reason", "status"]}},
+    "required": ["status"],
+}
+
+
+def request_schema(loaded: LoadedVersion) -> dict[str, Any]:
+    """Seldon's message for ``loaded``: ``data.ndarray`` rows (``names``: the DataFrame's columns, in
+    order). ``data.tensor`` {shape, values} is also taken."""
+    spec = loaded.signature.inputs[0] if loaded.signature and loaded.signature.inputs else None
+    data: dict[str, Any] = {"type": "object", "required": ["ndarray"]}
+    if spec is not None:
+        data["properties"] = {"ndarray": schemas.batch(spec), "names": {"type": ["array", "null"]}}
+        if spec.columns is not None:
+            data["properties"]["names"] = {"enum": [None, [c.name for c in spec.columns]]}
+    return {"type": "object", "properties": {"data": data}, "required": ["data"]}
+
+
+def answer_schema(loaded: LoadedVersion) -> dict[str, Any]:
+    """Seldon's answer: the class probabilities (``names``: the classes) or the predictions."""
+    output = "predict_proba" if _has_proba(loaded) else None
+    return {
+        "type": "object",
+        "properties": {
+            "data": {"type": "object", "properties": {"names": {"type": "array", "items": {"type": "string"}},
+                                                      "ndarray": schemas.output_values(loaded, output)},
+                     "required": ["names"]},
+            "meta": {"type": "object"},
+        },
+        "required": ["data", "meta"],
+    }
 
 
 def error(message: str, status: Status) -> Response:

@@ -11,7 +11,6 @@ signature of its own, named after its method (``"signature_name": "predict_proba
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -19,41 +18,114 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ...types import TensorSpec
+from .. import schemas
 from ..dataplane import DataPlane
 from ..dtypes import numpy_to_tf
 from ..errors import InvalidRequestError, ModelNotFoundError, Status, UnsupportedMethodError
 from ..models import LoadedVersion, State
-from ..openapi import JSON_BODY, ApiRoute, Operation
+from ..openapi import ApiRoute
 from ..transport import Decoded
 from .common import Call, RestProtocol, endpoint, json_response, read_json, to_list
 
 __all__ = ["PROTOCOLS", "routes"]
 
 DEFAULT_SIGNATURE = "serving_default"
-_PATH = re.compile(
-    r"^(?P<model>[^/:]+)(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
-    r"(?P<tail>/metadata|:predict|:classify|:regress)?$"
-)
 _TAG = "TF Serving"
 _PREFIXES = (
     ("/v1/models/{model}", ""),
     ("/v1/models/{model}/versions/{version}", " (one version)"),
     ("/v1/models/{model}/labels/{label}", " (a labelled version)"),
 )
-_GETS = (("", "Model version status"), ("/metadata", "Signature definitions"))
 _POSTS = ((":predict", "Predict (instances or inputs)"), (":classify", "Classify examples"),
           (":regress", "Regress examples"))
+ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_STATUS = {
+    "type": "object",
+    "properties": {"model_version_status": {"type": "array", "items": {
+        "type": "object",
+        "properties": {"version": {"type": "string"}, "state": {"enum": [s.value for s in State]},
+                       "status": {"type": "object", "properties": {"error_code": {"type": "string"},
+                                                                   "error_message": {"type": "string"}}}},
+        "required": ["version", "state", "status"]}}},
+    "required": ["model_version_status"],
+}
+_METADATA = {
+    "type": "object",
+    "properties": {"model_spec": {"type": "object"}, "metadata": {"type": "object"}},
+    "required": ["model_spec", "metadata"],
+}
 
 
-def _operations(method: str) -> list[Operation]:
-    """What the one pattern route ``/v1/models/{rest:path}`` answers, operation by operation."""
-    tails = _GETS if method == "GET" else _POSTS
-    body = JSON_BODY if method == "POST" else None
-    return [
-        Operation(prefix + tail, method.lower(), summary + which, _TAG, body)
-        for prefix, which in _PREFIXES
-        for tail, summary in tails
-    ]
+def _predict_schema(loaded: LoadedVersion) -> dict[str, Any]:
+    """``:predict`` in the row format, for ``loaded``'s inputs (``inputs``, the columnar one, is also taken)."""
+    sig = loaded.signature
+    outputs = list(sig.outputs) if sig else []
+    body: dict[str, Any] = {"type": "object", "required": ["instances"], "not": {"required": ["inputs"]}}
+    if sig is None:
+        return body
+    spec = schemas.single_input(loaded)
+    if spec is None:
+        instances: dict[str, Any] = {"type": "array", "minItems": 1, "items": {
+            "type": "object", "properties": {s.name: schemas.row(s) for s in sig.inputs},
+            "required": [s.name for s in sig.inputs], "additionalProperties": False}}
+    elif spec.columns is not None:
+        instances = schemas.records(spec)
+    else:
+        instances = schemas.batch(spec)
+    body["properties"] = {
+        "instances": instances,
+        "signature_name": {"enum": [None, "", DEFAULT_SIGNATURE, *[o.name for o in outputs]]},
+    }
+    return body
+
+
+def _predict_answer(loaded: LoadedVersion) -> dict[str, Any]:
+    sig = loaded.signature
+    values = [schemas.output_values(loaded, o.name) for o in sig.outputs] if sig and sig.outputs else [{}]
+    return {"type": "object", "properties": {"predictions": {"anyOf": values}}, "required": ["predictions"]}
+
+
+def _width(loaded: LoadedVersion) -> int:
+    """The number of features of an example (-1: the model cannot take examples)."""
+    spec = schemas.single_input(loaded)
+    if spec is None:
+        return -1
+    if spec.columns is not None:
+        return len(spec.columns)
+    return spec.shape[1] if len(spec.shape) == 2 and spec.shape[1] > 0 else -1
+
+
+def _examples_schema(loaded: LoadedVersion) -> dict[str, Any]:
+    spec = schemas.single_input(loaded)
+    assert spec is not None
+    if spec.columns is not None:
+        example = schemas.record_schema(spec)
+    else:
+        width = _width(loaded)
+        example = {"type": "object", "additionalProperties": schemas.element(spec.dtype),
+                   "minProperties": width, "maxProperties": width}
+    return {"type": "object", "properties": {"examples": {"type": "array", "items": example, "minItems": 1}},
+            "required": ["examples"]}
+
+
+def _can_classify(loaded: LoadedVersion) -> bool:
+    return _width(loaded) > 0 and "predict_proba" in loaded.validator.output_names and bool(loaded.classes)
+
+
+def _can_regress(loaded: LoadedVersion) -> bool:
+    return _width(loaded) > 0 and not loaded.classes and bool(loaded.validator.output_names)
+
+
+_CLASSIFY_ANSWER = {"type": "object", "required": ["result"], "properties": {"result": {
+    "type": "array", "items": {"type": "array", "items": {
+        "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": ["string", "number", "null"]}}}}}}
+_REGRESS_ANSWER = {"type": "object", "required": ["result"], "properties": {"result": {
+    "type": "array", "items": {"type": ["number", "null"]}}}}
+_DOCS: dict[str, tuple[Any, Any, Any]] = {
+    ":predict": (_predict_schema, _predict_answer, None),
+    ":classify": (_examples_schema, _CLASSIFY_ANSWER, _can_classify),
+    ":regress": (_examples_schema, _REGRESS_ANSWER, _can_regress),
+}
 
 
 def _error(message: str, status: Status) -> Response:
@@ -196,45 +268,38 @@ _REQUESTS = {":predict": _predict_request, ":classify": _classify_request, ":reg
 
 
 def routes(dataplane: DataPlane) -> list[ApiRoute]:
-    """The TF Serving REST routes, bound to ``dataplane``."""
+    """The TF Serving REST routes, bound to ``dataplane``: one route per path form and operation, so that a
+    wrong method is a 405 naming the right one."""
     limit = dataplane.options.max_body_bytes
 
-    def parse(request: Request, call: Call) -> re.Match[str]:
-        match = _PATH.match(request.path_params["rest"])
-        if match is None:
-            raise ModelNotFoundError(
-                f"no TF Serving route {request.url.path!r}; use /v1/models/NAME[/versions/N|/labels/L]"
-                "[/metadata|:predict|:classify|:regress]."
-            )
-        call.model = match["model"]
-        return match
-
-    def resolve(match: re.Match[str], call: Call) -> LoadedVersion:
-        loaded = dataplane.resolve(match["model"], match["version"], match["label"])
+    def resolve(request: Request, call: Call) -> LoadedVersion:
+        params = request.path_params
+        call.model = params["model"]
+        loaded = dataplane.resolve(params["model"], params.get("version"), params.get("label"))
         call.version = loaded.version_text
         return loaded
 
-    async def get(request: Request, call: Call) -> Response:
-        match = parse(request, call)
-        if match["tail"] == "/metadata":
-            loaded = resolve(match, call)
-            return json_response(
-                {
-                    "model_spec": {"name": loaded.name, "signature_name": "", "version": loaded.version_text},
-                    "metadata": {"signature_def": {"signature_def": signature_def(loaded)}},
-                }
-            )
-        if match["tail"] is not None:
-            raise InvalidRequestError(f"{match['tail']} takes POST, not GET.")
-        entry = dataplane.entry(match["model"])
-        statuses = dataplane.statuses(match["model"])
-        if match["label"] is not None:
-            statuses = [s for s in statuses if s.version == resolve(match, call).version]
-        elif match["version"] is not None:
-            statuses = [s for s in statuses if str(s.version) == match["version"]]
+    async def metadata(request: Request, call: Call) -> Response:
+        loaded = resolve(request, call)
+        return json_response(
+            {
+                "model_spec": {"name": loaded.name, "signature_name": "", "version": loaded.version_text},
+                "metadata": {"signature_def": {"signature_def": signature_def(loaded)}},
+            }
+        )
+
+    async def status(request: Request, call: Call) -> Response:
+        params = request.path_params
+        call.model = params["model"]
+        entry = dataplane.entry(params["model"])
+        statuses = dataplane.statuses(params["model"])
+        if "label" in params:
+            statuses = [s for s in statuses if s.version == resolve(request, call).version]
+        elif "version" in params:
+            statuses = [s for s in statuses if str(s.version) == params["version"]]
             if not statuses:
                 raise ModelNotFoundError(
-                    f"model {entry.name!r} has no version {match['version']}; it has {sorted(entry.versions)}."
+                    f"model {entry.name!r} has no version {params['version']}; it has {sorted(entry.versions)}."
                 )
         return json_response(
             {
@@ -252,38 +317,55 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
             }
         )
 
-    async def post(request: Request, call: Call) -> Response:
-        match = parse(request, call)
-        tail = match["tail"]
-        if tail not in _REQUESTS:
-            raise InvalidRequestError("POST goes to :predict, :classify or :regress.")
+    def post(tail: str) -> Any:
         read = _REQUESTS[tail]
-        doc: dict[str, Any] = {}
 
-        async def decode(loaded: LoadedVersion) -> Decoded:
-            nonlocal doc
-            doc = await read_json(request, limit)
-            return read(loaded, doc)
+        async def handler(request: Request, call: Call) -> Response:
+            params = request.path_params
+            call.model = params["model"]
+            doc: dict[str, Any] = {}
 
-        done = await dataplane.infer(call, decode, match["model"], match["version"], match["label"])
-        if tail == ":classify":
-            labels = [str(c) for c in done.loaded.classes or ()]
-            proba = done.outputs["predict_proba"]
-            return json_response(
-                {"result": [[[lab, float(p)] for lab, p in zip(labels, row, strict=True)] for row in proba]}
-            )
-        out = next(iter(done.outputs.values()))
-        if tail == ":regress":
-            column = np.asarray(out, dtype=float).reshape(len(out), -1)[:, 0]
-            return json_response({"result": [float(v) for v in column]})
-        value = to_list(out)
-        return json_response({"predictions": value} if "instances" in doc else {"outputs": value})
+            async def decode(loaded: LoadedVersion) -> Decoded:
+                nonlocal doc
+                doc = await read_json(request, limit)
+                return read(loaded, doc)
 
-    def route(method: str, handler: Any) -> ApiRoute:
-        return ApiRoute("/v1/models/{rest:path}", endpoint(dataplane, "tfserving", _error, handler), methods=[method],
-                        summary="", tag=_TAG, operations=_operations(method))
+            done = await dataplane.infer(call, decode, params["model"], params.get("version"), params.get("label"))
+            if tail == ":classify":
+                labels = [str(c) for c in done.loaded.classes or ()]
+                proba = done.outputs["predict_proba"]
+                return json_response(
+                    {"result": [[[lab, float(p)] for lab, p in zip(labels, row, strict=True)] for row in proba]}
+                )
+            out = next(iter(done.outputs.values()))
+            if tail == ":regress":
+                column = np.asarray(out, dtype=float).reshape(len(out), -1)[:, 0]
+                return json_response({"result": [float(v) for v in column]})
+            value = to_list(out)
+            return json_response({"predictions": value} if "instances" in doc else {"outputs": value})
 
-    return [route("GET", get), route("POST", post)]
+        return handler
+
+    found: list[ApiRoute] = []
+    for prefix, which in _PREFIXES:
+        path = prefix.replace("{model}", "{model:name}").replace("{version}", "{version:name}")
+        path = path.replace("{label}", "{label:name}")
+        found.append(_route(dataplane, path, "GET", status, "Model version status" + which, _STATUS))
+        found.append(_route(dataplane, path + "/metadata", "GET", metadata, "Signature definitions" + which,
+                            _METADATA))
+        for tail, summary in _POSTS:
+            found.append(_route(dataplane, path + tail, "POST", post(tail), summary + which, None, tail))
+    return found
+
+
+def _route(dataplane: DataPlane, path: str, method: str, handler: Any, summary: str, answer: Any,
+           tail: str = "") -> ApiRoute:
+    extra: dict[str, Any] = {}
+    if tail:
+        request, answer, applies = _DOCS[tail]
+        extra = {"request": request, "applies": applies, "statuses": (400, 404, 413, 500, 503)}
+    return ApiRoute(path, endpoint(dataplane, "tfserving", _error, handler), methods=[method], summary=summary,
+                    tag=_TAG, answer=answer, errors=ERROR_SCHEMA, **extra)
 
 
 PROTOCOLS = (RestProtocol("tfserving", routes),)

@@ -19,7 +19,8 @@ from starlette.responses import Response
 from ..dataplane import DataPlane
 from ..errors import InvalidRequestError, ModelNotReadyError, Status
 from ..models import LoadedVersion
-from ..openapi import JSON_BODY, ApiRoute
+from ..openapi import ApiRoute
+from ..schemas import v2_infer_request, v2_infer_response
 from ..transport import Decoded
 from ..v2_codec import (
     decode_binary,
@@ -38,7 +39,24 @@ __all__ = ["PROTOCOLS", "decode_inputs", "encode_outputs", "routes"]
 
 HEADER_LENGTH = "inference-header-content-length"
 _TAG = "V2"
-_INFER_BODY = {**JSON_BODY, "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_TENSOR_META = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "datatype": {"type": "string"},
+                   "shape": {"type": "array", "items": {"type": "integer"}}},
+    "required": ["name", "datatype", "shape"],
+}
+_MODEL_META = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
+                   "platform": {"type": "string"}, "inputs": {"type": "array", "items": _TENSOR_META},
+                   "outputs": {"type": "array", "items": _TENSOR_META}},
+    "required": ["name", "platform", "inputs", "outputs"],
+}
+_INFER_NOTE = (
+    "Documented one row at a time (JSON Schema cannot tie `data` to `shape`); any number of rows is "
+    "accepted, as is the binary tensor extension (`Inference-Header-Content-Length`)."
+)
 
 
 def _error(message: str, status: Status) -> Response:
@@ -103,13 +121,23 @@ def encode_outputs(
     return tensors, chunks
 
 
+_INFER_STATUSES = (400, 404, 413, 500, 503)
+_READY = {"type": "object", "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
+          "required": ["name", "ready"]}
+_LIVE = {"type": "object", "properties": {"live": {"type": "boolean"}}, "required": ["live"]}
+_READY_ALL = {"type": "object", "properties": {"ready": {"type": "boolean"}}, "required": ["ready"]}
+_SERVER_META = {"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                                                 "extensions": {"type": "array", "items": {"type": "string"}}},
+                "required": ["name", "version", "extensions"]}
+
+
 def routes(dataplane: DataPlane) -> list[ApiRoute]:
     """The V2 REST routes, bound to ``dataplane``."""
     limit = dataplane.options.max_body_bytes
 
     def route(path: str, handler: Any, methods: list[str], summary: str, **kw: Any) -> ApiRoute:
         return ApiRoute(path, endpoint(dataplane, "v2", _error, handler), methods=methods, summary=summary, tag=_TAG,
-                        **kw)
+                        **{"errors": ERROR_SCHEMA, **kw})
 
     async def server(request: Request, call: Call) -> Response:
         return json_response(server_metadata())
@@ -177,15 +205,19 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
     paths = []
     for prefix, which in (("/v2/models/{model}", "Model"), ("/v2/models/{model}/versions/{version}", "Model version")):
         paths += [
-            route(prefix, metadata, ["GET"], f"{which} metadata"),
-            route(prefix + "/ready", model_ready, ["GET"], f"{which} readiness"),
+            route(prefix, metadata, ["GET"], f"{which} metadata", answer=_MODEL_META),
+            route(prefix + "/ready", model_ready, ["GET"], f"{which} readiness", answer=_READY,
+                  errors={"anyOf": [ERROR_SCHEMA, _READY]}),
             route(prefix + "/infer", infer, ["POST"], f"Inference on the {which.lower()} (JSON or binary tensors)",
-                  body=_INFER_BODY),
+                  request=v2_infer_request, answer=v2_infer_response, statuses=_INFER_STATUSES,
+                  description=_INFER_NOTE),
         ]
     return [
-        route("/v2", server, ["GET"], "Server metadata"),
-        route("/v2/health/live", live, ["GET"], "Liveness"),
-        route("/v2/health/ready", ready, ["GET"], "Readiness"),
+        route("/v2", server, ["GET"], "Server metadata", answer=_SERVER_META, statuses=()),
+        route("/v2/health/live", live, ["GET"], "Liveness", answer=_LIVE, statuses=(503,), errors=_LIVE,
+              public=True),
+        route("/v2/health/ready", ready, ["GET"], "Readiness", answer=_READY_ALL, statuses=(503,), public=True,
+              errors=_READY_ALL),
         *paths,
     ]
 
@@ -206,6 +238,8 @@ async def _read_request(request: Request, limit: int) -> tuple[dict[str, Any], d
     doc = parse_json(view[:split])
     if not isinstance(doc, dict):
         raise InvalidRequestError("the inference request must be a JSON object with 'inputs'.")
+    if not isinstance(doc.get("id", ""), str):
+        raise InvalidRequestError(f"'id' must be a string, not {doc['id']!r}.")
     raw, used = decode_inputs(doc, view[split:])
     if used != len(body) - split:
         raise InvalidRequestError(
