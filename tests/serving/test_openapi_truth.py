@@ -110,35 +110,39 @@ expected-statuses = ["2xx", "3xx", "4xx", "504"]
 """
 
 
-def _schemathesis(server: Server, workdir: Path) -> subprocess.CompletedProcess[str]:
+def _schemathesis(server: Server, workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     (workdir / "schemathesis.toml").write_text(CONFIG)
     exe = shutil.which("schemathesis") or shutil.which("st")
     command = [exe] if exe else [sys.executable, "-m", "schemathesis.cli"]
     return subprocess.run(
         [*command, "run", f"{server.url}/openapi.json", "--checks", "all", "--max-examples", "8", "--seed", "7",
-         "--generation-database", ":memory:", "--request-timeout", "10", "--no-color"],
+         "--generation-database", ":memory:", "--request-timeout", "10", "--no-color", *extra],
         cwd=workdir, capture_output=True, text=True, timeout=240, check=False,
     )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("several", [True, False], ids=["several-models", "one-model"])
+@pytest.mark.parametrize("setup", ["several-models", "one-model", "with-tokens"])
 def test_schemathesis_finds_nothing(
     models: Models,
     tolerant_mixed: Path,
     capsule_cmd: list[str],
     subprocess_env: dict[str, str],
     tmp_path: Path,
-    several: bool,
+    setup: str,
 ) -> None:
     """Every check (schema-valid requests accepted, invalid ones refused, statuses, content types and
     answers as documented, 405 and Allow for undocumented methods) over every served model's paths; with
-    one model, also the routes that take ``?model=``."""
-    sources = [models.iris_path, models.iris_df_path, models.half_path, tolerant_mixed] if several else [
-        tolerant_mixed]
-    srv = start_server(capsule_cmd, subprocess_env, tmp_path / "server", *map(str, sources), "--no-access-log")
+    one model, also the routes that take ``?model=``; with tokens, also that no route ignores them."""
+    sources = [models.iris_path, models.iris_df_path, models.half_path, tolerant_mixed]
+    args, extra = [*map(str, sources if setup == "several-models" else sources[-1:]), "--no-access-log"], []
+    if setup == "with-tokens":
+        (tmp_path / "tokens.txt").write_text("truth-token\n")
+        args += ["--token-file", str(tmp_path / "tokens.txt")]
+        extra = ["-H", "Authorization: Bearer truth-token"]
+    srv = start_server(capsule_cmd, subprocess_env, tmp_path / "server", *args)
     try:
-        run = _schemathesis(srv, tmp_path)
+        run = _schemathesis(srv, tmp_path, *extra)
     finally:
         srv.stop()
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
