@@ -150,3 +150,43 @@ def test_capsule_registry_serve_runs_as_a_command(tmp_path: Path, capsule_cmd: l
     finally:
         server.send_signal(signal.SIGTERM)
         server.communicate(timeout=30)
+
+
+def test_capsule_registry_serve_over_tls(
+    tmp_path: Path, capsule_cmd: list[str], subprocess_env: dict[str, str]
+) -> None:
+    """--tls-cert/--tls-key: the registry answers HTTPS to a client trusting the CA, and plain HTTP not at all."""
+    import signal
+    import ssl
+    import subprocess
+    import time
+
+    from serving.certs import make_certificates
+
+    from .conftest import free_port
+
+    certs = make_certificates(tmp_path / "certs")
+    trusting, other = ssl.create_default_context(cafile=certs.ca), ssl.create_default_context(cafile=certs.other_ca)
+    port = free_port()
+    server = subprocess.Popen([*capsule_cmd, "registry", "serve", "--registry", str(tmp_path / "reg"), "--port",
+                               str(port), "--public-read", "--tls-cert", str(certs.server_cert), "--tls-key",
+                               str(certs.server_key)], env=subprocess_env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                answer = httpx.get(f"https://127.0.0.1:{port}/api/v1/models", timeout=2, verify=trusting)
+                break
+            except httpx.TransportError:
+                alive = server.poll() is None and time.monotonic() < deadline
+                assert alive, server.stderr.read() if server.stderr else ""
+                time.sleep(0.2)
+        assert answer.json() == {"models": []}
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/models", timeout=5)
+        with pytest.raises(httpx.ConnectError):  # a client that does not trust the CA refuses the server
+            httpx.get(f"https://127.0.0.1:{port}/api/v1/models", timeout=5, verify=other)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)

@@ -116,11 +116,22 @@ def delete(name: str, version: int, reason: str, location: str | None, store: st
               help="Largest upload; larger ones get 413.")
 @click.option("--trust", "trusted", multiple=True, metavar="NAME",
               help="Names every registration check admits beyond the defaults (the registry's trust policy).")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False),
+              help="PEM certificate chain: serve HTTPS (with --tls-key).")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key of --tls-cert.")
+@click.option("--tls-client-ca", type=click.Path(exists=True, dir_okay=False),
+              help="PEM CA bundle: require client certificates it signed (mutual TLS).")
 @registry_options
 def serve(host: str, port: int, public_read: bool, max_body_bytes: int, trusted: tuple[str, ...],
+          tls_cert: str | None, tls_key: str | None, tls_client_ca: str | None,
           location: str | None, store: str | None, token: str | None) -> None:
-    """Serve the registry's REST API (OpenAPI at /api/v1/openapi.json)."""
+    """Serve the registry's REST API (OpenAPI at /api/v1/openapi.json), over HTTPS with --tls-cert/--tls-key."""
+    import ssl
+
     import uvicorn
+
+    if (tls_cert is None) != (tls_key is None) or (tls_client_ca is not None and tls_cert is None):
+        raise click.UsageError("--tls-cert and --tls-key go together (and --tls-client-ca needs them).")
 
     from ..registry import Registry
     from ..registry.api import create_app
@@ -135,8 +146,10 @@ def serve(host: str, port: int, public_read: bool, max_body_bytes: int, trusted:
 
         app.router.routes.extend(ui_routes(RegistrySource(reg)))
     access = "public reads, pages at /" if public_read else "every request needs a token; pages with --public-read"
-    click.echo(f"registry {reg.location} on http://{host}:{port}/api/v1 ({access})")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"registry {reg.location} on {scheme}://{host}:{port}/api/v1 ({access})")
+    uvicorn.run(app, host=host, port=port, log_level="warning", ssl_certfile=tls_cert, ssl_keyfile=tls_key,
+                ssl_ca_certs=tls_client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED if tls_client_ca else ssl.CERT_NONE)
     reg.close()
 
 

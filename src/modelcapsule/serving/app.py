@@ -160,14 +160,10 @@ _PAGE_OPERATIONS: dict[str, tuple[Operation, ...]] = {
     "/models/{name}/compare.{fmt:str}": (
         _page("/models/{model}/compare.json", "Two versions side by side (JSON twin)", _JSON),
     ),
-    "/models/{name}/versions/{version}/predict": (
-        Operation("/models/{model}/versions/{version}/predict", "post", "The try-it form: {rows: [[...]]}", _PAGES,
-                  {"application/json": {"schema": {"type": "object"}}}, answer={"type": "object"},
-                  statuses=(400, 404)),
-    ),
 }
 """What the pages' routes answer, for the OpenAPI document (the pages live in ``ui/``, which knows nothing of
-serving's route descriptions)."""
+serving's route descriptions). The try-it form's POST is the page's own endpoint, not an API, and is left
+out: clients predict through the protocols, which the document describes per model."""
 
 
 def _described(routes: list[BaseRoute], tokens: Tokens | None) -> list[BaseRoute]:
