@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from benchmarks.serving import ROOT, child_env, free_port, process_tree
+from benchmarks.serving.core import ROOT, child_env, free_port, process_tree
 
 X = np.arange(6.0).reshape(-1, 1)
 KILL_GRACE = 1.0
