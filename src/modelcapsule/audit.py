@@ -18,6 +18,7 @@ from .core.container import DEFAULT_LIMITS, Limits, open_capsule
 from .core.members import PlainFile
 from .errors import CapsuleError, UnsupportedModelError
 from .formats import Format, LoadOptions, format_for_file, get_format
+from .load import typed_errors
 from .security.pickle_stream import compression_of
 from .security.policy import TrustPolicy
 
@@ -159,5 +160,6 @@ def _audit_capsule(path: Path, options: LoadOptions) -> AuditReport:
 
 def _fill(report: AuditReport, fmt: Format, source: Any, details: dict[str, Any],
           options: LoadOptions) -> None:
-    report.globals = list(dict.fromkeys(fmt.audit(source, details, options)))
+    with typed_errors(fmt, report.path):  # a hostile payload's builtin errors (deep JSON...) become a problem
+        report.globals = list(dict.fromkeys(fmt.audit(source, details, options)))
     report.untrusted = options.policy.untrusted(report.globals)

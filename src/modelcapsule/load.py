@@ -78,11 +78,11 @@ def construct(fmt: Format, source: Any, details: dict[str, Any], options: LoadOp
     """Audit, then construct; scikit-learn's version warnings are folded into drift entries."""
     if fmt.runs_code and not options.trust_code:
         raise UntrustedCodeError(fmt.name, what)
-    with _typed_errors(fmt, what):
+    with typed_errors(fmt, what):
         names = fmt.audit(source, details, options)
     options.policy.check(names, what)
     folded: list[PackageDrift] = []
-    with warnings.catch_warnings(record=True) as caught, _typed_errors(fmt, what):
+    with warnings.catch_warnings(record=True) as caught, typed_errors(fmt, what):
         warnings.simplefilter("always")
         model = fmt.load(source, details, options)
     validate_model(model, options.limits, source=what)  # native-backed state checked before any use
@@ -104,7 +104,7 @@ becomes a :class:`CapsuleFormatError` with the original chained as its cause."""
 
 
 @contextlib.contextmanager
-def _typed_errors(fmt: Format, what: str) -> Iterator[None]:
+def typed_errors(fmt: Format, what: str) -> Iterator[None]:
     try:
         yield
     except CapsuleError:

@@ -106,3 +106,21 @@ def test_a_plain_function_parameter_still_loads(tmp_path: Path) -> None:
     assert _func(json.loads(zipfile.ZipFile(path).read("schema.json")))["__loader__"] == "FunctionNode"
     model = mc.load(path)
     assert model.func is np.log1p
+
+
+def test_a_schema_nested_thousands_deep_is_a_problem_for_audit_and_a_refusal_for_load(tmp_path: Path) -> None:
+    """JSON nested 5,000 levels deep makes the JSON reader recurse past Python's limit: audit reports it and
+    load refuses it, both as typed errors; no RecursionError escapes."""
+    leaf = '{"__class__": "int", "__module__": "builtins", "__loader__": "JSONNode", "content": "1", "__id__": 1}'
+    depth = 5_000
+    nested = '{"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "__id__": 2, "content": ['
+    schema = ('{"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "protocol": 2, '
+              '"_skops_version": "0.10", "__id__": 0, "content": [' + nested * depth + leaf + "]}" * depth + "]}")
+    path = tmp_path / "deep.skops"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("schema.json", schema)
+    report = mc.audit(path)
+    assert not report.ok
+    assert "malformed or hostile" in report.problems[0] and "RecursionError" in report.problems[0]
+    with pytest.raises(CapsuleError, match="malformed or hostile"):
+        mc.load(path)
