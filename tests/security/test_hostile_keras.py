@@ -230,3 +230,15 @@ def test_trusting_a_default_name_by_hand_is_the_users_call(tmp_path: Path) -> No
     assert mc.audit(evil, trusted=["numpy.log1p"]).ok
     loaded = mc.load(evil, trusted=["numpy.log1p"])
     assert loaded.layers[0].activation is np.log1p
+
+
+def test_the_command_line_audit_names_the_flag_the_load_would_need(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from modelcapsule.cli import cli
+
+    evil = hostile_file(tmp_path, with_activation(function_ref("numpy", "power")))
+    refused = CliRunner().invoke(cli, ["audit", str(evil)])
+    assert refused.exit_code == 1 and "--trust numpy.power" in refused.output
+    trusted = CliRunner().invoke(cli, ["audit", str(evil), "--json", "--trust", "numpy.power"])
+    assert trusted.exit_code == 0 and json.loads(trusted.output)["untrusted"] == []
