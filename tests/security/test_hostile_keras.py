@@ -242,3 +242,41 @@ def test_the_command_line_audit_names_the_flag_the_load_would_need(tmp_path: Pat
     assert refused.exit_code == 1 and "--trust numpy.power" in refused.output
     trusted = CliRunner().invoke(cli, ["audit", str(evil), "--json", "--trust", "numpy.power"])
     assert trusted.exit_code == 0 and json.loads(trusted.output)["untrusted"] == []
+
+
+LATE_MODULE = '''
+import keras
+
+class Harmless(keras.layers.Layer):
+    def call(self, x):
+        return x
+
+@keras.saving.register_keras_serializable(package="mc_late")
+class Danger(keras.layers.Layer):
+    def call(self, x):
+        with open(CANARY, "w") as fh:
+            fh.write("registered on import, used instead of the trusted layer")
+        return x
+'''
+
+
+def test_a_key_registered_by_importing_a_trusted_module_must_reach_the_trusted_object(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit cannot see a registry entry that importing the trusted module creates; the load checks
+    every key again after the imports, before Keras resolves anything."""
+    canary = tmp_path / "late-canary.txt"
+    (tmp_path / "mc_late_module.py").write_text(f"CANARY = {str(canary)!r}\n{LATE_MODULE}")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "mc_late_module", raising=False)
+
+    def edit(config: dict[str, Any]) -> None:
+        config["config"]["layers"].append({"module": "mc_late_module", "class_name": "Harmless",
+                                           "registered_name": "mc_late>Danger", "config": {"name": "h"}})
+
+    evil = hostile_file(tmp_path, edit)
+    assert mc.audit(evil, trusted=["mc_late_module.Harmless"]).ok  # what a static read can know
+    with pytest.raises(mc.UntrustedTypesError) as info:
+        model = mc.load(evil, trusted=["mc_late_module.Harmless"])
+        model.predict(np.ones((1, 4), dtype="float32"), verbose=0)
+    assert info.value.names == ["mc_late_module.Danger"]
+    assert not canary.exists()

@@ -241,6 +241,12 @@ class KerasFormat:
             objects[key] = obj
             objects[path.rsplit(".", 1)[1]] = obj
         keras = import_keras()
+        for key, obj in objects.items():
+            # importing a trusted module may register other objects; Keras' registry wins over
+            # custom_objects, so a key it holds must reach the very object that was trusted
+            registered = keras.saving.get_registered_object(key)
+            if registered is not None and registered is not obj:
+                raise UntrustedTypesError([_registered_path(key)], source="the Keras model")
         with tempfile.TemporaryDirectory(prefix="modelcapsule-keras-") as tmp:
             path = os.path.join(tmp, "model.h5" if member.endswith(".h5") else "model.keras")
             with open(path, "wb") as fh:
