@@ -16,7 +16,7 @@ from typing import Any
 
 from .core.container import DEFAULT_LIMITS, Limits, open_capsule
 from .core.members import PlainFile
-from .errors import CapsuleError, UnsupportedModelError
+from .errors import CapsuleError, UnsupportedModelError, UntrustedCodeError, UntrustedTypesError
 from .formats import Format, LoadOptions, format_for_file, get_format
 from .load import typed_errors
 from .security.pickle_stream import compression_of
@@ -160,6 +160,15 @@ def _audit_capsule(path: Path, options: LoadOptions) -> AuditReport:
 
 def _fill(report: AuditReport, fmt: Format, source: Any, details: dict[str, Any],
           options: LoadOptions) -> None:
-    with typed_errors(fmt, report.path):  # a hostile payload's builtin errors (deep JSON...) become a problem
-        report.globals = list(dict.fromkeys(fmt.audit(source, details, options)))
+    try:
+        with typed_errors(fmt, report.path):  # a hostile payload's builtin errors (deep JSON...) become a problem
+            report.globals = list(dict.fromkeys(fmt.audit(source, details, options)))
+    except UntrustedTypesError as exc:
+        if isinstance(exc, UntrustedCodeError):
+            raise
+        # a format stricter than the policy (Keras, torch: only names the user trusted widen their safe
+        # modes) refuses in its audit step, exactly as the load does; report those names as untrusted
+        report.globals = list(exc.names)
+        report.untrusted = list(exc.names)
+        return
     report.untrusted = options.policy.untrusted(report.globals)

@@ -5,9 +5,16 @@ Member: ``model/model.keras``, exactly what ``model.save()`` writes. The audit o
 outside Keras itself: custom layers (``{"module": "mypkg.layers", "class_name": "Scale"}`` →
 ``mypkg.layers.Scale``), registered custom functions (``"mypkg>fn"``, named by where Keras registered
 them, else ``mypkg.fn``) and anything naming a module that is not Keras (``os.system`` is refused like any
-other name outside the policy). Python bytecode (``Lambda`` layers) is refused outright: Keras' safe mode
-refuses it too, and no trust list can make it safe. Only after the policy admits every name are those
-objects imported and handed to ``keras.saving.load_model(..., safe_mode=True, custom_objects=...)``.
+other name). Python bytecode (``Lambda`` layers) is refused outright: Keras' safe mode refuses it too, and no
+trust list can make it safe.
+
+Keras calls whatever it is handed (an activation runs on every batch, a class's ``from_config`` runs at
+load), so the default trust policy, reviewed for modelcapsule's own parsers ("this function may be kept as
+a value"), never widens Keras' safe mode: every object outside Keras must be one the user trusted by name
+(``trusted=[...]``, ``--trust``; :meth:`TrustPolicy.user_trusts`). The audit refuses exactly those names,
+so ``mc.audit`` reports what the load would refuse. Only then are the objects imported through the one
+importer (:func:`~modelcapsule.security.policy.import_trusted`) and handed to
+``keras.saving.load_model(..., safe_mode=True, custom_objects=...)``.
 
 Legacy ``.h5`` files need TensorFlow's Keras; without TensorFlow they are refused with a clear error.
 """
@@ -26,7 +33,8 @@ from typing import Any, ClassVar
 
 from ..errors import CapsuleFormatError, UnsupportedModelError, UntrustedTypesError
 from ..frameworks.keras import import_keras, is_keras_model
-from ._members import main_member, resolve
+from ..security.policy import TrustPolicy, import_trusted
+from ._members import main_member
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 
 __all__ = ["FORMATS", "KerasFormat", "config_custom_objects"]
@@ -63,6 +71,8 @@ def _is_keras_module(module: str) -> bool:
 def config_custom_objects(config: Any) -> dict[str, str]:
     """``{policy name: key Keras looks it up by}`` for every object of ``config`` outside Keras itself.
 
+    A registered name (``"pkg>Name"``) that Keras' own registry holds is named by where the registered
+    object lives, since Keras prefers its registry to ``custom_objects``: what is checked is what Keras uses.
     Raises :class:`CapsuleFormatError` for Python bytecode (``__lambda__``), which is never loaded.
     """
     found: dict[str, str] = {}
@@ -93,20 +103,34 @@ def config_custom_objects(config: Any) -> dict[str, str]:
             if not isinstance(name, str):
                 raise CapsuleFormatError("malformed Keras config: a function reference has no name")
             found[f"{module}.{name}"] = registered if isinstance(registered, str) and ">" in registered else name
+        elif isinstance(registered, str) and ">" in registered:
+            found[_registered_path(registered, default=f"{module}.{class_name}")] = registered
         else:
             found[f"{module}.{class_name}"] = registered if isinstance(registered, str) else class_name
     return found
 
 
-def _registered_path(registered: str) -> str:
-    """Where a registered custom function lives: from Keras' registry when its module was imported, else
-    the registered package and name (``"mypkg>fn"`` → ``mypkg.fn``)."""
+def _registered_path(registered: str, default: str | None = None) -> str:
+    """Where a registered custom object lives: from Keras' registry when its module was imported, else
+    ``default`` or the registered package and name (``"mypkg>fn"`` → ``mypkg.fn``)."""
     keras = import_keras()
     obj = keras.saving.get_registered_object(registered)
-    if obj is not None and hasattr(obj, "__module__") and hasattr(obj, "__qualname__"):
-        return f"{obj.__module__}.{obj.__qualname__}"
+    if obj is not None:
+        module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+        if isinstance(module, str) and isinstance(qualname, str):
+            return f"{module}.{qualname}"
+        return f"<registered Keras object {registered}>"  # no importable name: never trusted
+    if default is not None:
+        return default
     package, _, name = registered.partition(">")
     return f"{package}.{name}"
+
+
+def _refuse_unless_user_trusted(custom: dict[str, str], policy: TrustPolicy) -> None:
+    """Refuse every object outside Keras that the user did not trust by name (the defaults never count)."""
+    refused = [name for name in custom if not policy.user_trusts(name)]
+    if refused:
+        raise UntrustedTypesError(refused, source="the Keras model")
 
 
 def _parse_config(raw: bytes | str, what: str) -> Any:
@@ -192,8 +216,12 @@ class KerasFormat:
         return SaveResult(details={"member": MEMBER}, types=sorted(custom))
 
     def audit(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> list[str]:
+        """Every object outside Keras the model names; refused here (as the load refuses them) unless the
+        user trusted each by name."""
         member = main_member(source, details, MEMBER)
-        return sorted(config_custom_objects(self._config(member, source.read(member))))
+        custom = config_custom_objects(self._config(member, source.read(member)))
+        _refuse_unless_user_trusted(custom, options.policy)
+        return sorted(custom)
 
     @staticmethod
     def _config(member: str, data: bytes) -> Any:
@@ -206,15 +234,19 @@ class KerasFormat:
         member = main_member(source, details, MEMBER)
         data = source.read(member)
         custom = config_custom_objects(self._config(member, data))
-        refused = [n for n in custom if not options.policy.admits(n)]
-        if refused:
-            raise UntrustedTypesError(refused, source="the Keras model")
+        _refuse_unless_user_trusted(custom, options.policy)
         objects: dict[str, Any] = {}
         for path, key in custom.items():
-            obj = resolve(path, options.policy)
+            obj = import_trusted(path, options.policy)
             objects[key] = obj
             objects[path.rsplit(".", 1)[1]] = obj
         keras = import_keras()
+        for key, obj in objects.items():
+            # importing a trusted module may register other objects; Keras' registry wins over
+            # custom_objects, so a key it holds must reach the very object that was trusted
+            registered = keras.saving.get_registered_object(key)
+            if registered is not None and registered is not obj:
+                raise UntrustedTypesError([_registered_path(key)], source="the Keras model")
         with tempfile.TemporaryDirectory(prefix="modelcapsule-keras-") as tmp:
             path = os.path.join(tmp, "model.h5" if member.endswith(".h5") else "model.keras")
             with open(path, "wb") as fh:

@@ -55,6 +55,13 @@ class TrustPolicy:
         """Whether ``name`` (``module.qualname``) may be imported."""
         return name in self.extra or (self.include_defaults and admitted(name))
 
+    def user_trusts(self, name: str) -> bool:
+        """Whether the user named ``name`` themselves (``trusted=[...]``, ``--trust``), not merely the defaults.
+
+        The defaults are reviewed for modelcapsule's own parsers; another library's safe mode (torch's
+        ``safe_globals``, Keras' ``custom_objects``) would use a name as it likes, so only these widen it."""
+        return name in self.extra
+
     def role(self, name: str) -> str | None:
         """What loading may do with ``name``: ``"trusted"`` (a name the user added: anything a pickler
         writes), ``"call"`` (a reviewed constructor, called with checked arguments), ``"class"`` (created
