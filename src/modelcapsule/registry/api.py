@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,9 +25,9 @@ from starlette.routing import Route
 
 from .actors import Actor
 from .blobs import StagedBlob
-from .errors import AuthenticationError, to_wire
+from .errors import AuthenticationError, RegistryError, to_wire
 from .local import LocalRegistry
-from .openapi import ADMIN_READS, ROUTES, openapi
+from .openapi import ADMIN_READS, ROUTES, WEBHOOK_URL_PATTERN, openapi
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app"]
 
@@ -60,7 +61,9 @@ async def _body(request: Request, fields: dict[str, type | tuple[type, ...]], re
         raise ValueError(f"the request body has {what}; send {example}")
     for key, value in data.items():
         kind = fields[key]
-        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
+        if kind is int and isinstance(value, float) and value.is_integer():  # JSON Schema's 2.0 is the integer 2
+            data[key] = int(value)
+        elif (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
             raise ValueError(f"field {key!r} has the wrong type; send {example}")
     return data
 
@@ -120,13 +123,16 @@ class _App:
                 return await handler(request, registry)
             except _TooLarge as exc:
                 return error_response(413, "too_large", str(exc))
+            except _NotFound as exc:
+                return error_response(404, RegistryError.code, str(exc))
             except Exception as exc:
                 wire = to_wire(exc)
                 if wire is None:
                     raise
                 return error_response(*wire)
 
-        return Route(path, endpoint, methods=list(handlers))
+        # a webhook id is digits, so DELETE /webhooks/deliveries is the 405 of that route, not "no webhook"
+        return Route(path.replace("{hook}", "{hook:int}"), endpoint, methods=list(handlers))
 
     # ------------------------------------------------------------------------------------- handlers
 
@@ -292,7 +298,7 @@ class _App:
         return _json({"name": body["name"], "role": body["role"], "token": secret}, 201)
 
     async def revoke_token(self, request: Request, reg: LocalRegistry) -> Response:
-        await run_in_threadpool(reg.revoke_token, request.path_params["token"])
+        await _unknown_is_404(run_in_threadpool(reg.revoke_token, request.path_params["name"]))
         return Response(status_code=204)
 
     async def webhooks(self, request: Request, reg: LocalRegistry) -> Response:
@@ -300,6 +306,9 @@ class _App:
             return _json({"webhooks": [w.to_dict() for w in await run_in_threadpool(reg.webhooks)]})
         body = await _body(request, {"url": str, "secret": str, "events": list}, ("url", "secret"),
                            '{"url": "https://...", "secret": "...", "events": ["alias_set", ...]}')
+        if len(body["url"]) > 2048 or not re.match(WEBHOOK_URL_PATTERN, body["url"]):
+            raise ValueError(f"webhook URL {body['url']!r} must be http(s)://HOST[:PORT][/PATH][?QUERY] (at most 2048 "
+                             "characters; host names, not IPv6 literals)")
         events = body.get("events")
         if events is not None and not all(isinstance(e, str) for e in events):
             raise ValueError("'events' must be a list of event kinds")
@@ -307,7 +316,8 @@ class _App:
         return _json(hook.to_dict(), 201)
 
     async def remove_webhook(self, request: Request, reg: LocalRegistry) -> Response:
-        await run_in_threadpool(reg.remove_webhook, _int(request.path_params["hook"], "webhook id"))
+        hook = _int(str(request.path_params["hook"]), "webhook id")
+        await _unknown_is_404(run_in_threadpool(reg.remove_webhook, hook))
         return Response(status_code=204)
 
     async def deliveries(self, request: Request, reg: LocalRegistry) -> Response:
@@ -319,6 +329,19 @@ class _App:
 
 class _TooLarge(Exception):
     pass
+
+
+class _NotFound(Exception):
+    """No such token or webhook: a 404 keeping the registry's own error code, so clients raise what they did."""
+
+
+async def _unknown_is_404(action: Awaitable[None]) -> None:
+    try:
+        await action
+    except RegistryError as exc:
+        if type(exc) is not RegistryError:
+            raise
+        raise _NotFound(str(exc)) from None
 
 
 def create_app(registry: LocalRegistry, *, public_read: bool = False, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
@@ -351,7 +374,7 @@ def create_app(registry: LocalRegistry, *, public_read: bool = False, max_body: 
         (a + "/history", "GET"): app.alias_history, (a + "/rollback", "POST"): app.rollback,
         (a + "/protection", "PUT"): app.protection, (a + "/protection", "DELETE"): app.protection,
         ("/api/v1/tokens", "GET"): app.tokens, ("/api/v1/tokens", "POST"): app.tokens,
-        ("/api/v1/tokens/{token}", "DELETE"): app.revoke_token,
+        ("/api/v1/tokens/{name}", "DELETE"): app.revoke_token,
         ("/api/v1/webhooks", "GET"): app.webhooks, ("/api/v1/webhooks", "POST"): app.webhooks,
         ("/api/v1/webhooks/deliveries", "GET"): app.deliveries,
         ("/api/v1/webhooks/{hook}", "DELETE"): app.remove_webhook,

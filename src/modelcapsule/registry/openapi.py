@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ADMIN_READS", "ROUTES", "openapi"]
+__all__ = ["ADMIN_READS", "ROUTES", "WEBHOOK_URL_PATTERN", "openapi"]
 
 M = "/api/v1/models/{name}"
 V, A = M + "/versions/{version}", M + "/aliases/{alias}"
@@ -22,7 +22,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     M + "/tags/{key}": ("DELETE",), M + "/versions": ("GET", "POST"), V: ("GET", "DELETE"),
     V + "/capsule": ("GET",), V + "/tags": ("PUT",), V + "/tags/{key}": ("DELETE",),
     A: ("GET", "PUT", "DELETE"), A + "/history": ("GET",), A + "/rollback": ("POST",),
-    A + "/protection": ("PUT", "DELETE"), "/api/v1/tokens": ("GET", "POST"), "/api/v1/tokens/{token}": ("DELETE",),
+    A + "/protection": ("PUT", "DELETE"), "/api/v1/tokens": ("GET", "POST"), "/api/v1/tokens/{name}": ("DELETE",),
     "/api/v1/webhooks": ("GET", "POST"), "/api/v1/webhooks/deliveries": ("GET",),
     "/api/v1/webhooks/{hook}": ("DELETE",),
 }
@@ -32,6 +32,8 @@ ADMIN_READS = frozenset({"/api/v1/tokens", "/api/v1/webhooks", "/api/v1/webhooks
 """Paths whose GET needs the admin role, so a public-read server still wants a token there."""
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"
+WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,4})?(/[A-Za-z0-9._~/%-]*)?(\?[A-Za-z0-9._~=&%-]*)?$"
+"""The webhook URLs the API takes: http(s), a host name or IPv4 address, an optional port, path and query."""
 TAG_PATTERN = r"^[^=]+=[\s\S]*$"
 _WHY = {400: "The request is malformed (the message says what to fix)",
         401: "No token, an unknown or revoked one, or an Authorization header that is not 'Bearer TOKEN'",
@@ -57,6 +59,9 @@ _NAME = _path("name", {"type": "string", "pattern": NAME_PATTERN})
 _VERSION = _path("version", _INT)
 _ALIAS = _path("alias", {"type": "string", "pattern": NAME_PATTERN})
 _TAG = {"type": "string", "pattern": TAG_PATTERN}
+_REF = {"type": "string",  # name, name/N, name/latest or name@alias, perhaps behind models:/
+        "pattern": rf"^(models:/)?{NAME_PATTERN[1:-1]}(/([1-9][0-9]*|latest)|@{NAME_PATTERN[1:-1]})?$"}
+_TRUST = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"}  # module.qualname
 
 
 def _json_body(properties: dict[str, Any], required: tuple[str, ...] = (), *, optional: bool = False) -> dict[str, Any]:
@@ -101,18 +106,19 @@ def openapi(*, public_read: bool = False) -> dict[str, Any]:
     upload = {"required": True, "content": {
         "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         "multipart/form-data": {"schema": {"type": "object", "required": ["capsule"], "properties": {
-            "capsule": {"type": "string", "format": "binary"}, "description": _STR, "alias": _STR, "parent": _STR,
-            "tag": {"type": "array", "items": _TAG}, "trust": {"type": "array", "items": _STR}}}}}}
-    register_query = [_query("tag", _TAG, repeat=True), _query("alias", _STR), _query("description", _STR),
-                      _query("trust", _STR, repeat=True), _query("parent", _STR)]
+            "capsule": {"type": "string", "format": "binary"}, "description": _STR, "alias": _ALIAS["schema"],
+            "parent": _REF,
+            "tag": {"type": "array", "items": _TAG}, "trust": {"type": "array", "items": _TRUST}}}}}}
+    register_query = [_query("tag", _TAG, repeat=True), _query("alias", _ALIAS["schema"]),
+                      _query("description", _STR), _query("trust", _TRUST, repeat=True), _query("parent", _REF)]
     tags = _json_body({"tags": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 1024},
                                 "propertyNames": {"minLength": 1, "maxLength": 255}}}, ("tags",))
     event = _json_body({"kind": {"type": "string", "pattern": "^[a-z_]*[a-z][a-z_]*$", "maxLength": 32},
                         "alias": _STR, "from_version": {"type": "integer"}, "to_version": {"type": "integer"},
                         "reason": _STR}, ("kind",))
-    token = _json_body({"name": {"type": "string", "minLength": 1}, "role": {"enum": ["read", "write", "admin"]}},
-                       ("name", "role"))
-    hook = _json_body({"url": {"type": "string", "pattern": "^https?://", "maxLength": 2048},
+    token = _json_body({"name": {"type": "string", "pattern": NAME_PATTERN},
+                        "role": {"enum": ["read", "write", "admin"]}}, ("name", "role"))
+    hook = _json_body({"url": {"type": "string", "pattern": WEBHOOK_URL_PATTERN, "maxLength": 2048},
                        "secret": {"type": "string", "minLength": 1},
                        "events": {"type": "array", "items": {"enum": ["registered", "version_deleted", "alias_set",
                                                                       "alias_rollback", "alias_deleted",
@@ -123,9 +129,11 @@ def openapi(*, public_read: bool = False) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {
         "/api/v1/models": {"get": op("List models", "read", [_query("pattern", _STR)], "ModelList", ())},
         "/api/v1/versions": {"get": op("Search versions, newest first", "read", [
-            _query("name", _STR), _query("tag", _TAG, repeat=True), _query("max_results", {"type": "integer", "minimum": 1, "maximum": 10_000}),
+            _query("name", _STR), _query("tag", _TAG, repeat=True),
+            _query("max_results", {"type": "integer", "minimum": 1, "maximum": 10_000}),
             _query("page_token", {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "description": (
-                "opaque: the next_page_token of the previous page (another string is a 400)")})], "SearchPage", (400,))},
+                "opaque: the next_page_token of the previous page (another string is a 400)")})],
+            "SearchPage", (400,))},
         M: {"get": op("Get a model", "read", [_NAME], "Model", (404,))},
         M + "/history": {"get": op("Every event of a model", "read", [_NAME], "Events", (404,))},
         M + "/events": {"post": op("Record an event (a serving failure, say)", "write", [_NAME], "Event", (400, 404),
@@ -155,12 +163,13 @@ def openapi(*, public_read: bool = False) -> dict[str, Any]:
         "/api/v1/tokens": {"get": op("List tokens", "admin", [], "Tokens", ()),
                            "post": op("Create a token; its secret is in this answer only", "admin", [], "NewToken",
                                       (400, 409), body=token, ok=201)},
-        "/api/v1/tokens/{token}": {"delete": op("Revoke a token", "admin", [_path("token")], None, (400,), ok=204)},
+        "/api/v1/tokens/{name}": {"delete": op("Revoke a token (by its name)", "admin", [_path("name")], None, (404,),
+                                                ok=204)},
         "/api/v1/webhooks": {"get": op("List webhooks", "admin", [], "Webhooks", ()),
                              "post": op("Add a webhook", "admin", [], "Webhook", (400,), body=hook, ok=201)},
         "/api/v1/webhooks/deliveries": {"get": op("Recent deliveries", "admin", [
-            _query("webhook", _INT), _query("limit", _INT)], "Deliveries", ())},
-        "/api/v1/webhooks/{hook}": {"delete": op("Remove a webhook", "admin", [_path("hook", _INT)], None, (400,),
+            _query("webhook", _INT), _query("limit", _INT)], "Deliveries", (400,))},
+        "/api/v1/webhooks/{hook}": {"delete": op("Remove a webhook", "admin", [_path("hook", _INT)], None, (400, 404),
                                                  ok=204)},
     }
     obj = {"type": "object"}
