@@ -88,15 +88,30 @@ def test_a_wrong_method_is_405_naming_the_right_ones(public: Served) -> None:
         assert answer.json()["error"]["code"] == "method_not_allowed"
 
 
-def test_reads_need_no_token_only_when_public(public: Served, capsule_cmd: list[str]) -> None:
+def test_reads_need_no_token_only_when_public(public: Served) -> None:
     doc = httpx.get(f"{public.url}/api/v1/openapi.json", timeout=10).json()
     models = doc["paths"]["/api/v1/models"]["get"]
     assert models["security"] == [{}, {"bearer": []}]
+    assert httpx.get(f"{public.url}/api/v1/models", timeout=10).status_code == 200
+    # listing tokens is an admin read: never anonymous, and said so
+    assert doc["paths"]["/api/v1/tokens"]["get"]["security"] == [{"bearer": []}]
+    assert httpx.get(f"{public.url}/api/v1/tokens", timeout=10).status_code == 401
     put = doc["paths"]["/api/v1/models/{name}/aliases/{alias}"]["put"]
     assert put["security"] == [{"bearer": []}]
     body = put["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["version"] and body["properties"]["version"]["minimum"] == 1
     assert body["additionalProperties"] is False
+
+
+def test_without_public_reads_every_route_needs_a_token(private: Served) -> None:
+    doc = httpx.get(f"{private.url}/api/v1/openapi.json", timeout=10).json()
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            assert operation["security"] == [{"bearer": []}], (method, path)
+            assert "401" in operation["responses"], (method, path)
+    assert httpx.get(f"{private.url}/api/v1/models", timeout=10).status_code == 401
+    auth = {"Authorization": f"Bearer {private.token}"}
+    assert httpx.get(f"{private.url}/api/v1/models", headers=auth, timeout=10).status_code == 200
 
 
 def test_alias_body_is_checked_as_documented(public: Served) -> None:

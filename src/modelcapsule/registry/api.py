@@ -61,7 +61,8 @@ async def _body(request: Request, fields: dict[str, type | tuple[type, ...]], re
         raise ValueError(f"the request body has {what}; send {example}")
     for key, value in data.items():
         kind = fields[key]
-        if kind is int and isinstance(value, float) and value.is_integer():  # JSON Schema's 2.0 is the integer 2
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if int in kinds and isinstance(value, float) and value.is_integer():  # JSON Schema's 2.0 is the integer 2
             data[key] = int(value)
         elif (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
             raise ValueError(f"field {key!r} has the wrong type; send {example}")
@@ -269,8 +270,8 @@ class _App:
         example = '{"tags": {"key": "value", ...}}'
         body, p = await _body(request, {"tags": dict}, ("tags",), example), request.path_params
         tags = body["tags"]
-        if not all(isinstance(value, str) for value in tags.values()):
-            raise ValueError(f"tag values must be strings: send {example}")
+        if not all(isinstance(value, str | int | float) for value in tags.values()):  # numbers are kept as text
+            raise ValueError(f"tag values must be strings (or numbers, kept as text): send {example}")
         version = _int(p["version"], "version") if "version" in p else None
         await run_in_threadpool(lambda: reg.set_tags(p["name"], {str(k): str(v) for k, v in tags.items()},
                                                      version=version))
@@ -283,8 +284,10 @@ class _App:
         return Response(status_code=204)
 
     async def post_event(self, request: Request, reg: LocalRegistry) -> Response:
-        body = await _body(request, {"kind": str, "alias": str, "from_version": int, "to_version": int,
-                                     "reason": str}, ("kind",), '{"kind": "serving_failed", ...}')
+        maybe_int = (int, type(None))
+        body = await _body(request, {"kind": str, "alias": (str, type(None)), "from_version": maybe_int,
+                                     "to_version": maybe_int, "reason": str}, ("kind",),
+                           '{"kind": "serving_failed", ...}')
         kind = body["kind"]
         options = {k: v for k, v in body.items() if k != "kind"}
         event = await run_in_threadpool(lambda: reg.record_event(request.path_params["name"], kind, **options))
@@ -304,7 +307,7 @@ class _App:
     async def webhooks(self, request: Request, reg: LocalRegistry) -> Response:
         if request.method == "GET":
             return _json({"webhooks": [w.to_dict() for w in await run_in_threadpool(reg.webhooks)]})
-        body = await _body(request, {"url": str, "secret": str, "events": list}, ("url", "secret"),
+        body = await _body(request, {"url": str, "secret": str, "events": (list, type(None))}, ("url", "secret"),
                            '{"url": "https://...", "secret": "...", "events": ["alias_set", ...]}')
         if len(body["url"]) > 2048 or not re.match(WEBHOOK_URL_PATTERN, body["url"]):
             raise ValueError(f"webhook URL {body['url']!r} must be http(s)://HOST[:PORT][/PATH][?QUERY] (at most 2048 "

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .webhooks import EVENT_KINDS
+
 __all__ = ["ADMIN_READS", "ROUTES", "WEBHOOK_URL_PATTERN", "openapi"]
 
 M = "/api/v1/models/{name}"
@@ -111,19 +113,19 @@ def openapi(*, public_read: bool = False) -> dict[str, Any]:
             "tag": {"type": "array", "items": _TAG}, "trust": {"type": "array", "items": _TRUST}}}}}}
     register_query = [_query("tag", _TAG, repeat=True), _query("alias", _ALIAS["schema"]),
                       _query("description", _STR), _query("trust", _TRUST, repeat=True), _query("parent", _REF)]
-    tags = _json_body({"tags": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 1024},
+    tags = _json_body({"tags": {"type": "object", "additionalProperties": {
+        "type": ["string", "number", "boolean"], "maxLength": 1024},
                                 "propertyNames": {"minLength": 1, "maxLength": 255}}}, ("tags",))
     event = _json_body({"kind": {"type": "string", "pattern": "^[a-z_]*[a-z][a-z_]*$", "maxLength": 32},
-                        "alias": _STR, "from_version": {"type": "integer"}, "to_version": {"type": "integer"},
+                        "alias": {"type": ["string", "null"]}, "from_version": {"type": ["integer", "null"]},
+                        "to_version": {"type": ["integer", "null"]},
                         "reason": _STR}, ("kind",))
     token = _json_body({"name": {"type": "string", "pattern": NAME_PATTERN},
                         "role": {"enum": ["read", "write", "admin"]}}, ("name", "role"))
     hook = _json_body({"url": {"type": "string", "pattern": WEBHOOK_URL_PATTERN, "maxLength": 2048},
                        "secret": {"type": "string", "minLength": 1},
-                       "events": {"type": "array", "items": {"enum": ["registered", "version_deleted", "alias_set",
-                                                                      "alias_rollback", "alias_deleted",
-                                                                      "alias_protected", "alias_unprotected",
-                                                                      "serving_failed"]}}}, ("url", "secret"))
+                       "events": {"type": ["array", "null"], "items": {"enum": list(EVENT_KINDS)}}},
+                      ("url", "secret"))
     key = _path("key", {"type": "string", "minLength": 1, "maxLength": 255})
     nv, na = [_NAME, _VERSION], [_NAME, _ALIAS]
     paths: dict[str, dict[str, Any]] = {
