@@ -27,7 +27,7 @@ from .actors import Actor
 from .blobs import StagedBlob
 from .errors import AuthenticationError, RegistryError, to_wire
 from .local import LocalRegistry
-from .openapi import ADMIN_READS, ROUTES, WEBHOOK_URL_PATTERN, openapi
+from .openapi import ADMIN_READS, INT_MAX, PAGE_TOKEN_MAX, ROUTES, WEBHOOK_URL_PATTERN, openapi
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app"]
 
@@ -66,6 +66,8 @@ async def _body(request: Request, fields: dict[str, type | tuple[type, ...]], re
             data[key] = int(value)
         elif (isinstance(value, bool) and kind is not bool) or not isinstance(value, kind):
             raise ValueError(f"field {key!r} has the wrong type; send {example}")
+        if isinstance(data[key], int) and not -INT_MAX - 1 <= data[key] <= INT_MAX:
+            raise ValueError(f"field {key!r} is outside the 64-bit range the registry stores")
     return data
 
 
@@ -73,9 +75,14 @@ _REASON: dict[str, type | tuple[type, ...]] = {"reason": str}
 
 
 def _int(value: str, what: str) -> int:
-    if not value.isdigit() or int(value) < 1:
+    if not value.isdigit() or not 1 <= int(value) <= INT_MAX:
         raise ValueError(f"{what} must be a positive integer, not {value!r}")
     return int(value)
+
+
+def _version_or_latest(value: str) -> str:
+    """A version number, or ``latest`` (reads only): what the read routes take in place of a number."""
+    return value if value == "latest" else str(_int(value, "version"))
 
 
 def _tags(values: list[str]) -> dict[str, str]:
@@ -154,6 +161,9 @@ class _App:
 
     async def search(self, request: Request, reg: LocalRegistry) -> Response:
         q = request.query_params
+        if len(q.get("page_token") or "") > PAGE_TOKEN_MAX:
+            raise ValueError("this page_token is not one this registry handed out; pass the next_page_token of the "
+                             "previous page, or none for the first page")
         page = await run_in_threadpool(lambda: reg.search(
             name=q.get("name") or None, tags=_tags(q.getlist("tag")),
             max_results=_int(q.get("max_results", "100"), "max_results"), page_token=q.get("page_token") or None))
@@ -214,11 +224,11 @@ class _App:
             return await run_in_threadpool(reg.blobs.stage_stream, upload.file, max_bytes=self.max_body)
 
     async def get_version(self, request: Request, reg: LocalRegistry) -> Response:
-        ref = f"{request.path_params['name']}/{request.path_params['version']}"
+        ref = f"{request.path_params['name']}/{_version_or_latest(request.path_params['version'])}"
         return _json((await run_in_threadpool(reg.get, ref)).to_dict())
 
     async def get_capsule(self, request: Request, reg: LocalRegistry) -> Response:
-        ref = f"{request.path_params['name']}/{request.path_params['version']}"
+        ref = f"{request.path_params['name']}/{_version_or_latest(request.path_params['version'])}"
         version, path = await run_in_threadpool(reg.open_blob, ref)
         return FileResponse(path, media_type="application/octet-stream", filename=f"{version.name}-{version.version}"
                             ".capsule", headers={"X-Modelcapsule-Digest": version.digest})
@@ -237,7 +247,7 @@ class _App:
         example = '{"version": N, "reason": "..."} with N a version number (1 or more)'
         body = await _body(request, {"version": int, "reason": str}, ("version",), example)
         version = body["version"]
-        if version < 1:
+        if not 1 <= version <= INT_MAX:
             raise ValueError(f"the body must be {example}")
         p = request.path_params
         event = await run_in_threadpool(lambda: reg.set_alias(p["name"], p["alias"], version,

@@ -34,6 +34,17 @@ ADMIN_READS = frozenset({"/api/v1/tokens", "/api/v1/webhooks", "/api/v1/webhooks
 """Paths whose GET needs the admin role, so a public-read server still wants a token there."""
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"
+INT_MAX = 2**63 - 1
+"""The largest number the databases store: larger ids and versions are refused (400), never looked up."""
+_INT = {"type": "integer", "minimum": 1, "maximum": INT_MAX}
+_EVENT_INT = {"type": ["integer", "null"], "minimum": -INT_MAX - 1, "maximum": INT_MAX}
+ALIAS_PATTERN = r"^(?!latest$)(?![0-9]+$)" + NAME_PATTERN[1:]
+"""An alias: a name that is not all digits (those are versions) nor ``latest``."""
+_DIGITS = r"(?:M[DTjz]|N[DTjz]|O[DT])"
+_TAIL = rf"(?:M[AQgw]|N[AQgw]|O[AQ]|{_DIGITS}[AEIMQUYcgk])"
+PAGE_TOKEN_PATTERN = rf"^(?:djE6(?:(?:{_DIGITS}[AEIMQUYcgk][wxyz0-5])+{_TAIL}?|{_TAIL}))?$"
+"""Exactly the tokens the registry hands out (unpadded URL-safe base64 of ``v1:<row id>``), or empty (page one)."""
+PAGE_TOKEN_MAX = 28  # "v1:" and up to 18 digits
 WEBHOOK_URL_PATTERN = r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,4})?(/[A-Za-z0-9._~/%-]*)?(\?[A-Za-z0-9._~=&%-]*)?$"
 """The webhook URLs the API takes: http(s), a host name or IPv4 address, an optional port, path and query."""
 TAG_PATTERN = r"^[^=]+=[\s\S]*$"
@@ -44,7 +55,6 @@ _WHY = {400: "The request is malformed (the message says what to fix)",
              "protected, the name is taken...)",
         411: "A multipart upload came without Content-Length", 413: "The body is over the server's limit",
         422: "The upload is not a capsule this registry accepts (format, integrity, trust or verification)"}
-_INT = {"type": "integer", "minimum": 1}
 _STR = {"type": "string"}
 
 
@@ -59,7 +69,8 @@ def _query(name: str, schema: dict[str, Any], repeat: bool = False) -> dict[str,
 
 _NAME = _path("name", {"type": "string", "pattern": NAME_PATTERN})
 _VERSION = _path("version", _INT)
-_ALIAS = _path("alias", {"type": "string", "pattern": NAME_PATTERN})
+_READ_VERSION = _path("version", {"anyOf": [_INT, {"const": "latest"}]})  # reads also take 'latest'
+_ALIAS = _path("alias", {"type": "string", "pattern": ALIAS_PATTERN})
 _TAG = {"type": "string", "pattern": TAG_PATTERN}
 _REF = {"type": "string",  # name, name/N, name/latest or name@alias, perhaps behind models:/
         "pattern": rf"^(models:/)?{NAME_PATTERN[1:-1]}(/([1-9][0-9]*|latest)|@{NAME_PATTERN[1:-1]})?$"}
@@ -84,7 +95,7 @@ def _op(summary: str, role: str, params: list[dict[str, Any]], answer: str | Non
             "schema": {"type": "string", "format": "binary"}}}}
     elif answer:
         good["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}}
-    errors = {401, 413} if body else {401}
+    errors = {400, 401, 413} if body else {400, 401} if params else {401}  # 400: a parameter off its schema
     errors |= set(statuses) | ({403} if role != "read" else set())
     responses: dict[str, Any] = {str(ok): good}
     for status in sorted(errors):
@@ -117,8 +128,7 @@ def openapi(*, public_read: bool = False) -> dict[str, Any]:
         "type": ["string", "number", "boolean"], "maxLength": 1024},
                                 "propertyNames": {"minLength": 1, "maxLength": 255}}}, ("tags",))
     event = _json_body({"kind": {"type": "string", "pattern": "^[a-z_]*[a-z][a-z_]*$", "maxLength": 32},
-                        "alias": {"type": ["string", "null"]}, "from_version": {"type": ["integer", "null"]},
-                        "to_version": {"type": ["integer", "null"]},
+                        "alias": {"type": ["string", "null"]}, "from_version": _EVENT_INT, "to_version": _EVENT_INT,
                         "reason": _STR}, ("kind",))
     token = _json_body({"name": {"type": "string", "pattern": NAME_PATTERN},
                         "role": {"enum": ["read", "write", "admin"]}}, ("name", "role"))
@@ -127,14 +137,14 @@ def openapi(*, public_read: bool = False) -> dict[str, Any]:
                        "events": {"type": ["array", "null"], "items": {"enum": list(EVENT_KINDS)}}},
                       ("url", "secret"))
     key = _path("key", {"type": "string", "minLength": 1, "maxLength": 255})
-    nv, na = [_NAME, _VERSION], [_NAME, _ALIAS]
+    nv, na, rv = [_NAME, _VERSION], [_NAME, _ALIAS], [_NAME, _READ_VERSION]
     paths: dict[str, dict[str, Any]] = {
         "/api/v1/models": {"get": op("List models", "read", [_query("pattern", _STR)], "ModelList", ())},
         "/api/v1/versions": {"get": op("Search versions, newest first", "read", [
             _query("name", _STR), _query("tag", _TAG, repeat=True),
             _query("max_results", {"type": "integer", "minimum": 1, "maximum": 10_000}),
-            _query("page_token", {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "description": (
-                "opaque: the next_page_token of the previous page (another string is a 400)")})],
+            _query("page_token", {"type": "string", "pattern": PAGE_TOKEN_PATTERN, "maxLength": PAGE_TOKEN_MAX,
+                                  "description": "the next_page_token of the previous page"})],
             "SearchPage", (400,))},
         M: {"get": op("Get a model", "read", [_NAME], "Model", (404,))},
         M + "/history": {"get": op("Every event of a model", "read", [_NAME], "Events", (404,))},
@@ -146,10 +156,10 @@ def openapi(*, public_read: bool = False) -> dict[str, Any]:
             "get": op("List versions", "read", [_NAME], "VersionList", (404,)),
             "post": op("Register a capsule (the body, or multipart field 'capsule')", "write",
                        [_NAME, *register_query], "ModelVersion", (400, 404, 409, 411, 422), body=upload, ok=201)},
-        V: {"get": op("Get a version", "read", nv, "ModelVersion", (404,)),
+        V: {"get": op("Get a version (or the latest)", "read", rv, "ModelVersion", (404,)),
             "delete": op("Delete a version (refused while an alias points to it)", "admin", nv, "Event",
                          (400, 404, 409), body=_REASON)},
-        V + "/capsule": {"get": op("Download the capsule", "read", nv, "binary", (404,))},
+        V + "/capsule": {"get": op("Download the capsule", "read", rv, "binary", (404,))},
         V + "/tags": {"put": op("Set version tags", "write", nv, None, (400, 404), body=tags, ok=204)},
         V + "/tags/{key}": {"delete": op("Delete a version tag", "write", [*nv, key], None, (404,), ok=204)},
         A: {"get": op("The version an alias points to", "read", na, "ModelVersion", (400, 404)),
