@@ -2,8 +2,13 @@
 :class:`~modelcapsule.registry.local.LocalRegistry` to ``mc.Registry("http://…")`` clients and to anyone with
 ``curl``. JSON in and out; errors are ``{"error": {"code", "message"}}``; uploads are streamed to the blob
 directory as they arrive, never held whole in memory; every request but the OpenAPI document needs a
-bearer token (reads too, unless the server runs with ``public_read``). The token's name is the actor
-recorded in every event it causes.
+bearer token (reads too, unless the server runs with ``public_read``; listing tokens and webhooks always). The
+token's name is the actor recorded in every event it causes.
+
+The paths and methods come from :data:`~modelcapsule.registry.openapi.ROUTES`, the list the OpenAPI document is
+built from, one Starlette route per path: a method a path does not answer is a 405 whose ``Allow`` names those
+it does. Bodies and parameters are checked exactly as that document describes them (unknown fields, wrong
+types, out-of-range numbers are 400s), so the document is the API's contract, which schemathesis checks.
 """
 
 from __future__ import annotations
