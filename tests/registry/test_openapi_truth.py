@@ -81,6 +81,7 @@ def test_a_wrong_method_is_405_naming_the_right_ones(public: Served) -> None:
         ("PATCH", "/api/v1/models/iris/aliases/prod", {"GET", "HEAD", "PUT", "DELETE"}),
         ("GET", "/api/v1/models/iris/aliases/prod/rollback", {"POST"}),
         ("TRACE", "/api/v1/models/iris/versions", {"GET", "HEAD", "POST"}),
+        ("DELETE", "/api/v1/webhooks/deliveries", {"GET", "HEAD"}),  # not "no webhook 'deliveries'"
     ]:
         answer = httpx.request(method, public.url + path, timeout=10)
         assert answer.status_code == 405, (method, path)
@@ -118,9 +119,11 @@ def test_alias_body_is_checked_as_documented(public: Served) -> None:
     put = f"{public.url}/api/v1/models/iris/aliases/prod"
     auth = {"Authorization": f"Bearer {public.token}"}
     assert httpx.put(put, json={"version": 0}, headers=auth, timeout=10).status_code == 400
+    assert httpx.put(put, json={"version": 2**63}, headers=auth, timeout=10).status_code == 400  # past the database
+    assert httpx.put(put, json={}, headers=auth, timeout=10).status_code == 400
     assert httpx.put(put, json={"version": 2, "reason": 3}, headers=auth, timeout=10).status_code == 400
     assert httpx.put(put, json={"version": 2, "other": 1}, headers=auth, timeout=10).status_code == 400
-    assert httpx.put(put, json={"version": 2, "reason": "go"}, headers=auth, timeout=10).status_code == 200
+    assert httpx.put(put, json={"version": 2.0, "reason": "go"}, headers=auth, timeout=10).status_code == 200
 
 
 # Model routes' path parameters are filled with what the registry really holds, so schemathesis reaches past
