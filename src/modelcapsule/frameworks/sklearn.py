@@ -79,15 +79,25 @@ class SklearnFramework:
         return ["safepickle", "skops"]
 
     def predictor(self, model: Any, signature: Signature) -> Predictor:
-        """Calls the model's own methods, except where a shortcut gives the same bits faster."""
-        shortcut = tree_shortcut(model)
-        fast = {} if shortcut is None else {
-            name: f for name in PREDICTION_METHODS if (f := shortcut.method(name)) is not None}
+        """Calls the model's own methods, except where a shortcut gives the same bits faster.
+
+        The shortcut is chosen (proved bit-identical, then timed) on the predictor's first call, not here:
+        every load builds a predictor, and for a 300-tree forest the choice takes most of a second that
+        ``mc.load``, which hands back the model itself, would pay for nothing."""
+        fast: dict[str, Any] | None = None
+
+        def shortcuts() -> dict[str, Any]:
+            nonlocal fast
+            if fast is None:  # two threads may both build it: the same answer, the last one kept
+                shortcut = tree_shortcut(model)
+                fast = {} if shortcut is None else {
+                    name: f for name in PREDICTION_METHODS if (f := shortcut.method(name)) is not None}
+            return fast
 
         def call(m: Any, method: str, x: Any) -> Any:
             if method not in PREDICTION_METHODS:  # outputs are named by the manifest: only prediction methods
                 raise KeyError(f"{method!r} is not a prediction method")
-            method_fast = fast.get(method)
+            method_fast = shortcuts().get(method)
             return method_fast(x) if method_fast is not None else getattr(m, method)(x)
 
         return MethodPredictor(model, signature, call)
