@@ -109,7 +109,10 @@ class Store:
         self.reader = (engine.execution_options(isolation_level="AUTOCOMMIT")
                        if engine.dialect.name == "postgresql" else engine)
         self._extra = self._tags_and_aliases()  # built once: constructing the aliased subqueries costs ~1 ms
-        self._summary = [c for c in t.versions.c if c.name not in ("audit", "manifest")]
+        # a summary's JSON columns come back as text and are decoded here: most hold "[]" or nothing, and
+        # the drivers' per-value JSON loaders cost more than the rest of the row (psycopg: ~9 µs a value)
+        self._summary = [sa.cast(c, sa.Text).label(c.name) if c.name == "trusted" else c
+                         for c in t.versions.c if c.name not in ("audit", "manifest")]
 
     # ----------------------------------------------------------------------------------------- plumbing
 
@@ -217,11 +220,11 @@ class Store:
             as_object, as_array = sa.func.json_object_agg, sa.func.json_agg
         else:
             as_object, as_array = sa.func.json_group_object, sa.func.json_group_array
-        tags = (sa.select(as_object(t.version_tags.c.key, t.version_tags.c.value))
+        tags = (sa.select(sa.cast(as_object(t.version_tags.c.key, t.version_tags.c.value), sa.Text))
                 .where(t.version_tags.c.version_id == t.versions.c.id).correlate(t.versions)
                 .scalar_subquery().label("tags_json"))
         inner = t.aliases.alias("version_aliases")
-        aliases = (sa.select(as_array(inner.c.alias)).where(inner.c.version_id == t.versions.c.id)
+        aliases = (sa.select(sa.cast(as_array(inner.c.alias), sa.Text)).where(inner.c.version_id == t.versions.c.id)
                    .correlate(t.versions).scalar_subquery().label("aliases_json"))
         return [tags, aliases]
 
@@ -229,14 +232,14 @@ class Store:
     def _from_row(row: Any, name: str, *, full: bool = True) -> ModelVersion:
         def decoded(value: Any) -> Any:
             if not isinstance(value, str):
-                return value  # PostgreSQL's driver decodes JSON itself
+                return value  # a full row's JSON columns, decoded by the driver
             return None if value in ("[]", "{}") else json.loads(value)
 
         return ModelVersion(name=name, version=row.version, digest=row.digest, size=row.size,
                             created_at=row.created_at, created_by=row.created_by, description=row.description,
                             tags=dict(decoded(row.tags_json) or {}), aliases=sorted(decoded(row.aliases_json) or []),
-                            parent=row.parent, trusted=list(row.trusted), audit=dict(row.audit) if full else {},
-                            manifest=dict(row.manifest) if full else {})
+                            parent=row.parent, trusted=list(decoded(row.trusted) or []),
+                            audit=dict(row.audit) if full else {}, manifest=dict(row.manifest) if full else {})
 
     def find_digest(self, name: str, digest: str) -> ModelVersion | None:
         """The version of ``name`` holding exactly these bytes, if any."""
