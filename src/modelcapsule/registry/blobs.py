@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from ..core.atomic import fsync_dir
+
 __all__ = ["CHUNK", "BlobStore", "StagedBlob", "hash_file"]
 
 CHUNK = 1 << 20
@@ -39,14 +41,6 @@ class StagedBlob:
     path: Path
     digest: str
     size: int
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BlobStore:
@@ -97,7 +91,7 @@ class BlobStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(staged.path, 0o444)
         os.replace(staged.path, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final
 
     @staticmethod
