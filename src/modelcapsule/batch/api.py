@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from .atomic import AtomicOutput
 from .errors import BatchUsageError
 from .registry import format_for_path
+from .request import choose_methods, model_input, rejects_format
 
 if TYPE_CHECKING:
     from ..types import Predictor
@@ -121,12 +122,8 @@ def score_file(
 
     in_fmt, out_fmt, out_path = _check_request(input, output, batch_rows, input_format, output_format)
     signature = predictor.signature
-    if len(signature.inputs) != 1:
-        names = ", ".join(t.name for t in signature.inputs)
-        raise BatchUsageError(
-            f"the model takes {len(signature.inputs)} inputs ({names}); batch scoring feeds one."
-        )
-    methods = _methods(method, signature.output_names)
+    spec = model_input(signature)
+    methods = choose_methods(method, signature.output_names)
     if not out_fmt.tabular and (len(methods) != 1 or id_column is not None):
         raise BatchUsageError(
             "an NPY output holds one method's predictions and no id column; write a table format."
@@ -137,7 +134,7 @@ def score_file(
     reader = in_fmt.open_reader(source, name, batch_rows)
     try:
         plan = plan_columns(
-            signature.inputs[0],
+            spec,
             reader,
             id_column=id_column,
             columns=None if columns is None else tuple(columns),
@@ -147,7 +144,7 @@ def score_file(
             writer = out_fmt.open_writer(sink, out_path)
             rejects_writer = None
             if rejects is not None:
-                rejects_fmt = _rejects_format(str(rejects))
+                rejects_fmt = rejects_format(str(rejects))
                 rejects_sink = stack.enter_context(AtomicOutput(rejects))
                 rejects_writer = RejectsWriter(rejects_fmt.open_writer(rejects_sink, str(rejects)))
             with track(reader, progress) as tick:
@@ -207,24 +204,3 @@ def _default_output(input: str, fmt: TableFormat) -> str:
     for suffix in reversed(path.suffixes):
         stem = stem[: -len(suffix)]
     return str(path.with_name(f"{stem}.predictions{fmt.extensions[0]}"))
-
-
-def _methods(method: str | Sequence[str] | None, available: tuple[str, ...]) -> tuple[str, ...]:
-    if method is None:
-        return (available[0],) if available else ("predict",)
-    wanted = (method,) if isinstance(method, str) else tuple(method)
-    if available and (unknown := [m for m in wanted if m not in available]):
-        raise BatchUsageError(
-            f"the model has no output {', '.join(map(repr, unknown))}; it offers {', '.join(available)}."
-        )
-    return wanted
-
-
-def _rejects_format(path: str) -> TableFormat:
-    try:
-        fmt = format_for_path(path)
-    except BatchUsageError:
-        return format_for_path("rejects.csv")
-    if not fmt.tabular:
-        raise BatchUsageError(f"rejects file {path} must be CSV, Parquet or JSON Lines, not {fmt.name}.")
-    return fmt

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from ._common import console, emit_json, json_option
 from ._registry import open_registry, print_table, registry_errors, registry_options
+
+if TYPE_CHECKING:
+    from ..registry.types import AliasEvent
 
 _reason = click.option("--reason", default="", help="Why (recorded in the alias's history).")
 
@@ -28,58 +34,40 @@ def _report(event: object, as_json: bool) -> None:
                     + (f" — {event.reason}" if event.reason else ""))
 
 
-@command.command("set")
-@click.argument("name")
-@click.argument("alias")
-@click.argument("version", type=click.IntRange(1))
-@_reason
-@registry_options
-@json_option
-def set_alias(name: str, alias: str, version: int, reason: str, location: str | None, store: str | None,
-              token: str | None, as_json: bool) -> None:
-    """Point ALIAS of model NAME at VERSION."""
-    with open_registry(location, store, token) as reg, registry_errors():
-        _report(reg.set_alias(name, alias, version, reason=reason), as_json)
+# The four moves differ only in their extra parameter and the registry call; each row is
+# (subcommand, help, extra argument or option, call(registry, name, alias, reason, **extra)).
+_MOVES: tuple[tuple[str, str, Callable[[Any], Any] | None, Callable[..., AliasEvent]], ...] = (
+    ("set", "Point ALIAS of model NAME at VERSION.",
+     click.argument("version", type=click.IntRange(1)),
+     lambda reg, name, alias, reason, version: reg.set_alias(name, alias, version, reason=reason)),
+    ("rollback", "Move ALIAS back to the version it pointed to before.",
+     None,
+     lambda reg, name, alias, reason: reg.rollback(name, alias, reason=reason)),
+    ("protect", "Protect ALIAS: moving or deleting it then needs the admin role (admin only).",
+     click.option("--off", is_flag=True, help="Remove the protection instead."),
+     lambda reg, name, alias, reason, off: reg.protect(name, alias, protected=not off, reason=reason)),
+    ("delete", "Delete ALIAS (its history is kept).",
+     None,
+     lambda reg, name, alias, reason: reg.delete_alias(name, alias, reason=reason)),
+)
 
 
-@command.command()
-@click.argument("name")
-@click.argument("alias")
-@_reason
-@registry_options
-@json_option
-def rollback(name: str, alias: str, reason: str, location: str | None, store: str | None, token: str | None,
-             as_json: bool) -> None:
-    """Move ALIAS back to the version it pointed to before."""
-    with open_registry(location, store, token) as reg, registry_errors():
-        _report(reg.rollback(name, alias, reason=reason), as_json)
+def _move_command(help: str, extra: Callable[[Any], Any] | None, call: Callable[..., AliasEvent]) -> click.Command:
+    """One move subcommand: NAME ALIAS [extra] --reason, the registry options and --json; prints the event."""
+
+    def move(name: str, alias: str, reason: str, location: str | None, store: str | None, token: str | None,
+             as_json: bool, **extra_value: Any) -> None:
+        with open_registry(location, store, token) as reg, registry_errors():
+            _report(call(reg, name, alias, reason, **extra_value), as_json)
+
+    f: Callable[..., None] = _reason(registry_options(json_option(move)))  # innermost last on --help
+    if extra is not None:
+        f = extra(f)
+    return click.command(help=help)(click.argument("name")(click.argument("alias")(f)))
 
 
-@command.command()
-@click.argument("name")
-@click.argument("alias")
-@click.option("--off", is_flag=True, help="Remove the protection instead.")
-@_reason
-@registry_options
-@json_option
-def protect(name: str, alias: str, off: bool, reason: str, location: str | None, store: str | None,
-            token: str | None, as_json: bool) -> None:
-    """Protect ALIAS: moving or deleting it then needs the admin role (admin only)."""
-    with open_registry(location, store, token) as reg, registry_errors():
-        _report(reg.protect(name, alias, protected=not off, reason=reason), as_json)
-
-
-@command.command()
-@click.argument("name")
-@click.argument("alias")
-@_reason
-@registry_options
-@json_option
-def delete(name: str, alias: str, reason: str, location: str | None, store: str | None, token: str | None,
-           as_json: bool) -> None:
-    """Delete ALIAS (its history is kept)."""
-    with open_registry(location, store, token) as reg, registry_errors():
-        _report(reg.delete_alias(name, alias, reason=reason), as_json)
+for _name, _help, _extra, _call in _MOVES:
+    command.add_command(_move_command(_help, _extra, _call), _name)
 
 
 @command.command()

@@ -14,10 +14,12 @@ import shutil
 import struct
 import tempfile
 import zipfile
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 
 from ..errors import CapsuleFormatError
+from .atomic import AtomicFile, fsync_dir
 from .manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry, Manifest
 
 __all__ = ["ALIGNMENT", "CapsuleWriter", "check_member_name", "sha256_of"]
@@ -68,18 +70,18 @@ class CapsuleWriter:
             raise FileExistsError(f"{self.path} already exists; pass overwrite=True to replace it.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.files: dict[str, FileEntry] = {}
-        self._tmp: Path | None = None
+        self._tmp: Path | None = None  # the directory layout's temporary sibling
         self._zip: zipfile.ZipFile | None = None
+        self._zip_file = ExitStack()  # the ZIP layout: the ZipFile inside its AtomicFile
 
     def __enter__(self) -> CapsuleWriter:
-        prefix = f".{self.path.name}.tmp-"
         if self.layout == "zip":
-            fd, tmp = tempfile.mkstemp(prefix=prefix, dir=self.path.parent)
-            os.close(fd)
-            self._tmp = Path(tmp)
-            self._zip = zipfile.ZipFile(self._tmp, "w", allowZip64=True)
+            with ExitStack() as stack:  # a failure while opening removes the temporary file
+                fh = stack.enter_context(AtomicFile(self.path))
+                self._zip = stack.enter_context(zipfile.ZipFile(fh, "w", allowZip64=True))
+                self._zip_file = stack.pop_all()
         else:
-            self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=self.path.parent))
+            self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
         return self
 
     def add(self, name: str, data: bytes | memoryview) -> FileEntry:
@@ -101,8 +103,8 @@ class CapsuleWriter:
             self._write(SIGNATURE_NAME, memoryview(signature))
 
     def _write(self, name: str, view: memoryview) -> None:
-        assert self._tmp is not None
         if self._zip is None:
+            assert self._tmp is not None
             target = self._tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(target, "wb") as fh:
@@ -127,46 +129,27 @@ class CapsuleWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if self._zip is not None:  # closing the ZipFile writes its central directory, then the rename
+            self._zip_file.__exit__(exc_type, exc, tb)
+            return
         assert self._tmp is not None
         if exc_type is not None:
-            self._discard()
+            shutil.rmtree(self._tmp, ignore_errors=True)
             return
         try:
-            if self._zip is not None:
-                self._zip.close()
-                _fsync_file(self._tmp)
-                os.replace(self._tmp, self.path)
-            else:
-                for f in self._tmp.rglob("*"):
-                    if f.is_file():
-                        _fsync_file(f)
-                _replace_dir(self._tmp, self.path)
-            _fsync_dir(self.path.parent)
+            for f in self._tmp.rglob("*"):
+                if f.is_file():
+                    _fsync_file(f)
+            _replace_dir(self._tmp, self.path)
+            fsync_dir(self.path.parent)
         except BaseException:
-            self._discard()
+            shutil.rmtree(self._tmp, ignore_errors=True)
             raise
-
-    def _discard(self) -> None:
-        if self._zip is not None:
-            self._zip.close()
-        if self._tmp is not None and self._tmp.exists():
-            if self._tmp.is_dir():
-                shutil.rmtree(self._tmp, ignore_errors=True)
-            else:
-                self._tmp.unlink(missing_ok=True)
 
 
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as fh:
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _replace_dir(src: Path, dst: Path) -> None:

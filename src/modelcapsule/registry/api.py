@@ -13,13 +13,9 @@ types, out-of-range numbers are 400s), so the document is the API's contract, wh
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,7 +25,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .actors import Actor
-from .blobs import StagedBlob
+from .blobs import StagedBlob, TooLargeError
 from .errors import AuthenticationError, RegistryError, to_wire
 from .local import LocalRegistry
 from .openapi import ADMIN_READS, INT_MAX, PAGE_TOKEN_MAX, ROUTES, WEBHOOK_URL_PATTERN, openapi
@@ -134,7 +130,7 @@ class _App:
                                                             f"limit of {self.max_body:,}")
                 registry = self.registry.as_actor(self.actor(request, public))
                 return await handler(request, registry)
-            except _TooLarge as exc:
+            except TooLargeError as exc:
                 return error_response(413, "too_large", str(exc))
             except _NotFound as exc:
                 return error_response(404, RegistryError.code, str(exc))
@@ -192,27 +188,13 @@ class _App:
         return _json(version.to_dict(), 201)
 
     async def _stage_stream(self, request: Request, reg: LocalRegistry) -> StagedBlob:
-        tmp_dir = reg.tmp_dir()
-        fd, path = tempfile.mkstemp(prefix="upload-", suffix=".capsule", dir=tmp_dir)
-        digest, size = hashlib.sha256(), 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > self.max_body:
-                        raise _TooLarge(f"the upload passed this server's limit of {self.max_body:,} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            Path(path).unlink(missing_ok=True)
-            raise
-        if size == 0:
-            Path(path).unlink(missing_ok=True)
-            raise ValueError("the request has no body: send the capsule file as the body (or as multipart field "
-                             "'capsule')")
-        return StagedBlob(Path(path), f"sha256:{digest.hexdigest()}", size)
+        with reg.blobs.sink(max_bytes=self.max_body, prefix="upload-") as sink:
+            async for chunk in request.stream():
+                sink.write(chunk)
+            if sink.size == 0:
+                raise ValueError("the request has no body: send the capsule file as the body (or as multipart "
+                                 "field 'capsule')")
+            return sink.finish()
 
     async def _stage_multipart(self, request: Request, reg: LocalRegistry, options: dict[str, Any]) -> StagedBlob:
         async with request.form(max_files=1, max_fields=100) as form:
@@ -343,10 +325,6 @@ class _App:
         found = await run_in_threadpool(reg.deliveries, _int(hook, "webhook") if hook else None,
                                         _int(request.query_params.get("limit", "100"), "limit"))
         return _json({"deliveries": [d.to_dict() for d in found]})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class _NotFound(Exception):

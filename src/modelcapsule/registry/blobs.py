@@ -15,9 +15,12 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO
 
-__all__ = ["CHUNK", "BlobStore", "StagedBlob", "hash_file"]
+from ..core.atomic import fsync_dir
+
+__all__ = ["CHUNK", "BlobSink", "BlobStore", "StagedBlob", "TooLargeError", "hash_file"]
 
 CHUNK = 1 << 20
 ALGORITHM = "sha256"
@@ -41,12 +44,50 @@ class StagedBlob:
     size: int
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class TooLargeError(ValueError):
+    """A blob being staged passed its size limit (a 413 for the REST API)."""
+
+
+class BlobSink:
+    """A temp file being filled with a blob's bytes, counted and hashed on the way.
+
+    ``with store.sink(max_bytes=...) as sink: sink.write(chunk)...; staged = sink.finish()``: the bytes are
+    fsynced by :meth:`finish`; leaving the block by an exception (a chunk past ``max_bytes`` raises
+    :class:`TooLargeError`) or without finishing removes the temp file.
+    """
+
+    def __init__(self, tmp_dir: Path, *, max_bytes: int | None = None, prefix: str = "blob-") -> None:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".capsule", dir=tmp_dir)
+        self.path = Path(name)
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._out = os.fdopen(fd, "wb")
+        self._staged: StagedBlob | None = None
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.max_bytes is not None and self.size > self.max_bytes:
+            raise TooLargeError(f"the capsule is larger than the limit of {self.max_bytes:,} bytes")
+        self._digest.update(chunk)
+        self._out.write(chunk)
+
+    def finish(self) -> StagedBlob:
+        """Flush and fsync the bytes; the staged blob, ready to check and commit (or discard)."""
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        self._out.close()
+        self._staged = StagedBlob(self.path, f"{ALGORITHM}:{self._digest.hexdigest()}", self.size)
+        return self._staged
+
+    def __enter__(self) -> BlobSink:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._out.close()
+        if exc_type is not None or self._staged is None:
+            self.path.unlink(missing_ok=True)
 
 
 class BlobStore:
@@ -62,26 +103,18 @@ class BlobStore:
             raise ValueError(f"{digest!r} is not a 'sha256:<64 hex digits>' digest")
         return self.root / ALGORITHM / hexdigest[:2] / hexdigest
 
-    def stage_stream(self, source: BinaryIO, *, max_bytes: int | None = None) -> StagedBlob:
-        """Copy ``source`` into a temp file, hashing it; raise ValueError past ``max_bytes``."""
+    def sink(self, *, max_bytes: int | None = None, prefix: str = "blob-") -> BlobSink:
+        """A new temp file under ``tmp/`` to fill chunk by chunk (see :class:`BlobSink`)."""
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="blob-", suffix=".capsule", dir=tmp_dir)
-        digest, size = hashlib.sha256(), 0
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := source.read(CHUNK):
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise ValueError(f"the capsule is larger than the limit of {max_bytes:,} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
-        return StagedBlob(Path(name), f"{ALGORITHM}:{digest.hexdigest()}", size)
+        return BlobSink(tmp_dir, max_bytes=max_bytes, prefix=prefix)
+
+    def stage_stream(self, source: BinaryIO, *, max_bytes: int | None = None) -> StagedBlob:
+        """Copy ``source`` into a temp file, hashing it; raise :class:`TooLargeError` past ``max_bytes``."""
+        with self.sink(max_bytes=max_bytes) as sink:
+            while chunk := source.read(CHUNK):
+                sink.write(chunk)
+            return sink.finish()
 
     def stage_file(self, path: str | os.PathLike[str]) -> StagedBlob:
         with open(path, "rb") as fh:
@@ -97,7 +130,7 @@ class BlobStore:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(staged.path, 0o444)
         os.replace(staged.path, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final
 
     @staticmethod

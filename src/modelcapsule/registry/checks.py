@@ -12,23 +12,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..core.container import CapsuleWriter, open_capsule
+from ..core.container import open_capsule
 from ..errors import CapsuleFormatError
 from .store import now
 
-__all__ = ["check_for_registration", "pack_directory"]
-
-
-def pack_directory(directory: Path, destination: Path) -> None:
-    """Write a directory capsule as the equivalent ZIP capsule (members verbatim, manifest and signature kept)."""
-    with open_capsule(directory) as reader:
-        manifest = reader.manifest
-        signature = reader.read("capsule.sig") if "capsule.sig" in reader else None
-        with CapsuleWriter(destination, overwrite=True) as writer:
-            for name in reader.names():
-                if name not in ("capsule.json", "capsule.sig"):
-                    writer.add(name, reader.view(name))
-            writer.finish(manifest, signature)
+__all__ = ["check_for_registration"]
 
 
 def check_for_registration(path: Path, *, policy_names: Iterable[str], extra: Iterable[str]) -> tuple[

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import tempfile
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from ..core.cachedir import user_cache_dir
 from ..errors import IntegrityError
 from .blobs import BlobStore, hash_file
 from .errors import RegistryError, from_wire
+from .packing import capsule_file
 from .refs import parse_ref
 from .types import AliasEvent, Delivery, Model, ModelVersion, SearchPage, TokenInfo, Webhook
 
@@ -90,21 +90,11 @@ class HttpRegistry:
     def register(self, name: str, path: str | os.PathLike[str], *, tags: Mapping[str, str] | None = None,
                  description: str = "", alias: str | None = None, trusted: Iterable[str] = (),
                  parent: str | None = None, model_tags: Mapping[str, str] | None = None) -> ModelVersion:
-        source = Path(path)
-        if not source.exists():
-            raise FileNotFoundError(f"no capsule at {source}")
         query = [("tag", f"{k}={v}") for k, v in (tags or {}).items()] + [("trust", n) for n in trusted]
         query += [(k, v) for k, v in (("description", description), ("alias", alias), ("parent", parent)) if v]
-        with tempfile.TemporaryDirectory() as tmp:
-            if source.is_dir():
-                from .checks import pack_directory
-
-                packed = Path(tmp, "packed.capsule")
-                pack_directory(source, packed)
-                source = packed
-            with open(source, "rb") as fh:
-                data = self._call("POST", f"/api/v1/models/{_q(name)}/versions", query=query, stream=fh, headers={
-                    "Content-Type": "application/octet-stream", "Content-Length": str(source.stat().st_size)})
+        with capsule_file(path) as source, open(source, "rb") as fh:
+            data = self._call("POST", f"/api/v1/models/{_q(name)}/versions", query=query, stream=fh, headers={
+                "Content-Type": "application/octet-stream", "Content-Length": str(source.stat().st_size)})
         version = ModelVersion.from_dict(data)
         if model_tags:
             self.set_tags(name, model_tags)

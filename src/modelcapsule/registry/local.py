@@ -9,7 +9,6 @@ committed, in one transaction.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +21,9 @@ from ..security.policy import TrustPolicy
 from . import auth, webhooks
 from .actors import Actor, local_actor
 from .blobs import BlobStore, StagedBlob
-from .checks import check_for_registration, pack_directory
+from .checks import check_for_registration
 from .database import create_engine, ensure_schema
+from .packing import capsule_file
 from .refs import parse_ref
 from .store import NewVersion, Store
 from .types import AliasEvent, Delivery, Model, ModelVersion, SearchPage, TokenInfo, Webhook
@@ -92,17 +92,10 @@ class LocalRegistry:
     def register(self, name: str, path: str | os.PathLike[str], *, tags: Mapping[str, str] | None = None,
                  description: str = "", alias: str | None = None, trusted: Iterable[str] = (),
                  parent: str | None = None, model_tags: Mapping[str, str] | None = None) -> ModelVersion:
-        source = Path(path)
-        if not source.exists():
-            raise FileNotFoundError(f"no capsule at {source}")
-        if source.is_dir():
-            with tempfile.TemporaryDirectory(dir=self.tmp_dir()) as tmp:
-                packed = Path(tmp, "packed.capsule")
-                pack_directory(source, packed)
-                return self.register_staged(name, self.blobs.stage_file(packed), tags=tags, description=description,
-                                             alias=alias, trusted=trusted, parent=parent, model_tags=model_tags)
-        return self.register_staged(name, self.blobs.stage_file(source), tags=tags, description=description,
-                                     alias=alias, trusted=trusted, parent=parent, model_tags=model_tags)
+        with capsule_file(path, tmp_dir=self.tmp_dir()) as source:
+            staged = self.blobs.stage_file(source)
+        return self.register_staged(name, staged, tags=tags, description=description, alias=alias, trusted=trusted,
+                                    parent=parent, model_tags=model_tags)
 
     def tmp_dir(self) -> Path:
         tmp = self.blobs.root / "tmp"

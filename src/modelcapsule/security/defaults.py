@@ -27,13 +27,13 @@ import functools
 import importlib
 import importlib.util
 import inspect
-import os
 import pkgutil
 import sys
 import warnings
 from importlib import resources
 from pathlib import Path
 
+from ..core.atomic import PLAIN_MODE, write_atomic
 from ..core.cachedir import user_cache_dir
 from .distributions import FROZEN, distribution_names
 from .reviewed import CALLS, unreviewed_hooks
@@ -216,9 +216,7 @@ def sklearn_names() -> dict[str, str]:
     names = compute_sklearn_names()
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(format_names(names))
-        os.replace(tmp, cached)
+        write_atomic(cached, format_names(names).encode(), mode=PLAIN_MODE)
     except OSError:
         pass
     return names

@@ -24,7 +24,6 @@ import binascii
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ..core.atomic import write_atomic
 from ..core.container import DEFAULT_LIMITS, CapsuleReader, CapsuleWriter, Limits, open_capsule
 from ..core.manifest import MANIFEST_NAME, SIGNATURE_NAME, parse_manifest
 from ..errors import SignatureError
@@ -145,21 +145,6 @@ def load_public_key(key: PublicKeyLike) -> Ed25519PublicKey:
     return loaded
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, readable by its owner only, from the first byte on."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)  # mkstemp creates it 0600
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_keypair(path: str | os.PathLike[str], *, overwrite: bool = False,
                   key: Ed25519PrivateKey | None = None) -> tuple[Path, Path]:
     """Write a new (or the given) private key to ``path`` (PEM, mode 0600) and its public key to
@@ -171,31 +156,12 @@ def write_keypair(path: str | os.PathLike[str], *, overwrite: bool = False,
             raise FileExistsError(f"{p} already exists; choose another name or pass overwrite=True.")
     private_path.parent.mkdir(parents=True, exist_ok=True)
     key = key or generate_key()
-    _write_private(private_path, key.private_bytes(
+    write_atomic(private_path, key.private_bytes(  # owner only from the first byte
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    _write_atomic(public_path, public_pem, mode=0o644)
+    write_atomic(public_path, public_pem, mode=0o644)
     return private_path, public_path
-
-
-def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 # ------------------------------------------------------------------------------------------ signatures
@@ -308,7 +274,7 @@ def sign_capsule(path: str | os.PathLike[str], key: PrivateKeyLike, *, limits: L
         manifest_bytes = reader.read(MANIFEST_NAME)
         signature = sign_manifest(manifest_bytes, private)
         if reader.is_dir:
-            _write_atomic(target / SIGNATURE_NAME, signature, mode=0o644)
+            write_atomic(target / SIGNATURE_NAME, signature, mode=0o644)
             return key_id(private)
         with zipfile.ZipFile(target) as zf:
             compress = any(i.compress_type == zipfile.ZIP_DEFLATED for i in zf.infolist())

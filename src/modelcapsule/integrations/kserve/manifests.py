@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...core.atomic import PLAIN_MODE, write_atomic
 from .yamltext import dump_documents
 
 __all__ = [
@@ -241,9 +242,7 @@ def write_manifests(
         raise FileExistsError(f"{', '.join(existing)} already exist(s); pass --force to replace.")
     out.mkdir(parents=True, exist_ok=True)
     for path, document in zip(paths, documents.values(), strict=True):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(dump_documents([document]), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, dump_documents([document]).encode("utf-8"), mode=PLAIN_MODE)
     return paths
 
 

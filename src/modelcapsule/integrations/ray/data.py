@@ -31,6 +31,7 @@ from ...batch import DEFAULT_BATCH_ROWS, BatchSummary, BatchUsageError, InputSch
 from ...batch.atomic import AtomicOutput
 from ...batch.columns import ColumnPlan, plan_columns
 from ...batch.registry import format_for_path
+from ...batch.request import choose_methods, model_input, rejects_format
 from ...batch.score import RejectsWriter
 from ...batch.table import ColumnKind, Reject, TableFormat
 from ...errors import CapsuleError, CapsuleFormatError
@@ -118,7 +119,7 @@ def predict_dataset(
     out_fmt = format_for_path(out_path, output_format)
     if not out_fmt.tabular:
         raise BatchUsageError(f"--ray writes tables (CSV, Parquet, JSON Lines), not {out_fmt.name}.")
-    rejects_fmt = None if rejects is None else _rejects_format(str(rejects))
+    rejects_fmt = None if rejects is None else rejects_format(str(rejects))
     capsule = Path(path).resolve()
     # Loaded once here, with every check, before any cluster starts: a capsule that fails a check fails
     # fast with the local path's own error (and exit code), not as a dead actor. Then dropped.
@@ -128,11 +129,9 @@ def predict_dataset(
     signature = loaded.predictor.signature
     del loaded
     load_seconds = time.perf_counter() - start
-    if len(signature.inputs) != 1:
-        names = ", ".join(t.name for t in signature.inputs)
-        raise BatchUsageError(f"the model takes {len(signature.inputs)} inputs ({names}); batch scoring feeds one.")
-    methods = _methods(method, signature.output_names)
-    plan = _plan(files, in_fmt, signature.inputs[0], batch_rows, columns, id_column)
+    spec = model_input(signature)
+    methods = choose_methods(method, signature.output_names)
+    plan = _plan(files, in_fmt, spec, batch_rows, columns, id_column)
 
     with ray_session(address, num_cpus=num_cpus):
         import ray
@@ -301,28 +300,6 @@ def _unwrap(exc: BaseException) -> BaseException:
 def _is_arrow_error(exc: BaseException) -> bool:
     text = f"{type(exc).__name__}: {exc}"
     return "ArrowInvalid" in text or "ArrowTypeError" in text
-
-
-def _methods(method: str | Sequence[str] | None, available: tuple[str, ...]) -> tuple[str, ...]:
-    """The outputs to compute: the model's primary one by default (as ``capsule predict``)."""
-    if method is None:
-        return (available[0],) if available else ("predict",)
-    wanted = (method,) if isinstance(method, str) else tuple(method)
-    if available and (unknown := [m for m in wanted if m not in available]):
-        raise BatchUsageError(
-            f"the model has no output {', '.join(map(repr, unknown))}; it offers {', '.join(available)}."
-        )
-    return wanted
-
-
-def _rejects_format(path: str) -> TableFormat:
-    try:
-        fmt = format_for_path(path)
-    except BatchUsageError:
-        return format_for_path("rejects.csv")
-    if not fmt.tabular:
-        raise BatchUsageError(f"rejects file {path} must be CSV, Parquet or JSON Lines, not {fmt.name}.")
-    return fmt
 
 
 def _hidden(path: Path, root: Path) -> bool:
