@@ -93,3 +93,18 @@ def test_fsync_dir_accepts_a_directory_and_refuses_a_missing_one(tmp_path: Path)
     fsync_dir(tmp_path)
     with pytest.raises(FileNotFoundError):
         fsync_dir(tmp_path / "absent")
+
+
+@pytest.mark.parametrize("layout", ["zip", "dir"])
+def test_a_saved_capsule_gets_the_mode_a_plain_file_or_folder_would(tmp_path: Path, layout: str) -> None:
+    """Capsules are shared artefacts (a server running as another user reads them): the umask decides."""
+    import numpy as np
+    from sklearn.linear_model import LinearRegression
+
+    import modelcapsule as mc
+    from modelcapsule.core.atomic import PLAIN_DIR_MODE
+
+    x = np.arange(12.0).reshape(6, 2)
+    path = tmp_path / ("m.capsule" if layout == "zip" else "m.capsule.d")
+    mc.save(LinearRegression().fit(x, x.sum(axis=1)), path, layout=layout)
+    assert _mode(path) == (PLAIN_MODE if layout == "zip" else PLAIN_DIR_MODE)

@@ -41,7 +41,8 @@ def test_register_list_move_and_read_the_history(run, capsules: Capsules) -> Non
     assert [v["version"] for v in listed["versions"]] == [2, 1]
     assert "fraud/1" in run("models", "--tag", "team=risk").output
     assert "fraud@champion: (none) → 1" in run("alias", "set", "fraud", "champion", "1").output
-    run("alias", "set", "fraud", "champion", "2", "--reason", "AUC +0.02")
+    moved = run("alias", "set", "fraud", "champion", "2", "--reason", "AUC +0.02 [red]on holdout[/red]").output
+    assert "[alias_set] by" in moved and "[red]on holdout[/red]" in moved  # user text is printed as written
     assert "fraud@champion: 2 → 1" in run("alias", "rollback", "fraud", "champion").output
     history = json.loads(run("alias", "history", "fraud", "champion", "--json").output)["events"]
     assert [(e["kind"], e["by"], e["from_version"], e["to_version"], e["reason"]) for e in history] == [

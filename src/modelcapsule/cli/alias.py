@@ -30,8 +30,9 @@ def _report(event: object, as_json: bool) -> None:
         return
     before = "(none)" if event.from_version is None else event.from_version
     after = "(none)" if event.to_version is None else event.to_version
+    # markup off: the reason and the actor's name are user text, never rich markup
     console().print(f"{event.name}@{event.alias}: {before} → {after}  [{event.kind}] by {event.by}"
-                    + (f" — {event.reason}" if event.reason else ""))
+                    + (f" — {event.reason}" if event.reason else ""), markup=False)
 
 
 # The four moves differ only in their extra parameter and the registry call; each row is

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-__all__ = ["OWNER_ONLY", "PLAIN_MODE", "AtomicFile", "fsync_dir", "write_atomic"]
+__all__ = ["OWNER_ONLY", "PLAIN_DIR_MODE", "PLAIN_MODE", "AtomicFile", "fsync_dir", "write_atomic"]
 
 OWNER_ONLY = 0o600
 """Read and write for the owner only: the mode the temporary file is created with."""
@@ -31,9 +31,12 @@ def _read_umask() -> int:
     return mask
 
 
-PLAIN_MODE = 0o666 & ~_read_umask()
+_UMASK = _read_umask()
+PLAIN_MODE = 0o666 & ~_UMASK
 """The mode ``open()`` gives a new file. The umask is read once at import: setting and restoring it later
 could race with other threads."""
+PLAIN_DIR_MODE = 0o777 & ~_UMASK
+"""The mode ``mkdir()`` gives a new folder."""
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

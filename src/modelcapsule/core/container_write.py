@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import CapsuleFormatError
-from .atomic import AtomicFile, fsync_dir
+from .atomic import PLAIN_DIR_MODE, PLAIN_MODE, AtomicFile, fsync_dir
 from .manifest import MANIFEST_NAME, SIGNATURE_NAME, FileEntry, Manifest
 
 __all__ = ["ALIGNMENT", "CapsuleWriter", "check_member_name", "sha256_of"]
@@ -77,11 +77,14 @@ class CapsuleWriter:
     def __enter__(self) -> CapsuleWriter:
         if self.layout == "zip":
             with ExitStack() as stack:  # a failure while opening removes the temporary file
-                fh = stack.enter_context(AtomicFile(self.path))
+                # a capsule gets a plain file's mode (what the user's umask allows), like any saved model:
+                # a server running as another user reads it
+                fh = stack.enter_context(AtomicFile(self.path, mode=PLAIN_MODE))
                 self._zip = stack.enter_context(zipfile.ZipFile(fh, "w", allowZip64=True))
                 self._zip_file = stack.pop_all()
         else:
             self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+            os.chmod(self._tmp, PLAIN_DIR_MODE)  # mkdtemp's 0700 would hide the capsule from other users
         return self
 
     def add(self, name: str, data: bytes | memoryview) -> FileEntry:
