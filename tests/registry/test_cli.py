@@ -46,8 +46,9 @@ def test_register_list_move_and_read_the_history(run, capsules: Capsules) -> Non
     assert "fraud@champion: 2 → 1" in run("alias", "rollback", "fraud", "champion").output
     history = json.loads(run("alias", "history", "fraud", "champion", "--json").output)["events"]
     assert [(e["kind"], e["by"], e["from_version"], e["to_version"], e["reason"]) for e in history] == [
-        ("alias_set", "ana", None, 1, ""), ("alias_set", "ana", 1, 2, "AUC +0.02"), ("alias_rollback", "ana", 2, 1, "")]
-    assert "AUC +0.02" in run("alias", "history", "fraud", "champion").output
+        ("alias_set", "ana", None, 1, ""), ("alias_set", "ana", 1, 2, "AUC +0.02 [red]on holdout[/red]"),
+        ("alias_rollback", "ana", 2, 1, "")]
+    assert "[red]on" in run("alias", "history", "fraud", "champion").output
 
 
 def test_every_capsule_command_takes_a_models_uri(run, capsules: Capsules, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
