@@ -75,3 +75,17 @@ def test_demo_trains_saves_loads_and_verifies(tmp_path: Path, capsule_cmd: list[
     manifest = mc.inspect(capsule)
     assert manifest.provenance["metrics"]["cv_accuracy"]
     assert manifest.provenance["source"]["path"].endswith("demo.py")
+
+
+def test_names_and_text_from_a_file_are_printed_as_written_never_as_terminal_markup(tmp_path: Path) -> None:
+    """A hostile file's class names, metadata and problems are its own text: rich markup in them (colours,
+    links, a ``[/]`` that closes ours) is shown literally, so nothing in a report can be hidden or faked."""
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"\x80\x02cos\n[link=https://example.invalid]system[/link]\n)R.")
+    audited = CliRunner().invoke(cli, ["audit", str(evil)])
+    assert "[link=https://example.invalid]system[/link]" in audited.output
+    capsule = tmp_path / "m.capsule"
+    model, x, _y = iris_forest()
+    mc.save(model, capsule, sample=x[:5], metadata={"owner": "[red]team[/red] [/]"})
+    shown = CliRunner().invoke(cli, ["inspect", str(capsule)])
+    assert shown.exit_code == 0 and "[red]team[/red] [/]" in shown.output

@@ -40,29 +40,30 @@ def command(path: str, trust: tuple[str, ...], as_json: bool) -> None:
 
 def _print(report: object) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ..audit import AuditReport
 
     assert isinstance(report, AuditReport)
     console = Console(highlight=False)
-    console.print(f"[bold]{report.path}[/bold]: {report.kind}, format [bold]{report.format}[/bold]")
+    console.print(f"[bold]{escape(str(report.path))}[/bold]: {report.kind}, format [bold]{report.format}[/bold]")
     if report.manifest:
         m = report.manifest
-        console.print(f"model {m.get('class')} ({m.get('framework')}), saved {m.get('created_at')}, "
-                      f"format chosen by {m.get('chosen_by') or 'unknown'}")
+        console.print(escape(f"model {m.get('class')} ({m.get('framework')}), saved {m.get('created_at')}, "
+                             f"format chosen by {m.get('chosen_by') or 'unknown'}"))
         for name, reason in (m.get("passed_over") or {}).items():
-            console.print(f"  passed over {name}: {reason}")
+            console.print(escape(f"  passed over {name}: {reason}"))
         console.print(f"hashes: {report.hashes}")
     table = Table(title=f"{len(report.globals)} name(s) the file would import")
     table.add_column("name")
     table.add_column("status")
     for name in report.globals:
         bad = name in report.untrusted
-        table.add_row(name, "[red]UNTRUSTED[/red]" if bad else "[green]trusted[/green]")
+        table.add_row(escape(name), "[red]UNTRUSTED[/red]" if bad else "[green]trusted[/green]")
     console.print(table)
     for problem in report.problems:
-        console.print(f"[red]problem:[/red] {problem}")
+        console.print(f"[red]problem:[/red] {escape(problem)}")
     if report.runs_code:
         console.print(f"[red]The {report.format} format runs code stored in the file when loaded; no list "
                       "of names makes that safe. Load it only with trust_code=True if you trust its "
@@ -70,7 +71,7 @@ def _print(report: object) -> None:
     if report.untrusted:
         console.print(f"[yellow]{len(report.untrusted)} untrusted name(s).[/yellow] Review them; if you "
                       "trust the file, load with:")
-        console.print(f"  modelcapsule.load(..., {report.trusted_arg})", soft_wrap=True)
-        console.print(f"  {report.trust_flags}", soft_wrap=True)
+        console.print(f"  modelcapsule.load(..., {report.trusted_arg})", soft_wrap=True, markup=False)
+        console.print(f"  {report.trust_flags}", soft_wrap=True, markup=False)
     elif report.ok:
         console.print("[green]Every name is trusted by the current policy.[/green]")

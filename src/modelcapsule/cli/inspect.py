@@ -12,12 +12,13 @@ from ._registry import CAPSULE_ARGUMENT
 
 def _kv_table(title: str, rows: list[tuple[str, Any]]) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows:
-        table.add_row(key, str(value))
+        table.add_row(Text(key), Text(str(value)))  # manifest text is the file's, never rich markup
     return table
 
 
@@ -50,6 +51,8 @@ def command(path: str, as_json: bool) -> None:
         ("onnx export", "yes" if manifest.onnx else "no"),
     ]))
     if manifest.signature is not None:
+        from rich.text import Text
+
         sig = Table(title="signature", title_justify="left")
         for col in ("", "name", "dtype", "shape", "columns"):
             sig.add_column(col)
@@ -59,10 +62,10 @@ def command(path: str, as_json: bool) -> None:
                 if spec.columns:
                     cols = ", ".join(f"{c.name}:{c.dtype}" for c in spec.columns[:6])
                     cols += f", … ({len(spec.columns) - 6} more)" if len(spec.columns) > 6 else ""
-                sig.add_row(kind, spec.name, spec.dtype, str(list(spec.shape)), cols)
+                sig.add_row(*(Text(cell) for cell in (kind, spec.name, spec.dtype, str(list(spec.shape)), cols)))
         out.print(sig)
         if manifest.signature.classes is not None:
-            out.print(f"classes: {list(manifest.signature.classes)}")
+            out.print(f"classes: {list(manifest.signature.classes)}", markup=False)
     env = manifest.environment
     out.print(_kv_table("environment", [
         ("python", f"{env.get('python')} ({env.get('implementation')}, {env.get('platform')} {env.get('machine')})"),

@@ -33,9 +33,10 @@ def command(path: str, name: str, tags: tuple[str, ...], alias: str | None, trus
     out.print(f"[green]registered[/green] {version.ref}  sha256:{short(version.digest)}…  "
               f"{version.size:,} bytes  by {version.created_by}")
     if version.aliases:
-        out.print(f"aliases: {', '.join(version.aliases)}")
+        out.print(f"aliases: {', '.join(version.aliases)}", markup=False)
     if version.tags:
-        out.print(f"tags: {format_tags(version.tags)}")
+        out.print(f"tags: {format_tags(version.tags)}", markup=False)
     if version.trusted:
-        out.print(f"trusted for this check (recorded, not granted to loaders): {', '.join(version.trusted)}")
-    out.print(f"load it with: mc.load(\"{version.uri}\")")
+        out.print(f"trusted for this check (recorded, not granted to loaders): {', '.join(version.trusted)}",
+                  markup=False)
+    out.print(f"load it with: mc.load(\"{version.uri}\")", markup=False)

@@ -67,12 +67,14 @@ def check(location: str | None, store: str | None, token: str | None, as_json: b
     if as_json:
         emit_json(report.to_dict())
     else:
+        from rich.markup import escape
+
         out = console()
         out.print(f"checked {report.checked} blob(s) named by versions")
         for warning in report.warnings:
-            out.print(f"[yellow]warning[/yellow] {warning}")
+            out.print(f"[yellow]warning[/yellow] {escape(warning)}")
         for error in report.errors:
-            out.print(f"[red]✗[/red] {error}")
+            out.print(f"[red]✗[/red] {escape(error)}")
         out.print("[green]OK[/green]" if report.ok else "[red]FAILED[/red]")
     if not report.ok:
         raise SystemExit(EXIT_CHECK_FAILED)

@@ -25,6 +25,7 @@ def command(path: str, public_key: str | None, trusted: tuple[str, ...], as_json
     if as_json:
         emit_json(report.to_dict())
     else:
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(title=f"verify {path}", title_justify="left")
@@ -33,13 +34,13 @@ def command(path: str, public_key: str | None, trusted: tuple[str, ...], as_json
         table.add_row("hashes", report.hashes)
         table.add_row("signature", report.signature)
         table.add_row("environment", "same as saved" if not report.drift else
-                      "\n".join(f"{d.name}: {d.saved} → {d.installed}" for d in report.drift))
+                      escape("\n".join(f"{d.name}: {d.saved} → {d.installed}" for d in report.drift)))
         for method, result in report.sample.items():
             table.add_row(f"golden sample {method}", result)
         out = console()
         out.print(table)
         for problem in report.problems:
-            out.print(f"[red]✗[/red] {problem}")
+            out.print(f"[red]✗[/red] {escape(problem)}")
         out.print("[green]OK[/green]" if report.ok else "[red]FAILED[/red]")
     if not report.ok:
         raise SystemExit(EXIT_CHECK_FAILED)
