@@ -43,8 +43,9 @@ class NpyHeader:
     nbytes: int
 
 
-def check_archive(archive: zipfile.ZipFile, what: str, limits: Limits) -> None:
-    """Refuse zip bombs before anything is inflated: member count, per-member, total and ratio caps."""
+def check_archive(archive: zipfile.ZipFile, what: str, limits: Limits) -> int:
+    """Refuse zip bombs before anything is inflated: member count, per-member, total and ratio caps. Returns
+    the members' total uncompressed size."""
     infos = archive.infolist()
     if len(infos) > limits.max_members:
         raise LimitExceededError(f"the number of members of {what}", len(infos), limits.max_members, "max_members")
@@ -60,6 +61,7 @@ def check_archive(archive: zipfile.ZipFile, what: str, limits: Limits) -> None:
                                      limits.max_compression_ratio, "max_compression_ratio")
     if total > limits.max_total_size:
         raise LimitExceededError(f"the uncompressed size of {what}", total, limits.max_total_size, "max_total_size")
+    return total
 
 
 def read_header(fh: IO[bytes], size: int, what: str, limits: Limits) -> NpyHeader:

@@ -55,8 +55,11 @@ _SPARSE = {"csr": ("data", "indices", "indptr"), "csc": ("data", "indices", "ind
 class Members:
     """The ``.npy``, ``.npz`` and ``.bin`` members of one skops ZIP, read with our own readers."""
 
-    def __init__(self, archive: zipfile.ZipFile, what: str, limits: Limits) -> None:
+    def __init__(self, archive: zipfile.ZipFile, what: str, limits: Limits, size: int = 0) -> None:
         self.archive, self.what, self.limits = archive, what, limits
+        self.size = size
+        """The members' total uncompressed size: what the allocation budget is measured against (inflating
+        is held to ``max_compression_ratio`` separately)."""
 
     def info(self, member: str) -> zipfile.ZipInfo:
         try:
@@ -87,7 +90,7 @@ def read_schema(data: bytes, what: str, limits: Limits) -> tuple[dict[str, Any],
     """The parsed ``schema.json`` of a skops file and its members, after the ZIP budgets are checked."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        check_archive(archive, what, limits)
+        size = check_archive(archive, what, limits)
         try:
             info = archive.getinfo(SCHEMA)
         except KeyError:
@@ -100,7 +103,7 @@ def read_schema(data: bytes, what: str, limits: Limits) -> tuple[dict[str, Any],
         raise CapsuleFormatError(f"{what} is not a valid skops file: {exc}") from None
     if not isinstance(schema, dict):
         raise CapsuleFormatError(f"{what}'s {SCHEMA} is not a JSON object.")
-    return schema, Members(archive, what, limits)
+    return schema, Members(archive, what, limits, max(size, len(data)))
 
 
 # ------------------------------------------------------------------------------------------ dry run
@@ -183,7 +186,7 @@ class DryBuild:
         return kind
 
     def json(self, text: str) -> Any:
-        self.run.allocate(len(text) * 8, "a JSON value")
+        self.run.allocate(len(text), "a JSON value")
         return json.loads(text)
 
     def raw(self, name: str, member: str) -> Any:
@@ -240,6 +243,7 @@ class DryBuild:
             if header.dtype.kind not in ("biufc" if key == "data" else "iu"):
                 raise self.refuse(f"its sparse {key} array has dtype {header.dtype}")
             self.run.allocate(header.nbytes, f"the sparse {key} array")
+        _check_sparse_indices(fmt, npz, _shape, self.refuse)
         return Obj(name, built=True)
 
     def random_state(self, name: str, state: Any) -> Any:
@@ -259,6 +263,7 @@ class DryBuild:
             raise self.refuse(f"its bit generator is {str(kind)[:40]!r}, not one of numpy's {sorted(BIT_GENERATORS)}")
         self.note(BIT_GENERATORS[kind])
         if seed_seq is not None:
+            self.note("numpy.random.bit_generator.SeedSequence")
             self._data(name, seed_seq, dict)
             _check_seed_seq(seed_seq, self.refuse)
         return Obj(name, built=True)
@@ -281,7 +286,7 @@ class DryBuild:
                 check_plain(self.run, name, item)
 
 
-def _sparse_facts(npz: Members, refuse: Callable[[str], Exception]) -> tuple[str, bool, tuple[int, ...]]:
+def _sparse_facts(npz: Members, refuse: Callable[[str], Exception]) -> tuple[str, bool, tuple[int, int]]:
     """The format, array-ness and shape of a sparse ``.npz``, read from its small members."""
     names = set(npz.archive.namelist())
     fmt_array = npz.array("format.npy") if "format.npy" in names else None
@@ -303,6 +308,26 @@ def _sparse_facts(npz: Members, refuse: Callable[[str], Exception]) -> tuple[str
             raise refuse("its sparse _is_array flag is not a boolean")
         is_array = bool(flag[()])
     return fmt, is_array, (int(shape[0]), int(shape[1]))
+
+
+def _check_sparse_indices(fmt: str, npz: Members, shape: tuple[int, int],
+                          refuse: Callable[[str], Exception]) -> None:
+    """The index arrays of a CSR, CSC or COO matrix lie inside its shape (scipy's own full check, done on the
+    file's arrays so the audit refuses what loading would; BSR and DIA are checked after loading)."""
+    data = npz.header("data.npy")
+    if fmt in ("csr", "csc"):
+        major, minor = shape if fmt == "csr" else shape[::-1]
+        indptr, indices = npz.array("indptr.npy"), npz.array("indices.npy")
+        if (indptr.ndim != 1 or indptr.size != major + 1 or indices.ndim != 1 or data.shape != indices.shape
+                or indptr[0] != 0 or indptr[-1] != indices.size or (np.diff(indptr) < 0).any()):
+            raise refuse(f"its {fmt} index pointers do not describe its {indices.size} stored entries")
+        if indices.size and (indices.min() < 0 or indices.max() >= minor):
+            raise refuse(f"its {fmt} indices point outside the {minor} {'columns' if fmt == 'csr' else 'rows'}")
+    elif fmt == "coo":
+        for key, size in (("row", shape[0]), ("col", shape[1])):
+            index = npz.array(f"{key}.npy")
+            if index.shape != data.shape or (index.size and (index.min() < 0 or index.max() >= size)):
+                raise refuse(f"its coo {key} indices point outside the shape {shape}")
 
 
 def _small_int(value: Any) -> bool:
@@ -481,7 +506,7 @@ def audit_skops(data: bytes, *, what: str, policy: TrustPolicy | None, limits: L
 
     ``policy=None`` lists the names of a file the caller wrote itself, checking nothing but the format."""
     schema, members = read_schema(data, what, limits)
-    return _dry_run(schema, members, what, policy, limits, len(data))
+    return _dry_run(schema, members, what, policy, limits, members.size)
 
 
 def _dry_run(schema: dict[str, Any], members: Members, what: str, policy: TrustPolicy | None, limits: Limits,
@@ -496,7 +521,7 @@ def _dry_run(schema: dict[str, Any], members: Members, what: str, policy: TrustP
 def load_skops(data: bytes, *, what: str, policy: TrustPolicy, limits: Limits) -> Any:
     """The object a skops file describes, built by our rules: the dry run, the policy, then the build."""
     schema, members = read_schema(data, what, limits)
-    policy.check(_dry_run(schema, members, what, policy, limits, len(data)), what)
+    policy.check(_dry_run(schema, members, what, policy, limits, members.size), what)
     backend = RealBuild(policy, members)
     try:
         return SchemaWalk(schema, backend, what=what, limits=limits).run()
