@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..core.container import DEFAULT_LIMITS, Limits
-from ..security.skops_build import audit_skops, load_skops, read_schema
+from ..security.skops_build import audit_skops, load_skops
+from ..security.skops_members import read_schema
 from ..security.skops_schema import schema_protocol
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from .pickle import member_of

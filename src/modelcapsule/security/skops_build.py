@@ -18,92 +18,39 @@ every format.
 from __future__ import annotations
 
 import collections
-import io
 import json
 import math
 import sys
-import zipfile
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ..core.container import Limits
-from ..errors import CapsuleFormatError, LimitExceededError
+from ..errors import CapsuleFormatError
 from .distributions import distribution_names, rebuilder
-from .npy import NpyHeader, check_archive, open_npz, read_array, read_header
 from .pickle_dryrun import BIT_GENERATORS, DEFAULT_FACTORIES, DryRun, Obj, Refused, check_plain, global_name
 from .policy import TrustPolicy, import_trusted, refuse_tampering
 from .reviewed import HOOKS, ITEM_TARGETS
+from .skops_members import (
+    SPARSE_KEYS,
+    Members,
+    check_seed_seq,
+    check_sparse_indices,
+    read_schema,
+    sparse_facts,
+)
 from .skops_schema import SchemaWalk
 from .tamper import GlobalsSnapshot
 
-__all__ = ["DryBuild", "Members", "RealBuild", "audit_skops", "load_skops", "read_schema"]
+__all__ = ["DryBuild", "RealBuild", "audit_skops", "load_skops"]
 
-SCHEMA = "schema.json"
 _KEY_KINDS = {"builtins.str": "str", "builtins.int": "int", "builtins.float": "float", "builtins.bool": "bool"}
 _NUMPY_SCALARS: dict[str, type] = {f"{t.__module__}.{t.__qualname__}": t for t in set(np.sctypeDict.values())}
 _NUMPY_KEYS = {name: np.dtype(t).str for name, t in _NUMPY_SCALARS.items() if np.dtype(t).kind in "biuf"}
 _MASKED = ("numpy.ma.core.MaskedArray", "numpy.ma.MaskedArray")
 _RANDOM_STATE = "numpy.random.mtrand.RandomState"
 _GENERATOR = "numpy.random._generator.Generator"
-_SEED_KEYS = frozenset({"entropy", "spawn_key", "pool_size", "n_children_spawned"})
-_SPARSE = {"csr": ("data", "indices", "indptr"), "csc": ("data", "indices", "indptr"),
-           "bsr": ("data", "indices", "indptr"), "dia": ("data", "offsets"), "coo": ("data", "row", "col")}
-
-
-class Members:
-    """The ``.npy``, ``.npz`` and ``.bin`` members of one skops ZIP, read with our own readers."""
-
-    def __init__(self, archive: zipfile.ZipFile, what: str, limits: Limits, size: int = 0) -> None:
-        self.archive, self.what, self.limits = archive, what, limits
-        self.size = size
-        """The members' total uncompressed size: what the allocation budget is measured against (inflating
-        is held to ``max_compression_ratio`` separately)."""
-
-    def info(self, member: str) -> zipfile.ZipInfo:
-        try:
-            return self.archive.getinfo(member)
-        except KeyError:
-            raise CapsuleFormatError(f"{self.what} names a member {member[:80]!r} that it does not have.") from None
-
-    def header(self, member: str) -> NpyHeader:
-        info = self.info(member)
-        with self.archive.open(info) as fh:
-            return read_header(fh, info.file_size, f"{self.what} member {member}", self.limits)
-
-    def array(self, member: str) -> np.ndarray[Any, Any]:
-        info = self.info(member)
-        with self.archive.open(info) as fh:
-            what = f"{self.what} member {member}"
-            return read_array(fh, read_header(fh, info.file_size, what, self.limits), what)
-
-    def read(self, member: str) -> bytes:
-        return self.archive.read(self.info(member))
-
-    def npz(self, member: str) -> Members:
-        what = f"{self.what} member {member}"
-        return Members(open_npz(self.read(member), what, self.limits), what, self.limits)
-
-
-def read_schema(data: bytes, what: str, limits: Limits) -> tuple[dict[str, Any], Members]:
-    """The parsed ``schema.json`` of a skops file and its members, after the ZIP budgets are checked."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        size = check_archive(archive, what, limits)
-        try:
-            info = archive.getinfo(SCHEMA)
-        except KeyError:
-            raise CapsuleFormatError(f"{what} is not a skops file: it has no {SCHEMA}.") from None
-        if info.file_size > limits.max_manifest_size:
-            raise LimitExceededError(f"the size of {what}'s {SCHEMA}", info.file_size, limits.max_manifest_size,
-                                     "max_manifest_size")
-        schema = json.loads(archive.read(info))
-    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
-        raise CapsuleFormatError(f"{what} is not a valid skops file: {exc}") from None
-    if not isinstance(schema, dict):
-        raise CapsuleFormatError(f"{what}'s {SCHEMA} is not a JSON object.")
-    return schema, Members(archive, what, limits, max(size, len(data)))
 
 
 # ------------------------------------------------------------------------------------------ dry run
@@ -234,16 +181,16 @@ class DryBuild:
 
     def sparse(self, name: str, member: str) -> Any:
         npz = self.members.npz(member)
-        fmt, is_array, _shape = _sparse_facts(npz, self.refuse)
+        fmt, is_array, _shape = sparse_facts(npz, self.refuse)
         expected = f"scipy.sparse._{fmt}.{fmt}_{'array' if is_array else 'matrix'}"
         if name != expected:
             raise self.refuse(f"it holds a {fmt} sparse {'array' if is_array else 'matrix'} but names {name}")
-        for key in _SPARSE[fmt]:
+        for key in SPARSE_KEYS[fmt]:
             header = npz.header(f"{key}.npy")
             if header.dtype.kind not in ("biufc" if key == "data" else "iu"):
                 raise self.refuse(f"its sparse {key} array has dtype {header.dtype}")
             self.run.allocate(header.nbytes, f"the sparse {key} array")
-        _check_sparse_indices(fmt, npz, _shape, self.refuse)
+        check_sparse_indices(fmt, npz, _shape, self.refuse)
         return Obj(name, built=True)
 
     def random_state(self, name: str, state: Any) -> Any:
@@ -265,7 +212,7 @@ class DryBuild:
         if seed_seq is not None:
             self.note("numpy.random.bit_generator.SeedSequence")
             self._data(name, seed_seq, dict)
-            _check_seed_seq(seed_seq, self.refuse)
+            check_seed_seq(seed_seq, self.refuse)
         return Obj(name, built=True)
 
     def default_dict(self, factory: Any, main: Any) -> Any:
@@ -285,71 +232,6 @@ class DryBuild:
             elif not (_array(item) or (isinstance(item, Obj) and item.name == "numpy.generic")):
                 check_plain(self.run, name, item)
 
-
-def _sparse_facts(npz: Members, refuse: Callable[[str], Exception]) -> tuple[str, bool, tuple[int, int]]:
-    """The format, array-ness and shape of a sparse ``.npz``, read from its small members."""
-    names = set(npz.archive.namelist())
-    fmt_array = npz.array("format.npy") if "format.npy" in names else None
-    if fmt_array is None or fmt_array.shape != () or fmt_array.dtype.kind != "S":
-        raise refuse("its sparse archive has no format")
-    fmt = bytes(fmt_array[()]).decode("ascii", "replace")
-    if fmt not in _SPARSE:
-        raise refuse(f"its sparse format {fmt[:10]!r} is not one of {sorted(_SPARSE)}")
-    expected = {f"{k}.npy" for k in (*_SPARSE[fmt], "format", "shape")}
-    if not expected <= names <= expected | {"_is_array.npy"}:
-        raise refuse(f"its sparse archive holds {sorted(names)[:8]}, not the members of a {fmt} matrix")
-    shape = npz.array("shape.npy")
-    if shape.ndim != 1 or shape.size != 2 or shape.dtype.kind not in "iu" or (shape < 0).any():
-        raise refuse(f"its sparse shape is {shape.tolist()!r}")
-    is_array = False
-    if "_is_array.npy" in names:
-        flag = npz.array("_is_array.npy")
-        if flag.shape != () or flag.dtype.kind != "b":
-            raise refuse("its sparse _is_array flag is not a boolean")
-        is_array = bool(flag[()])
-    return fmt, is_array, (int(shape[0]), int(shape[1]))
-
-
-def _check_sparse_indices(fmt: str, npz: Members, shape: tuple[int, int],
-                          refuse: Callable[[str], Exception]) -> None:
-    """The index arrays of a CSR, CSC or COO matrix lie inside its shape (scipy's own full check, done on the
-    file's arrays so the audit refuses what loading would; BSR and DIA are checked after loading)."""
-    data = npz.header("data.npy")
-    if fmt in ("csr", "csc"):
-        major, minor = shape if fmt == "csr" else shape[::-1]
-        indptr, indices = npz.array("indptr.npy"), npz.array("indices.npy")
-        if (indptr.ndim != 1 or indptr.size != major + 1 or indices.ndim != 1 or data.shape != indices.shape
-                or indptr[0] != 0 or indptr[-1] != indices.size or (np.diff(indptr) < 0).any()):
-            raise refuse(f"its {fmt} index pointers do not describe its {indices.size} stored entries")
-        if indices.size and (indices.min() < 0 or indices.max() >= minor):
-            raise refuse(f"its {fmt} indices point outside the {minor} {'columns' if fmt == 'csr' else 'rows'}")
-    elif fmt == "coo":
-        for key, size in (("row", shape[0]), ("col", shape[1])):
-            index = npz.array(f"{key}.npy")
-            if index.shape != data.shape or (index.size and (index.min() < 0 or index.max() >= size)):
-                raise refuse(f"its coo {key} indices point outside the shape {shape}")
-
-
-def _small_int(value: Any) -> bool:
-    """A non-negative Python integer of at most 4096 bits, or a numpy integer (sklearn seeds with those)."""
-    if isinstance(value, Obj):
-        return value.name == "numpy.generic" and value.dtype is not None and value.dtype.kind in "iu"
-    return type(value) is int and 0 <= value < 1 << 4096
-
-
-def _check_seed_seq(state: dict[str, Any], refuse: Callable[[str], Exception]) -> None:
-    """A SeedSequence's state: small integers only (its pool is allocated from ``pool_size``)."""
-    if not set(state) <= _SEED_KEYS:
-        raise refuse(f"its seed sequence has the keys {sorted(map(str, state))[:6]}")
-    entropy = state.get("entropy")
-    words = entropy if isinstance(entropy, list | tuple) else [] if entropy is None else [entropy]
-    spawn = state.get("spawn_key", ())
-    numbers = [*words, *(spawn if isinstance(spawn, list | tuple) else [spawn]),
-               state.get("pool_size", 4), state.get("n_children_spawned", 0)]
-    if (len(words) > 1024 or not isinstance(spawn, list | tuple) or len(spawn) > 1024
-            or not all(_small_int(n) for n in numbers)
-            or type(state.get("pool_size", 4)) is not int or not 4 <= state.get("pool_size", 4) <= 1024):
-        raise refuse("its seed sequence is not made of small non-negative integers (pool_size 4..1024)")
 
 
 # ------------------------------------------------------------------------------------------ the build
@@ -471,8 +353,8 @@ class RealBuild:
 
     def sparse(self, name: str, member: str) -> Any:
         npz = self.members.npz(member)
-        fmt, _is_array, shape = _sparse_facts(npz, CapsuleFormatError)
-        arrays = [npz.array(f"{key}.npy") for key in _SPARSE[fmt]]
+        fmt, _is_array, shape = sparse_facts(npz, CapsuleFormatError)
+        arrays = [npz.array(f"{key}.npy") for key in SPARSE_KEYS[fmt]]
         cls = self._import(name)
         if fmt == "coo":
             return cls((arrays[0], (arrays[1], arrays[2])), shape=shape)
