@@ -10,6 +10,7 @@ exactly the refusal ``mc.load`` raises.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import warnings
@@ -100,6 +101,27 @@ def test_a_distribution_whose_state_holds_a_template_is_refused_not_executed(tmp
                 content=dct({"_parse_arg_template": js(template(canary))}))
     message = refused_alike(write(tmp_path / "evil.skops", root), match="constructor parameters")
     assert "node model (ObjectNode scipy.stats._continuous_distns.norm_gen)" in message
+    assert not canary.exists()
+
+
+def test_the_template_runs_neither_from_a_capsule_nor_through_convert(tmp_path: Path, canary: Path) -> None:
+    root = node("ObjectNode", "scipy.stats._continuous_distns", "norm_gen",
+                content=dct({"_parse_arg_template": js(template(canary))}))
+    data = write(tmp_path / "evil.skops", root).read_bytes()
+    member = "model/model.skops"
+    capsule = tmp_path / "evil.capsule"
+    (capsule / "model").mkdir(parents=True)
+    (capsule / member).write_bytes(data)
+    doc = {"capsule_version": 1, "name": "evil", "created_at": "2026-01-01T00:00:00Z",
+           "model": {"framework": "sklearn", "class": "x", "task": "x", "methods": [], "params": {}},
+           "format": {"name": "skops", "member": member},
+           "files": {member: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}},
+           "signature": None, "environment": {"python": "3.11", "packages": {}}, "provenance": {},
+           "sample": None, "types": [], "metadata": {}}
+    (capsule / "capsule.json").write_text(json.dumps(doc))
+    refused_alike(capsule, match="constructor parameters")
+    with pytest.raises(CapsuleFormatError, match="constructor parameters"):
+        mc.convert(tmp_path / "evil.skops", tmp_path / "converted.capsule")
     assert not canary.exists()
 
 
@@ -327,3 +349,21 @@ def test_every_refusal_is_a_typed_modelcapsule_error(tmp_path: Path) -> None:
         with pytest.raises(CapsuleError):
             mc.load(path)
         assert not mc.audit(path).ok
+
+
+def test_a_name_the_user_trusts_is_built_as_they_asked(tmp_path: Path) -> None:
+    """functools.partial is outside the defaults (skops would call it with the file's arguments): refused by
+    name, and built once the user names it."""
+    import functools
+
+    import skops.io
+    from sklearn.preprocessing import FunctionTransformer
+
+    model = FunctionTransformer(func=functools.partial(np.add, 1.0)).fit(np.zeros((2, 2)))
+    path = tmp_path / "partial.skops"
+    skops.io.dump(model, path)
+    assert mc.audit(path).untrusted == ["functools.partial"]
+    with pytest.raises(UntrustedTypesError):
+        mc.load(path)
+    loaded = mc.load(path, trusted=["functools.partial"])
+    np.testing.assert_array_equal(loaded.transform(np.ones((2, 2))), np.full((2, 2), 2.0))

@@ -51,6 +51,8 @@ _NUMPY_KEYS = {name: np.dtype(t).str for name, t in _NUMPY_SCALARS.items() if np
 _MASKED = ("numpy.ma.core.MaskedArray", "numpy.ma.MaskedArray")
 _RANDOM_STATE = "numpy.random.mtrand.RandomState"
 _GENERATOR = "numpy.random._generator.Generator"
+ADVICE = ("skops.io.dump never writes this for a model it supports, so the file is corrupt or was crafted: do not "
+          "load it. If it is your own model, re-save it (modelcapsule.save) with the installed versions.")
 
 
 # ------------------------------------------------------------------------------------------ dry run
@@ -394,9 +396,14 @@ def audit_skops(data: bytes, *, what: str, policy: TrustPolicy | None, limits: L
 def _dry_run(schema: dict[str, Any], members: Members, what: str, policy: TrustPolicy | None, limits: Limits,
              size: int) -> list[str]:
     run = DryRun(policy, what, size=size, limits=limits)
-    with run:
-        SchemaWalk(schema, DryBuild(run, members), what=what, limits=limits).run()
-    run.dtypes.finish()
+    try:
+        with run:
+            SchemaWalk(schema, DryBuild(run, members), what=what, limits=limits).run()
+        run.dtypes.finish()
+    except CapsuleFormatError as exc:
+        if type(exc) is not CapsuleFormatError:  # budgets and untrusted names say what to do themselves
+            raise
+        raise CapsuleFormatError(f"{exc} {ADVICE}") from None
     return list(run.found)
 
 
