@@ -7,11 +7,13 @@ sparse archive and a seed sequence hold before anything is built from them.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import zipfile
-from collections.abc import Callable
-from typing import Any
+import zlib
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -23,6 +25,7 @@ from .pickle_dryrun import Obj
 __all__ = ["SPARSE_KEYS", "Members", "check_seed_seq", "check_sparse_indices", "read_schema", "sparse_facts"]
 
 SCHEMA = "schema.json"
+_ZIP_ERRORS = (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, zlib.error)
 SEED_KEYS = frozenset({"entropy", "spawn_key", "pool_size", "n_children_spawned"})
 SPARSE_KEYS = {"csr": ("data", "indices", "indptr"), "csc": ("data", "indices", "indptr"),
            "bsr": ("data", "indices", "indptr"), "dia": ("data", "offsets"), "coo": ("data", "row", "col")}
@@ -43,19 +46,30 @@ class Members:
         except KeyError:
             raise CapsuleFormatError(f"{self.what} names a member {member[:80]!r} that it does not have.") from None
 
-    def header(self, member: str) -> NpyHeader:
+    @contextlib.contextmanager
+    def open(self, member: str) -> Iterator[tuple[IO[bytes], int, str]]:
+        """The member's stream, its size and how to name it; ZIP errors become format errors."""
         info = self.info(member)
-        with self.archive.open(info) as fh:
-            return read_header(fh, info.file_size, f"{self.what} member {member}", self.limits)
+        what = f"{self.what} member {member}"
+        try:
+            with self.archive.open(info) as fh:
+                yield fh, info.file_size, what
+        except RecursionError:
+            raise
+        except _ZIP_ERRORS as exc:  # a bad CRC, an unsupported compression or encryption, a truncated stream
+            raise CapsuleFormatError(f"{what} cannot be read: {type(exc).__name__}: {exc}") from None
+
+    def header(self, member: str) -> NpyHeader:
+        with self.open(member) as (fh, size, what):
+            return read_header(fh, size, what, self.limits)
 
     def array(self, member: str) -> np.ndarray[Any, Any]:
-        info = self.info(member)
-        with self.archive.open(info) as fh:
-            what = f"{self.what} member {member}"
-            return read_array(fh, read_header(fh, info.file_size, what, self.limits), what)
+        with self.open(member) as (fh, size, what):
+            return read_array(fh, read_header(fh, size, what, self.limits), what)
 
     def read(self, member: str) -> bytes:
-        return self.archive.read(self.info(member))
+        with self.open(member) as (fh, _size, _what):
+            return fh.read()
 
     def npz(self, member: str) -> Members:
         what = f"{self.what} member {member}"
@@ -75,7 +89,9 @@ def read_schema(data: bytes, what: str, limits: Limits) -> tuple[dict[str, Any],
             raise LimitExceededError(f"the size of {what}'s {SCHEMA}", info.file_size, limits.max_manifest_size,
                                      "max_manifest_size")
         schema = json.loads(archive.read(info))
-    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
+    except RecursionError:
+        raise  # JSON nested past Python's limit: the loader reports it as a malformed payload
+    except (*_ZIP_ERRORS, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CapsuleFormatError(f"{what} is not a valid skops file: {exc}") from None
     if not isinstance(schema, dict):
         raise CapsuleFormatError(f"{what}'s {SCHEMA} is not a JSON object.")
