@@ -367,3 +367,15 @@ def test_a_name_the_user_trusts_is_built_as_they_asked(tmp_path: Path) -> None:
         mc.load(path)
     loaded = mc.load(path, trusted=["functools.partial"])
     np.testing.assert_array_equal(loaded.transform(np.ones((2, 2))), np.full((2, 2), 2.0))
+
+
+def test_a_dict_keyed_by_a_users_own_type_needs_their_trust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """skops converts each key by calling its type with the key's text: only the fixed table for default
+    names, and the type itself only when the user trusts it."""
+    (tmp_path / "keymod.py").write_text("class Key(str):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    root = dct({"a": js(1)}, key_type=node("TypeNode", "keymod", "Key"))
+    path = write(tmp_path / "keys.skops", root)
+    refused_alike(path, UntrustedTypesError)
+    loaded = mc.load(path, trusted=["keymod.Key"])
+    assert loaded == {"a": 1} and type(next(iter(loaded))).__name__ == "Key"

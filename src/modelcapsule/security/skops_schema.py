@@ -38,6 +38,7 @@ the dry run accepted, in the same order. Errors name the node (its path from the
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -286,7 +287,9 @@ def _dict(walk: SchemaWalk, state: dict[str, Any], path: str, depth: int, attrs:
         walk.at(path, state)
         kind = walk.backend.key_kind(key_type)
         where = f"{path}.{key}" if attrs and _IDENT.match(key) else f"{path}[{key!r}]"
-        pairs.append((_key(walk, state, path, kind, key), walk.node(value, where, depth)))
+        made = (walk.backend.user_call("a dict key", functools.partial(key_type, key)) if kind == "user"
+                else _key(walk, state, path, kind, key))
+        pairs.append((made, walk.node(value, where, depth)))
     walk.at(path, state)
     return walk.backend.mapping(name, pairs)
 
