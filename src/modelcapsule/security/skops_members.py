@@ -67,6 +67,14 @@ class Members:
         with self.open(member) as (fh, size, what):
             return read_array(fh, read_header(fh, size, what, self.limits), what)
 
+    def small(self, member: str) -> np.ndarray[Any, Any]:
+        """A member that only ever holds a few bytes (a sparse archive's format, shape or flag)."""
+        with self.open(member) as (fh, size, what):
+            header = read_header(fh, size, what, self.limits)
+            if header.nbytes > 64:
+                raise CapsuleFormatError(f"{what} holds {header.nbytes:,} bytes where a few are expected.")
+            return read_array(fh, header, what)
+
     def read(self, member: str) -> bytes:
         with self.open(member) as (fh, _size, _what):
             return fh.read()
@@ -101,7 +109,7 @@ def read_schema(data: bytes, what: str, limits: Limits) -> tuple[dict[str, Any],
 def sparse_facts(npz: Members, refuse: Callable[[str], Exception]) -> tuple[str, bool, tuple[int, int]]:
     """The format, array-ness and shape of a sparse ``.npz``, read from its small members."""
     names = set(npz.archive.namelist())
-    fmt_array = npz.array("format.npy") if "format.npy" in names else None
+    fmt_array = npz.small("format.npy") if "format.npy" in names else None
     if fmt_array is None or fmt_array.shape != () or fmt_array.dtype.kind != "S":
         raise refuse("its sparse archive has no format")
     fmt = bytes(fmt_array[()]).decode("ascii", "replace")
@@ -110,12 +118,12 @@ def sparse_facts(npz: Members, refuse: Callable[[str], Exception]) -> tuple[str,
     expected = {f"{k}.npy" for k in (*SPARSE_KEYS[fmt], "format", "shape")}
     if not expected <= names <= expected | {"_is_array.npy"}:
         raise refuse(f"its sparse archive holds {sorted(names)[:8]}, not the members of a {fmt} matrix")
-    shape = npz.array("shape.npy")
+    shape = npz.small("shape.npy")
     if shape.ndim != 1 or shape.size != 2 or shape.dtype.kind not in "iu" or (shape < 0).any():
         raise refuse(f"its sparse shape is {shape.tolist()!r}")
     is_array = False
     if "_is_array.npy" in names:
-        flag = npz.array("_is_array.npy")
+        flag = npz.small("_is_array.npy")
         if flag.shape != () or flag.dtype.kind != "b":
             raise refuse("its sparse _is_array flag is not a boolean")
         is_array = bool(flag[()])
