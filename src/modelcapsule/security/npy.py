@@ -12,8 +12,11 @@ fresh array of exactly that size.
 
 from __future__ import annotations
 
+import ast
+import functools
 import io
 import math
+import re
 import zipfile
 from dataclasses import dataclass
 from typing import IO, Any
@@ -41,6 +44,8 @@ class NpyHeader:
     dtype: np.dtype[Any]
     count: int
     nbytes: int
+    offset: int
+    """Where the data starts in the member."""
 
 
 def check_archive(archive: zipfile.ZipFile, what: str, limits: Limits) -> int:
@@ -64,21 +69,51 @@ def check_archive(archive: zipfile.ZipFile, what: str, limits: Limits) -> int:
     return total
 
 
+_HEADER = re.compile(r"\{'descr': (.{1,9000}?), 'fortran_order': (True|False), "
+                     r"'shape': \(((?:[0-9]{1,20}, ?){0,32}[0-9]{0,20})\), \} *\n", re.DOTALL)
+"""The header ``np.save`` writes. Its shape and order are read here; a structured dtype's description
+(``descr``) goes through :func:`ast.literal_eval` and numpy's ``descr_to_dtype``, once per distinct text
+(a forest repeats the same node dtype in every tree). Any other header goes through numpy's own
+literal-only reader."""
+
+
+@functools.lru_cache(maxsize=256)
+def _descr(text: str) -> np.dtype[Any]:
+    if text.startswith("'") and text.endswith("'") and "'" not in text[1:-1]:
+        return np.dtype(text[1:-1])
+    return np.lib.format.descr_to_dtype(ast.literal_eval(text))
+
+
+def _header_fields(length: bytes, text: bytes, what: str) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    plain = _HEADER.fullmatch(text.decode("latin1"))
+    try:
+        if plain is not None:
+            shape = tuple(int(d) for d in plain[3].replace(" ", "").split(",") if d)
+            return shape, plain[2] == "True", _descr(plain[1])
+        reader = np.lib.format.read_array_header_1_0 if len(length) == 2 else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(io.BytesIO(length + text), max_header_size=_MAX_HEADER)
+        return shape, fortran, dtype
+    except (ValueError, TypeError, SyntaxError, KeyError, MemoryError, RecursionError, EOFError) as exc:
+        raise CapsuleFormatError(f"{what} has a malformed .npy header: {exc}") from None
+
+
 def read_header(fh: IO[bytes], size: int, what: str, limits: Limits) -> NpyHeader:
     """Parse and check the header of a ``.npy`` member of ``size`` bytes; ``fh`` is left at its data."""
     version = fh.read(8)
     if len(version) < 8 or version[:6] != _MAGIC:
         raise CapsuleFormatError(f"{what} is not a numpy .npy array (no magic string).")
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    reader = readers.get((version[6], version[7]))
-    if reader is None:
+    if (version[6], version[7]) not in ((1, 0), (2, 0)):
         raise CapsuleFormatError(f"{what} is a .npy array of format version {version[6]}.{version[7]}; only 1.0 "
                                  "and 2.0 are read (re-save the model with the installed numpy).")
-    start = len(version)
-    try:
-        shape, fortran, dtype = reader(fh, max_header_size=_MAX_HEADER)
-    except (ValueError, TypeError, SyntaxError, KeyError, MemoryError, RecursionError, EOFError) as exc:
-        raise CapsuleFormatError(f"{what} has a malformed .npy header: {exc}") from None
+    length = fh.read(2 if version[6] == 1 else 4)
+    header_size = int.from_bytes(length, "little")
+    if len(length) not in (2, 4) or header_size > _MAX_HEADER:
+        raise CapsuleFormatError(f"{what} has a .npy header of {header_size:,} bytes; numpy writes at most "
+                                 f"{_MAX_HEADER:,}.")
+    text = fh.read(header_size)
+    if len(text) != header_size:
+        raise CapsuleFormatError(f"{what} ends inside its .npy header.")
+    shape, fortran, dtype = _header_fields(length, text, what)
     if not all(type(d) is int and d >= 0 for d in shape) or len(shape) > _MAX_DIMS:
         raise CapsuleFormatError(f"{what} declares the shape {shape!r}; numpy writes non-negative integers.")
     if dtype.hasobject:
@@ -92,11 +127,11 @@ def read_header(fh: IO[bytes], size: int, what: str, limits: Limits) -> NpyHeade
         raise LimitExceededError(f"the number of elements of {what} (shape {shape})", count,
                                  limits.max_array_elements, "max_array_elements")
     nbytes = count * dtype.itemsize
-    data_start = fh.tell() if fh.seekable() else start
-    if data_start + nbytes != size:
+    offset = len(version) + len(length) + header_size
+    if offset + nbytes != size:
         raise CapsuleFormatError(f"{what} declares shape {shape} of {dtype} ({nbytes:,} bytes) but holds "
-                                 f"{size - data_start:,} bytes of data: it is truncated or forged.")
-    return NpyHeader(tuple(shape), bool(fortran), dtype, count, nbytes)
+                                 f"{size - offset:,} bytes of data: it is truncated or forged.")
+    return NpyHeader(tuple(shape), bool(fortran), dtype, count, nbytes, offset)
 
 
 def read_array(fh: IO[bytes], header: NpyHeader, what: str) -> np.ndarray[Any, Any]:

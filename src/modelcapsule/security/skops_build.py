@@ -18,9 +18,11 @@ every format.
 from __future__ import annotations
 
 import collections
+import hashlib
 import json
 import math
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -387,12 +389,33 @@ class RealBuild:
 # ------------------------------------------------------------------------------------------ entry points
 
 
+_ACCEPTED: collections.OrderedDict[tuple[Any, ...], list[str]] = collections.OrderedDict()
+"""Dry runs that passed, by (content digest, policy, limits): a load right after the audit of the same bytes
+(as every loader does) builds without walking them a second time. Never holds a refusal."""
+_ACCEPTED_MAX = 16
+_ACCEPTED_LOCK = threading.Lock()
+
+
+def _verdict_key(data: bytes, policy: TrustPolicy | None, limits: Limits) -> tuple[Any, ...] | None:
+    if policy is None:
+        return None
+    digest = hashlib.blake2b(data, digest_size=32).digest()
+    return digest, type(policy), policy.extra, policy.include_defaults, limits
+
+
 def audit_skops(data: bytes, *, what: str, policy: TrustPolicy | None, limits: Limits) -> list[str]:
     """Every name a skops file would import, after the dry run accepted everything it would do.
 
     ``policy=None`` lists the names of a file the caller wrote itself, checking nothing but the format."""
     schema, members = read_schema(data, what, limits)
-    return _dry_run(schema, members, what, policy, limits, members.size)
+    names = _dry_run(schema, members, what, policy, limits, members.size)
+    key = _verdict_key(data, policy, limits)
+    if key is not None:
+        with _ACCEPTED_LOCK:
+            _ACCEPTED[key] = names
+            while len(_ACCEPTED) > _ACCEPTED_MAX:
+                _ACCEPTED.popitem(last=False)
+    return names
 
 
 def _dry_run(schema: dict[str, Any], members: Members, what: str, policy: TrustPolicy | None, limits: Limits,
@@ -412,7 +435,12 @@ def _dry_run(schema: dict[str, Any], members: Members, what: str, policy: TrustP
 def load_skops(data: bytes, *, what: str, policy: TrustPolicy, limits: Limits) -> Any:
     """The object a skops file describes, built by our rules: the dry run, the policy, then the build."""
     schema, members = read_schema(data, what, limits)
-    policy.check(_dry_run(schema, members, what, policy, limits, members.size), what)
+    key = _verdict_key(data, policy, limits)
+    with _ACCEPTED_LOCK:
+        names = _ACCEPTED.get(key) if key is not None else None
+    if names is None:  # not audited just before (the loaders always audit first): the same dry run now
+        names = _dry_run(schema, members, what, policy, limits, members.size)
+    policy.check(names, what)
     backend = RealBuild(policy, members)
     try:
         return SchemaWalk(schema, backend, what=what, limits=limits).run()

@@ -37,6 +37,7 @@ class Members:
     def __init__(self, archive: zipfile.ZipFile, what: str, limits: Limits, size: int = 0) -> None:
         self.archive, self.what, self.limits = archive, what, limits
         self.size = size
+        self._headers: dict[str, NpyHeader] = {}
         """The members' total uncompressed size: what the allocation budget is measured against (inflating
         is held to ``max_compression_ratio`` separately)."""
 
@@ -60,12 +61,20 @@ class Members:
             raise CapsuleFormatError(f"{what} cannot be read: {type(exc).__name__}: {exc}") from None
 
     def header(self, member: str) -> NpyHeader:
-        with self.open(member) as (fh, size, what):
-            return read_header(fh, size, what, self.limits)
+        header = self._headers.get(member)
+        if header is None:
+            with self.open(member) as (fh, size, what):
+                header = self._headers[member] = read_header(fh, size, what, self.limits)
+        return header
 
     def array(self, member: str) -> np.ndarray[Any, Any]:
+        header = self._headers.get(member)  # parsed once per reading of the same bytes
         with self.open(member) as (fh, size, what):
-            return read_array(fh, read_header(fh, size, what, self.limits), what)
+            if header is None:
+                header = self._headers[member] = read_header(fh, size, what, self.limits)
+            else:
+                fh.seek(header.offset)
+            return read_array(fh, header, what)
 
     def small(self, member: str) -> np.ndarray[Any, Any]:
         """A member that only ever holds a few bytes (a sparse archive's format, shape or flag)."""
