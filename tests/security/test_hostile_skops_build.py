@@ -379,3 +379,25 @@ def test_a_dict_keyed_by_a_users_own_type_needs_their_trust(tmp_path: Path, monk
     refused_alike(path, UntrustedTypesError)
     loaded = mc.load(path, trusted=["keymod.Key"])
     assert loaded == {"a": 1} and type(next(iter(loaded))).__name__ == "Key"
+
+
+def test_the_build_never_runs_without_its_dry_run(tmp_path: Path, canary: Path) -> None:
+    """Loaders audit first and a load reuses that accepted dry run for the same bytes, policy and limits; a
+    build called on its own (or after an audit under another policy) runs the dry run itself."""
+    from modelcapsule.core.container import Limits
+    from modelcapsule.security.policy import TrustPolicy
+    from modelcapsule.security.skops_build import audit_skops, load_skops
+
+    root = node("ObjectNode", "scipy.stats._continuous_distns", "norm_gen",
+                content=dct({"_parse_arg_template": js(template(canary))}))
+    data = write(tmp_path / "evil.skops", root).read_bytes()
+    with pytest.raises(CapsuleFormatError, match="constructor parameters"):
+        load_skops(data, what="evil", policy=TrustPolicy(), limits=Limits())
+    shell = node("PartialNode", "functools", "partial",
+                 content={"func": node("FunctionNode", "numpy", "add"), "args": tup(js(1)), "kwds": dct({}),
+                          "namespace": js(None)})
+    partial = write(tmp_path / "partial.skops", shell).read_bytes()
+    assert audit_skops(partial, what="p", policy=TrustPolicy(["functools.partial"]), limits=Limits())
+    with pytest.raises(UntrustedTypesError):
+        load_skops(partial, what="p", policy=TrustPolicy(), limits=Limits())
+    assert not canary.exists()
