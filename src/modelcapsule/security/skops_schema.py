@@ -104,7 +104,6 @@ class SchemaWalk:
         self.schema, self.backend, self.what, self.limits = schema, backend, what, limits
         self.protocol = schema_protocol(schema, what)
         self.memo: dict[int, Any] = {}
-        self.nodes = 0
 
     def run(self) -> Any:
         return self.node(self.schema, "model", 0)
