@@ -421,9 +421,10 @@ def audit_skops(data: bytes, *, what: str, policy: TrustPolicy | None, limits: L
 def _dry_run(schema: dict[str, Any], members: Members, what: str, policy: TrustPolicy | None, limits: Limits,
              size: int) -> list[str]:
     run = DryRun(policy, what, size=size, limits=limits)
+    walk = SchemaWalk(schema, DryBuild(run, members), what=what, limits=limits)  # a newer protocol: re-save
     try:
         with run:
-            SchemaWalk(schema, DryBuild(run, members), what=what, limits=limits).run()
+            walk.run()
         run.dtypes.finish()
     except CapsuleFormatError as exc:
         if type(exc) is not CapsuleFormatError:  # budgets and untrusted names say what to do themselves
