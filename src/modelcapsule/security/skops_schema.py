@@ -45,7 +45,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..core.container import Limits
-from ..errors import CapsuleFormatError, LimitExceededError
+from ..errors import CapsuleError, CapsuleFormatError, LimitExceededError
 from .reviewed import ITEM_TARGETS
 
 __all__ = ["PROTOCOLS", "Backend", "SchemaWalk", "schema_protocol"]
@@ -55,6 +55,7 @@ PROTOCOLS = range(3)
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_OBJECT_DIMS = 32
+_BUILD_ERRORS = (TypeError, ValueError, AttributeError, LookupError, ArithmeticError, MemoryError)
 _BUILDING = object()
 """Memo entry of a node being built: meeting it again is a cycle (skops itself cannot load one)."""
 _REDUCERS = {"TreeNode": "sklearn.tree._tree.Tree", "QuantileForestNode":
@@ -142,7 +143,13 @@ class SchemaWalk:
                                         "build (CachedNode must refer to a node met before)")
         if ident:
             self.memo[ident] = _BUILDING
-        value = handler(self, state, path, depth + 1, attrs)
+        try:
+            value = handler(self, state, path, depth + 1, attrs)
+        except CapsuleError:
+            raise
+        except _BUILD_ERRORS as exc:  # the installed class refused the state (or numpy the data) while building
+            raise self.bad(path, state, f"building it failed ({type(exc).__name__}: {str(exc)[:200]}); the "
+                                        "state does not fit the installed classes") from exc
         if ident:
             self.memo[ident] = value
         return value
