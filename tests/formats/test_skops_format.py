@@ -1,9 +1,11 @@
-"""The ``skops`` format: .skops files audited against our policy, skops' refusal wrapped in ours."""
+"""The ``skops`` format: .skops files written by skops, read by our own schema walk against our policy."""
 
 from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -43,7 +45,7 @@ def test_our_policy_decides_not_skops_defaults(tmp_path: Path, forest: object, d
     path = tmp_path / "forest.skops"
     sio.dump(forest, path)
     assert "sklearn.tree._tree.Tree" in sio.get_untrusted_types(file=path)  # skops would refuse by default
-    loaded = mc.load(path)  # our default policy admits it (an exact name), so we pass it to skops
+    loaded = mc.load(path)  # our default policy admits it (an exact name); its indices are checked after loading
     np.testing.assert_array_equal(loaded.predict(data[0]), forest.predict(data[0]))  # type: ignore[attr-defined]
 
 
@@ -86,3 +88,19 @@ def test_a_zip_bomb_inside_a_skops_file_is_refused_before_skops_inflates_it(tmp_
     path.write_bytes(out.getvalue())
     with pytest.raises(mc.LimitExceededError, match="max_compression_ratio"):
         mc.load(path)
+
+
+def test_reading_a_skops_file_never_imports_skops(tmp_path: Path, forest: object, data: tuple,
+                                                  subprocess_env: dict[str, str]) -> None:
+    """skops writes .skops files; reading one is our own schema walk. The audit imports neither skops nor
+    scikit-learn; the load imports scikit-learn (the model's classes) but still not skops."""
+    path = tmp_path / "forest.skops"
+    sio.dump(forest, path)
+    child = ("import sys, modelcapsule as mc\n"
+             f"report = mc.audit({str(path)!r})\n"
+             "audited = sorted(m for m in ('skops', 'sklearn') if m in sys.modules)\n"
+             f"mc.load({str(path)!r})\n"
+             "print(report.ok, audited, 'skops' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", child], env=subprocess_env, capture_output=True, text=True,
+                         check=True, timeout=120).stdout.split()
+    assert out == ["True", "[]", "False"]

@@ -29,6 +29,8 @@ class Limits:
     """Bytes a pickle stream may make loading allocate (arrays, copies, containers) per byte of the stream
     and its buffers, on top of 64 MiB. Arrays written by numpy need about 1; a few bytes of a hostile
     stream asking for gigabytes need far more."""
+    max_nesting_depth: int = 100
+    """Levels of nesting in a model description read from a file (the nodes of a skops schema)."""
     max_sample_bytes: int = 256 << 20
     """Size of the golden sample's members together (bytes): inputs and recorded outputs."""
     map_files: bool | None = None

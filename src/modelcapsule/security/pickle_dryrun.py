@@ -163,6 +163,10 @@ class DryRun:
             stub = self._stubs[name] = _GlobalMeta("Global", (_GlobalBase,), {"_mc_name": name})
         return stub
 
+    def role(self, name: str) -> str | None:
+        """What the dry run lets ``name`` do: its policy role, or ``"trusted"`` (see :meth:`_role`)."""
+        return self._role(name)
+
     def _role(self, name: str) -> str | None:
         if self.policy is None:
             return "trusted"

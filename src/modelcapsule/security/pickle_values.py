@@ -201,6 +201,14 @@ class DryRunDtypes:
         """A dtype stand-in for ``numpy.dtype(spec, ...)`` (its BUILD state will be checked)."""
         return self._dtype(spec)
 
+    def known(self, dtype: np.dtype[Any]) -> Any:
+        """A stand-in for a dtype modelcapsule parsed and checked itself (a ``.npy`` header's), with its real
+        item size and flags (it needs no BUILD)."""
+        obj = self._dtype(None)
+        marker = obj._mc_dtype
+        marker.itemsize, marker.flags, marker.built = dtype.itemsize, dtype.flags, True
+        return obj
+
     def stand_in(self, name: str) -> type | None:
         """The class to hand the dry run for global ``name``, or None for the scanner's plain stub."""
         if name in _DTYPE_MAKERS or name.startswith("numpy.dtypes."):
