@@ -163,7 +163,7 @@ def test_a_later_value_outside_the_enum_does_not_undo_external() -> None:
         check_graph(data)
 
 
-def test_the_check_imports_no_onnx_package(tmp_path: Path) -> None:
+def test_the_check_imports_no_onnx_package(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     """What a server runs: parsing and walking a real export leaves ``onnx`` unimported."""
     import subprocess
     import sys
@@ -173,6 +173,6 @@ def test_the_check_imports_no_onnx_package(tmp_path: Path) -> None:
     code = ("import sys, json; from modelcapsule.formats.onnx import check_graph; "
             "summary = check_graph(open(sys.argv[1], 'rb').read()); "
             "print(json.dumps([summary['nodes'], 'onnx' in sys.modules]))")
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-c", code, str(path)], env=subprocess_env, capture_output=True, text=True,
+                         check=True, timeout=120)
     assert out.stdout.strip() == "[1, false]"
