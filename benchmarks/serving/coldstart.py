@@ -1,8 +1,9 @@
 """Cold start: process start → first answered prediction, and the memory the server then holds.
 
-Each server is started fresh (the OS page cache is warm: the model file and the packages were read
-before, as on any machine that restarts a service), and a 1-row prediction request is sent every
-20 ms from the moment the process is spawned; the time of the first correct answer is the cold start.
+Each server is started fresh as users run it, gRPC on (the ONNX capsule also with ``--no-grpc``); the
+OS page cache is warm (the model file and the packages were read before, as on any machine that
+restarts a service), and a 1-row prediction request is sent every 20 ms from the moment the process
+is spawned; the time of the first correct answer is the cold start.
 Then, still before any load: the resident memory of the server's main process (``VmRSS``), the total
 PSS of its process tree, and whether scikit-learn and SciPy are in the process (their extension
 modules in ``/proc/PID/maps``: deterministic, unlike the times).
@@ -26,6 +27,7 @@ from typing import Any
 
 from .core import (
     COLD_ONNX,
+    COLD_ONNX_NO_GRPC,
     COLD_PYTHON,
     ROOT,
     WORK,
@@ -132,9 +134,9 @@ def cold_starts(forest: Any, onnx: bool, peer_names: list[str], mlserver: Path |
     rows = rows_for(forest.x, 1)
     expected = forest.estimator.predict(forest.x[:1])[0]
 
-    def capsule(label: str, path: Path, *extra: str) -> Callable[[], tuple[Spec, Endpoint]]:
-        def make() -> tuple[Spec, Endpoint]:
-            spec = capsule_spec(label, path, batching=True, extra=list(extra))
+    def capsule(label: str, path: Path, *extra: str, grpc: bool = True) -> Callable[[], tuple[Spec, Endpoint]]:
+        def make() -> tuple[Spec, Endpoint]:  # gRPC on, as `capsule serve` runs unless told otherwise
+            spec = capsule_spec(label, path, batching=True, grpc=grpc, extra=list(extra))
             spec.ready = ready_post("/predict", body_plain(rows))  # the first answered prediction
             return spec, Endpoint(label, spec.port, "/predict", body_plain, first_plain)
         return make
@@ -142,6 +144,7 @@ def cold_starts(forest: Any, onnx: bool, peer_names: list[str], mlserver: Path |
     makers = [capsule(COLD_PYTHON, forest.capsule)]
     if onnx:
         makers.append(capsule(COLD_ONNX, WORK / "forest-onnx.capsule", "--runtime", "onnx"))
+        makers.append(capsule(COLD_ONNX_NO_GRPC, WORK / "forest-onnx.capsule", "--runtime", "onnx", grpc=False))
     if peer_names:
         from .peers import PEERS
         from .venvs import ensure_venv
