@@ -1,7 +1,7 @@
 """``capsule serve --runtime onnx`` (gRPC on, as users run it) answers from onnxruntime alone: after its
 first answer the server process has mapped no extension module of scikit-learn, SciPy, the ``onnx``
-package (the graph check declares the fields it reads), Jinja2 (the pages load their templates when
-first browsed) or the websockets library (no route is a WebSocket). Extension modules are what
+package (the graph check declares the fields it reads) or Jinja2 (the pages load their templates when
+first browsed). Extension modules are what
 ``/proc/PID/maps`` shows: a package that was imported has its compiled parts mapped."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("skl2onnx")
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/maps")
 
-ABSENT = ("sklearn", "scipy", "onnx", "markupsafe", "websockets")
+ABSENT = ("sklearn", "scipy", "onnx", "markupsafe")
 
 
 def mapped_packages(pid: int) -> set[str]:

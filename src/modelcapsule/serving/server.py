@@ -123,8 +123,6 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
         access_log=False,
         log_level="warning",
         http=guarded_protocol(settings.read_timeout) if settings.read_timeout > 0 else "httptools",
-        ws="none",  # no route is a WebSocket: an upgrade request is answered as plain HTTP (and the
-                    # websockets library, 17 modules, is not imported)
         timeout_graceful_shutdown=int(GRACE_SECONDS),
         timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
         limit_concurrency=settings.max_connections,
