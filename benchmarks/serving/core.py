@@ -996,6 +996,7 @@ def round2_checks(results: Sequence[Measurement], cold: Sequence[Any]) -> list[C
 
 COLD_PYTHON = "capsule serve (scikit-learn capsule)"
 COLD_ONNX = "capsule serve --runtime onnx"
+COLD_ONNX_NO_GRPC = "capsule serve --runtime onnx --no-grpc"
 
 
 def report(

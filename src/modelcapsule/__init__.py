@@ -3,17 +3,17 @@
 >>> import modelcapsule as mc
 >>> mc.save(model, "iris.capsule", sample=X_test[:20])          # doctest: +SKIP
 >>> model = mc.load("iris.capsule")                              # doctest: +SKIP
+
+Every public name but the exceptions is imported on first use: ``import modelcapsule`` (and so every
+``capsule`` command, ``capsule serve`` included) loads only what it then calls, not every verb's modules.
 """
 
 from __future__ import annotations
 
-from .advise import Advice, advise
-from .audit import AuditReport, audit
-from .batch import predict_file
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .convert import convert
-from .core.container import Limits
-from .core.manifest import CAPSULE_VERSION, Manifest
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 from .errors import (
     CapsuleError,
     CapsuleFormatError,
@@ -27,11 +27,21 @@ from .errors import (
     UntrustedTypesError,
     VerificationError,
 )
-from .load import LoadedCapsule, inspect, load, load_capsule
-from .save import save
-from .security.policy import TrustPolicy
-from .types import Predictor, Signature, TensorSpec
-from .verify import VerificationReport, verify
+
+if TYPE_CHECKING:
+    from .advise import Advice, advise
+    from .audit import AuditReport, audit
+    from .batch import predict_file
+    from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+    from .convert import convert
+    from .core.container import Limits
+    from .core.manifest import CAPSULE_VERSION, Manifest
+    from .load import LoadedCapsule, inspect, load, load_capsule
+    from .registry.service import Registry
+    from .save import save
+    from .security.policy import TrustPolicy
+    from .types import Predictor, Signature, TensorSpec
+    from .verify import VerificationReport, verify
 
 __all__ = [
     "CAPSULE_VERSION",
@@ -73,9 +83,28 @@ __all__ = [
 
 __version__ = "0.1.0"
 
-_LAZY = {"Registry": "modelcapsule.registry.service", "import_mlflow": "modelcapsule.integrations.mlflow.importer"}
-"""Public names imported on first use: ``mc.Registry`` needs SQLAlchemy and ``mc.import_mlflow`` lives in the
-MLflow integration; ``import modelcapsule`` imports neither."""
+_LAZY = {
+    "Advice": "modelcapsule.advise", "advise": "modelcapsule.advise",
+    "AuditReport": "modelcapsule.audit", "audit": "modelcapsule.audit",
+    "predict_file": "modelcapsule.batch",
+    "Checkpoint": "modelcapsule.checkpoint", "load_checkpoint": "modelcapsule.checkpoint",
+    "save_checkpoint": "modelcapsule.checkpoint",
+    "convert": "modelcapsule.convert",
+    "Limits": "modelcapsule.core.container",
+    "CAPSULE_VERSION": "modelcapsule.core.manifest", "Manifest": "modelcapsule.core.manifest",
+    "LoadedCapsule": "modelcapsule.load", "inspect": "modelcapsule.load", "load": "modelcapsule.load",
+    "load_capsule": "modelcapsule.load",
+    "save": "modelcapsule.save",
+    "TrustPolicy": "modelcapsule.security.policy",
+    "Predictor": "modelcapsule.types", "Signature": "modelcapsule.types", "TensorSpec": "modelcapsule.types",
+    "VerificationReport": "modelcapsule.verify", "verify": "modelcapsule.verify",
+    "Registry": "modelcapsule.registry.service",  # needs SQLAlchemy
+    "import_mlflow": "modelcapsule.integrations.mlflow.importer",  # the MLflow integration
+}
+"""Public name → the module that defines it, imported on first use."""
+
+_VERBS = frozenset({"advise", "audit", "convert", "load", "save", "verify"})
+"""Public functions named like the module that defines them."""
 
 
 def __getattr__(name: str) -> object:
@@ -86,3 +115,22 @@ def __getattr__(name: str) -> object:
         globals()[name] = value
         return value
     raise AttributeError(f"module 'modelcapsule' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+class _Package(ModuleType):
+    """Importing the submodule ``modelcapsule.load`` binds it on the package as ``load``, over the function
+    of that name (the same for the other verbs): the binding is turned into the function, so ``mc.load``
+    stays the function whichever module imported ``modelcapsule.load`` first. The module itself is
+    ``sys.modules["modelcapsule.load"]``."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _VERBS and isinstance(value, ModuleType) and value.__name__ == f"{__name__}.{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

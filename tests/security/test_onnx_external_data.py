@@ -3,9 +3,10 @@
 External data names a path that onnxruntime opens when the session is built: a graph can read any
 file the loading user can (``/etc/shadow``, a private key) into a constant and hand it back as an
 output. The tensor can sit in an initializer, either half of a sparse initializer, a node attribute of
-any declared type, a subgraph of a control-flow node at any depth, a model-local function, or a
-training graph. Each case below is a real ONNX file; the canary is a secret file whose bytes must
-never come back, and each must be refused before any session exists (``make_session`` is never called).
+any declared type, a subgraph of a control-flow node at any depth, a model-local function (its body or
+its attributes' default values), or a training graph. Each case below is a real ONNX file; the canary
+is a secret file whose bytes must never come back, and each must be refused before any session exists
+(``make_session`` is never called).
 """
 
 from __future__ import annotations
@@ -128,6 +129,15 @@ def in_function_subgraph(secret: Path) -> Any:
                  opset_extra=[helper.make_opsetid("local.fn", 1)])
 
 
+def in_function_default_attribute(secret: Path) -> Any:
+    """A function's default attribute value: used wherever a call leaves the attribute out."""
+    body = [helper.make_node("Add", ["a", "a"], ["b"])]
+    function = helper.make_function("local.fn", "Twice", ["a"], ["b"], body, [helper.make_opsetid("", 17)],
+                                    attribute_protos=[helper.make_attribute("k", external(weights(), secret))])
+    return model([helper.make_node("Twice", ["x"], ["y"], domain="local.fn")], functions=[function],
+                 opset_extra=[helper.make_opsetid("local.fn", 1)])
+
+
 def in_training_graph(secret: Path) -> Any:
     proto = model([helper.make_node("Add", ["x", "x"], ["y"])])
     info = proto.training_info.add()
@@ -138,7 +148,7 @@ def in_training_graph(secret: Path) -> Any:
 HOSTILE: dict[str, Callable[[Path], Any]] = {f.__name__: f for f in (
     in_initializer, in_sparse_values, in_sparse_indices, in_constant_attribute, in_attribute_typed_as_int,
     in_sparse_attribute, in_if_branch_three_levels_down, in_model_local_function, in_function_subgraph,
-    in_training_graph,
+    in_function_default_attribute, in_training_graph,
 )}
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 __all__ = ["Registry", "load_attribute"]
@@ -57,6 +56,8 @@ class Registry(Generic[T]):
         if self._complete:
             return
         self._complete = True
+        from importlib.metadata import entry_points  # ~20 ms of imports: only once a whole table is listed
+
         plugins = [ep.value for ep in entry_points(group=self._group)]
         for rank, module in enumerate([*self._builtin, *plugins]):
             self._import(module, rank)

@@ -1,6 +1,7 @@
 """``onnx``: an ONNX graph, run by onnxruntime. No Python code is involved in loading it.
 
-Member: ``model/model.onnx``. The audit parses the graph (protobuf, data only) and refuses what a
+Member: ``model/model.onnx``. The audit parses the graph (protobuf, data only, with the fields declared
+in :mod:`.onnx_messages`: the ``onnx`` package is not imported) and refuses what a
 self-contained capsule must not hold: tensors stored in external files (their paths could point anywhere
 on disk) and operators from domains onnxruntime does not implement itself (they would need a custom-op
 library). It imports no Python names. Loading returns an ``onnxruntime.InferenceSession`` on the CPU
@@ -16,12 +17,13 @@ from ..errors import CapsuleFormatError, UnsupportedModelError
 from ..frameworks.onnx import is_onnx_model, make_session, model_bytes
 from ._members import main_member
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
+from .onnx_messages import EXTERNAL, model_class
 
 __all__ = ["FORMATS", "ONNXFormat", "check_graph"]
 
 MEMBER = "model/model.onnx"
 MAX_ITEMS = 10_000_000
-"""Graphs and nodes one model may hold (the walk's budget)."""
+"""Graphs, nodes and attributes one model may hold (the walk's budget)."""
 KNOWN_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc",
                            "ai.onnx.preview.training", "com.ms.internal.nhwc"})
 
@@ -37,29 +39,35 @@ class _Walk:
 
 def _walk(proto: Any) -> _Walk:
     """Every tensor and operator domain reachable from ``proto`` (a ModelProto): the main graph, training
-    graphs, model-local functions, every subgraph of every attribute at any depth; the tensors of
-    initializers, sparse initializers (values and indices) and attributes of any declared type (a runtime
-    may read whichever field is set, whatever ``attr.type`` claims). Iterative, with a count budget."""
+    graphs, model-local functions (their bodies and their attributes' default values, which a runtime
+    uses where a call leaves an attribute out), every subgraph of every attribute at any depth; the
+    tensors of initializers, sparse initializers (values and indices) and attributes of any declared type
+    (a runtime may read whichever field is set, whatever ``attr.type`` claims). Iterative, with a count
+    budget."""
     found = _Walk()
     graphs: list[Any] = [proto.graph, *[g for info in proto.training_info
                                         for g in (info.initialization, info.algorithm)]]
     nodes: list[tuple[Any, bool]] = [(n, False) for f in proto.functions for n in f.node]
+    attributes: list[Any] = [a for f in proto.functions for a in f.attribute_proto]
     seen = 0
-    while graphs or nodes:
+    while graphs or nodes or attributes:
         seen += 1
         if seen > MAX_ITEMS:
-            raise CapsuleFormatError(f"the ONNX model holds more than {MAX_ITEMS} graphs and nodes; refusing it.")
+            raise CapsuleFormatError(f"the ONNX model holds more than {MAX_ITEMS} graphs, nodes and attributes; "
+                                     "refusing it.")
         if graphs:
             graph = graphs.pop()
             found.tensors += list(graph.initializer)
             for sparse in graph.sparse_initializer:
                 found.tensors += [sparse.values, sparse.indices]
             nodes += [(n, True) for n in graph.node]
-            continue
-        node, in_graph = nodes.pop()
-        found.graph_nodes += in_graph
-        found.domains.add(node.domain)
-        for attr in node.attribute:
+        elif nodes:
+            node, in_graph = nodes.pop()
+            found.graph_nodes += in_graph
+            found.domains.add(node.domain)
+            attributes += list(node.attribute)
+        else:
+            attr = attributes.pop()
             if attr.HasField("t"):
                 found.tensors.append(attr.t)
             found.tensors += list(attr.tensors)
@@ -75,25 +83,27 @@ def check_graph(data: bytes) -> dict[str, Any]:
     """Parse an ONNX model and refuse external data anywhere and unknown operator domains; returns a summary.
 
     Every graph is walked: the main graph, subgraphs of control-flow nodes at any depth, model-local
-    functions and training graphs; every tensor is checked: initializers, both halves of sparse
-    initializers, and tensors held by attributes (whatever type the attribute declares)."""
-    import onnx
+    functions (with their default attribute values) and training graphs; every tensor is checked:
+    initializers, both halves of sparse initializers, and tensors held by attributes (whatever type the
+    attribute declares)."""
     from google.protobuf.message import DecodeError
 
+    proto = model_class()()
     try:
-        proto = onnx.load_model_from_string(data)
+        proto.ParseFromString(data)
     except (DecodeError, ValueError, RecursionError, MemoryError, TypeError) as exc:
         raise CapsuleFormatError(f"not a valid ONNX model: {type(exc).__name__}: {str(exc)[:200]}") from exc
     walk = _walk(proto)
     for tensor in walk.tensors:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+        if tensor.data_location == EXTERNAL or len(tensor.external_data):
             raise CapsuleFormatError(
                 f"the ONNX graph keeps tensor {tensor.name[:80]!r} in an external file; a capsule must be "
                 "self-contained (external data could name any file on disk). Re-save it with "
                 "onnx.save_model(model, path, save_as_external_data=False)."
             )
     local = {f.domain for f in proto.functions}
-    unknown = sorted(d for d in walk.domains if d not in KNOWN_DOMAINS and d not in local)
+    # a domain that is not UTF-8 reads as bytes (proto2 strings): sorted by repr, refused like any unknown one
+    unknown = sorted((d for d in walk.domains if d not in KNOWN_DOMAINS and d not in local), key=repr)
     if unknown:
         raise CapsuleFormatError(
             f"the ONNX graph uses operators from domain(s) {[d[:80] for d in unknown[:5]]}, which need a custom-op "

@@ -60,8 +60,12 @@ def model_bytes(model: Any) -> bytes:
     )
 
 
-def make_session(data: bytes, device: str | None = None) -> Any:
-    """An onnxruntime session for ``data`` on the CPU (or CUDA for ``device="cuda..."`` when available)."""
+def make_session(data: bytes, device: str | None = None, *, keep_bytes: bool = True) -> Any:
+    """An onnxruntime session for ``data`` on the CPU (or CUDA for ``device="cuda..."`` when available).
+
+    ``keep_bytes`` keeps ``data`` on the session so that :func:`model_bytes` can save it again (a session a
+    user loaded); a session that only serves does without: onnxruntime holds the graph in its own form,
+    and the serialized copy would stay resident for the life of the server."""
     import onnxruntime as ort
 
     providers = ["CPUExecutionProvider"]
@@ -70,7 +74,14 @@ def make_session(data: bytes, device: str | None = None) -> Any:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: converters' loose output shapes make ORT warn on every run
     session = ort.InferenceSession(data, sess_options=options, providers=providers)
-    setattr(session, BYTES_ATTR, data)
+    if keep_bytes:
+        setattr(session, BYTES_ATTR, data)
+    else:
+        # onnxruntime's wrapper keeps the bytes too, only to rebuild the session on another provider
+        # after a provider fails mid-run; without that fallback (an error instead) they can go
+        session.disable_fallback()
+        if getattr(session, "_model_bytes", None) is data:
+            session._model_bytes = None
     return session
 
 

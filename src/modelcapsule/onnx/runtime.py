@@ -101,14 +101,14 @@ def _onnx_predictor(reader: Any, manifest: Manifest, options: LoadOptions, fallb
             f"{reader.path} has no ONNX export; save it with modelcapsule.save(..., onnx=True) to serve it with "
             "runtime='onnx'."
         )
-    data = reader.read(member)
-    check_graph(data)
     mapping = section.get("outputs")
     if not isinstance(mapping, dict):
         raise CapsuleFormatError("the manifest's onnx section has no output mapping; the capsule is corrupt.")
+    data = reader.read(member)
+    check_graph(data)
+    session = make_session(data, options.device, keep_bytes=False)  # served, never saved again from here
     signature = manifest.signature or Signature((), ())
-    return OnnxPredictor(make_session(data, options.device), signature, {str(k): str(v) for k, v in mapping.items()},
-                         fallback)
+    return OnnxPredictor(session, signature, {str(k): str(v) for k, v in mapping.items()}, fallback)
 
 
 def _median_seconds(fn: Callable[[], Any], budget: float = 0.2, runs: int = 7) -> float:
@@ -221,15 +221,4 @@ def onnx_only_predictor(reader: Any, manifest: Manifest, options: LoadOptions, *
         if why is not None:
             method, _, detail = why.partition(": ")
             raise VerificationError(method, f"the ONNX export does not reproduce the golden sample ({detail or why})")
-    _give_back_freed_memory()
     return predictor
-
-
-def _give_back_freed_memory() -> None:
-    """Return the heap freed after parsing and hashing to the OS (glibc keeps it otherwise): ~20 MiB of
-    RSS on a 100-tree forest's export, which counts in an ONNX-only server's footprint."""
-    import contextlib
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to give back this way
-        ctypes.CDLL("libc.so.6").malloc_trim(0)

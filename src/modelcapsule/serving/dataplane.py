@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -429,5 +428,3 @@ async def _release(loaded: LoadedVersion) -> None:
     del loaded
     await asyncio.sleep(0)
     heap.release_dropped()
-    with contextlib.suppress(OSError, AttributeError):  # glibc only
-        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -14,11 +14,11 @@ page shows the outputs); with it, charts are drawn by vega-embed and the form an
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
-import jinja2
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -28,21 +28,14 @@ from starlette.staticfiles import StaticFiles
 from .compare import compare_cards
 from .source import ModelInfo, NotFound, PredictionError, UISource, matches
 
+if TYPE_CHECKING:
+    import jinja2
+
 __all__ = ["STATIC_PREFIX", "routes"]
 
 HERE = Path(__file__).parent
 STATIC_PREFIX = "/ui/static"
 MAX_FORM_BYTES = 1 << 20
-
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_env.filters["q"] = lambda s: quote(str(s), safe="")
-
 
 def _number(value: Any, digits: int = 4) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -50,8 +43,23 @@ def _number(value: Any, digits: int = 4) -> str:
     return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
 
 
-_env.filters["num"] = _number
-_env.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False, default=str)
+@cache
+def _templates() -> jinja2.Environment:
+    """The templates, set up on the first page asked for: a server that is never browsed (most are)
+    imports no Jinja2."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["q"] = lambda s: quote(str(s), safe="")
+    env.filters["num"] = _number
+    env.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False, default=str)
+    return env
 
 
 def _wants_json(request: Request) -> bool:
@@ -61,7 +69,7 @@ def _wants_json(request: Request) -> bool:
 
 def _page(request: Request, source: UISource, template: str, data: dict[str, Any], status: int = 200) -> Response:
     base = request.scope.get("root_path", "").rstrip("/")
-    html = _env.get_template(template).render(base=base, static=base + STATIC_PREFIX, title=source.title,
+    html = _templates().get_template(template).render(base=base, static=base + STATIC_PREFIX, title=source.title,
                                               links=source.links, path=request.url.path, **data)
     return HTMLResponse(html, status_code=status)
 
