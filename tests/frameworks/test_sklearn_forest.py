@@ -163,3 +163,16 @@ def test_large_batches_of_a_parallel_forest_keep_scikit_learns_threads(monkeypat
     assert 10 in direct and sklearn_forest.PARALLEL_ROWS not in direct
     assert np.allclose(small, model.predict_proba(X[:10]), rtol=1e-12)
     assert big.shape == (sklearn_forest.PARALLEL_ROWS, 3)
+
+
+def test_a_forest_fitted_with_n_jobs_saves_and_its_golden_sample_holds_on_every_load(tmp_path: Path) -> None:
+    """Its threads sum the trees' probabilities in the order they finish, so two calls differ in the
+    last bits; the golden sample runs in order (as ``n_jobs=None`` would) and reproduces exactly."""
+    forest = RandomForestClassifier(n_estimators=60, max_depth=8, n_jobs=2, random_state=0).fit(X, Y)
+    path = tmp_path / "parallel.capsule"
+    mc.save(forest, path, sample=X[:40])
+    for _ in range(3):
+        assert mc.verify(path).ok
+    loaded = mc.load(path)
+    assert loaded.n_jobs == 2  # serving keeps the model's own parallelism
+    assert np.allclose(loaded.predict_proba(X[:40]), forest.predict_proba(X[:40]), rtol=0, atol=1e-12)
