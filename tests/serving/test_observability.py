@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import requests
-from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelcapsule.serving import ServingMetrics
+from modelcapsule.serving import MetricsRegistry, ServingMetrics
 
 from .conftest import Models, Server
 
@@ -34,7 +33,7 @@ def test_metrics_count_requests_batches_and_loaded_versions(server: Server, mode
 
 
 def test_metrics_live_on_the_registry_passed_in() -> None:
-    first, second = ServingMetrics(CollectorRegistry()), ServingMetrics(CollectorRegistry())
+    first, second = ServingMetrics(MetricsRegistry()), ServingMetrics(MetricsRegistry())
     first.load_failures.labels("m").inc()
     assert first.registry.get_sample_value("modelcapsule_load_failures_total", {"model": "m"}) == 1
     assert second.registry.get_sample_value("modelcapsule_load_failures_total", {"model": "m"}) is None

@@ -135,9 +135,8 @@ _GRPC_CHILD = textwrap.dedent(
         await server.stop(0)
         await plane.close()
         samples = [
-            {**s.labels, "value": s.value}
-            for family in plane.metrics.registry.collect() if family.name == "modelcapsule_requests"
-            for s in family.samples if s.name == "modelcapsule_requests_total"
+            {**labels, "value": value}
+            for name, labels, value in plane.metrics.registry.samples() if name == "modelcapsule_requests_total"
         ]
         http = sorted(m for m in sys.modules if m.split(".")[0] in ("starlette", "uvicorn", "fastapi", "flask"))
         print(json.dumps({"protocols": protocols, "codes": codes, "samples": samples, "http": http}))

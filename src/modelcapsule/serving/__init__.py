@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import ModelConfig, ServerOptions
 from .dataplane import DataPlane
-from .metrics import ServingMetrics
+from .metrics import MetricsRegistry, ServingMetrics
 from .repository import Repository
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DataPlane",
+    "MetricsRegistry",
     "ModelConfig",
     "Repository",
     "ServeSettings",

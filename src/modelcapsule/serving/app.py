@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from .auth import Tokens
 from .dataplane import DataPlane
 from .errors import ServingError, Status
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .openapi import ApiRoute, Operation, openapi
 from .rest import all_protocols
 from .rest.common import json_response
@@ -56,7 +56,7 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
         return answer
 
     def metrics(request: Request) -> Response:
-        return Response(generate_latest(dataplane.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(dataplane.metrics.registry.expose(), media_type=METRICS_CONTENT_TYPE)
 
     def docs(request: Request) -> Response:
         return json_response(openapi(routes, server_version(), dataplane, security=tokens is not None))
