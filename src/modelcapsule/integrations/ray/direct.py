@@ -63,9 +63,11 @@ class DirectServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.app: ASGIApp | None = None
         """The application the server runs (set once it is built, on the server's loop)."""
-        self._server: Any = None
+        self.http: Any = None
+        """The uvicorn server (set once it is built); ``should_exit`` stops it."""
         self._started: Future[None] = Future()
         self._stopping = False
+        self._ended = False
         self._thread = threading.Thread(target=self._run, name="modelcapsule-direct-ingress", daemon=True)
 
     def start(self) -> Future[None]:
@@ -78,17 +80,17 @@ class DirectServer:
         """Raise ``RuntimeError`` unless the server is serving (Ray's health check calls this)."""
         if self._stopping:
             return
-        if not self._thread.is_alive() or self._server is None or not self._server.started:
+        if self._ended or not self._thread.is_alive() or self.http is None or not self.http.started:
             raise RuntimeError(
                 f"the replica's HTTP server on {self.settings.host}:{self.settings.port} is not running"
             )
-        if self._server.should_exit:
+        if self.http.should_exit:
             raise RuntimeError("the replica's HTTP server is shutting down")
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Stop accepting, let in-flight requests finish, stop the loop; idempotent."""
         self._stopping = True
-        server, loop = self._server, self.loop
+        server, loop = self.http, self.loop
         if server is not None and loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(setattr, server, "should_exit", True)
@@ -100,7 +102,10 @@ class DirectServer:
             factory = _loop_factory()
             with asyncio.Runner(loop_factory=factory) as runner:
                 self.loop = runner.get_loop()
-                runner.run(self._serve())
+                try:
+                    runner.run(self._serve())
+                finally:
+                    self._ended = True  # before the runner cancels what is left, which may take a while
         except BaseException as exc:  # whatever ended the thread goes to the constructor
             if not self._started.done():
                 self._started.set_exception(exc)
@@ -117,7 +122,7 @@ class DirectServer:
         await dataplane.reconcile()  # every capsule loaded with every check, before the port opens
         self.dataplane = dataplane
         sock = bind_socket(self.settings.host, self.settings.port, reuse_port=True)
-        server = self._server = http_server(dataplane, self.settings)
+        server = self.http = http_server(dataplane, self.settings)
         self.app = cast("ASGIApp", server.config.app)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
