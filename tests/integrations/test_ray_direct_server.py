@@ -22,6 +22,7 @@ from sklearn.linear_model import LinearRegression
 import modelcapsule as mc
 from modelcapsule.integrations.ray import resolve_sources
 from modelcapsule.integrations.ray.direct import DirectServer, bridge_app
+from modelcapsule.integrations.ray.port_claim import PortTakenError
 from modelcapsule.serving import ServerOptions, ServeSettings
 
 from .ray_helpers import free_port, listening_sockets
@@ -119,3 +120,21 @@ def test_a_port_held_by_another_program_stops_the_replica_from_starting(capsule:
             server.start().result(60)
         with pytest.raises(RuntimeError, match="not running"):
             server.check()
+
+
+def test_another_application_may_not_share_the_port_until_its_replicas_are_gone(capsule: Path, port: int) -> None:
+    def server_of(app: str) -> DirectServer:
+        return DirectServer(resolve_sources([capsule]), None, ServerOptions(), ServeSettings(port=port), app)
+
+    first = server_of("fraud")
+    first.start().result(60)
+    try:
+        intruder = server_of("churn")
+        with pytest.raises(PortTakenError, match="served by the replicas of 'fraud'; 'churn' cannot share it"):
+            intruder.start().result(60)
+        assert listening_sockets(port) == 1  # the kernel was never asked to split connections between them
+    finally:
+        first.stop()
+    successor = server_of("churn")  # the port is free again once the last replica of "fraud" is gone
+    successor.start().result(60)
+    successor.stop()

@@ -36,6 +36,7 @@ from ...serving import (
     http_server,
     limit_numeric_threads,
 )
+from .port_claim import PortClaim
 from .sources import CapsuleSource
 
 if TYPE_CHECKING:
@@ -54,7 +55,9 @@ class DirectServer:
     """``capsule serve``'s HTTP server over ``sources``, on its own event loop in a daemon thread."""
 
     def __init__(self, sources: Sequence[CapsuleSource], name: str | None, options: ServerOptions,
-                 settings: ServeSettings) -> None:
+                 settings: ServeSettings, identity: str = "modelcapsule") -> None:
+        self.identity = identity
+        """The application the port is claimed for: replicas of another one may not share it (:mod:`.port_claim`)."""
         self.sources = tuple(sources)
         self.name = name
         self.options = options
@@ -121,7 +124,12 @@ class DirectServer:
         dataplane = DataPlane(repository, options=self.options, metrics=ServingMetrics())
         await dataplane.reconcile()  # every capsule loaded with every check, before the port opens
         self.dataplane = dataplane
-        sock = bind_socket(self.settings.host, self.settings.port, reuse_port=True)
+        claim = PortClaim(self.settings.host, self.settings.port, self.identity)
+        try:
+            sock = bind_socket(self.settings.host, self.settings.port, reuse_port=True)
+        except BaseException:
+            claim.release()
+            raise
         server = self.http = http_server(dataplane, self.settings)
         self.app = cast("ASGIApp", server.config.app)
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -135,6 +143,7 @@ class DirectServer:
             await task
         finally:
             sock.close()
+            claim.release()
 
 
 def direct_replica_class(sources: Sequence[CapsuleSource], name: str | None, options: ServerOptions,
@@ -145,7 +154,11 @@ def direct_replica_class(sources: Sequence[CapsuleSource], name: str | None, opt
         """One replica: ``capsule serve``'s HTTP server on the node's port, and Ray's proxy route to it."""
 
         def __init__(self) -> None:
-            self._direct = DirectServer(sources, name, options, settings)
+            from ray import serve
+
+            context = serve.get_replica_context()
+            identity = f"Ray Serve application {context.app_name!r}, deployment {context.deployment!r}"
+            self._direct = DirectServer(sources, name, options, settings, identity)
             try:  # the capsules load and the port opens before Ray counts the replica as started
                 self._direct.start().result(START_SECONDS)
             except BaseException:
