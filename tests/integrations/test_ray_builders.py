@@ -17,7 +17,7 @@ pytest.importorskip("ray.serve", reason="needs the ray extra")
 
 from modelcapsule.integrations.ray import app_builder, capsule_deployment, resolve_sources
 from modelcapsule.integrations.ray.serve import deployment_settings
-from modelcapsule.serving import ServerOptions
+from modelcapsule.serving import ServerOptions, ServeSettings
 
 # Ray Serve's own models use a pydantic feature pydantic deprecates; that is Ray's noise, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
@@ -70,6 +70,24 @@ def test_the_deployment_carries_the_settings(capsule: Path) -> None:
     assert deployment.name == "ModelCapsule"
 
 
+def test_direct_ingress_is_a_deployment_of_its_own_with_fixed_replicas(capsule: Path) -> None:
+    deployment = capsule_deployment([capsule], replicas=2, ingress="direct", direct=ServeSettings(port=9090))
+    assert deployment.num_replicas == 2 and deployment.name == "ModelCapsule"
+    with pytest.raises(ValueError, match="Ray's autoscaler counts only the requests Ray routes"):
+        capsule_deployment([capsule], replicas="auto", ingress="direct")
+    with pytest.raises(ValueError, match="ingress must be one of"):
+        capsule_deployment([capsule], ingress="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="with ingress='direct' only"):
+        capsule_deployment([capsule], direct=ServeSettings(port=9090))
+
+
+def test_config_files_set_the_replicas_own_server_with_direct_ingress_only(capsule: Path) -> None:
+    app_builder({"capsules": [str(capsule)], "ingress": "direct", "port": 9090, "host": "0.0.0.0",
+                 "read_timeout": 5, "replicas": 2})
+    with pytest.raises(ValueError, match="need ingress: direct"):
+        app_builder({"capsules": [str(capsule)], "port": 9090})
+
+
 def test_sources_are_resolved_once_to_absolute_paths(capsule: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(capsule.parent)
     (source,) = resolve_sources([capsule.name])
@@ -107,6 +125,10 @@ def test_config_file_arguments_are_checked(capsule: Path) -> None:
         (["--replicas", "2"], "apply with --ray only"),
         (["--ray", "--workers", "2"], "--replicas"),
         (["--ray", "--replicas", "zero"], "positive number or 'auto'"),
+        (["--ray-ingress", "direct"], "apply with --ray only"),
+        (["--ray", "--ray-ingress", "direct", "--replicas", "auto"], "--replicas auto needs --ray-ingress proxy"),
+        (["--ray", "--ray-proxy-port", "9000"], "--ray-proxy-port applies with --ray-ingress direct"),
+        (["--ray", "--ray-ingress", "sideways"], "'sideways' is not one of"),
     ],
 )
 def test_serve_refuses_options_that_do_not_fit_ray(capsule: Path, args: list[str], message: str) -> None:
