@@ -84,8 +84,13 @@ def serve_on_ray(
     app = capsule_app(sources, name=name, options=options, replicas=replicas, ingress=ingress,
                       direct=direct)  # resolves sources and checks the settings first
     if address is None:
-        _check_port_free(host, proxy_port)
         if ingress == "direct":
+            _check_port_free(host, port)
+            try:
+                _check_port_free(host, proxy_port)
+            except OSError as exc:
+                raise OSError(f"{exc} (Ray Serve's proxy; choose its port with --ray-proxy-port)") from None
+        else:
             _check_port_free(host, port)
     previous = _install_stop_handlers(stop)
     try:
