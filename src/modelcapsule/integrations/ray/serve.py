@@ -5,7 +5,9 @@ over a :class:`~modelcapsule.serving.DataPlane`) inside the replica process, thr
 The app's start-up loads every capsule with every check (hashes, audit against the trust policy, golden
 sample) in that replica, so a replica never serves a model it did not check itself; every REST protocol
 (TF Serving, V2, Seldon, the plain recipe, MLflow), ``/metrics`` and the page answer on Ray's HTTP proxy,
-and adaptive batching happens inside the replica, where the requests meet.
+and adaptive batching happens inside the replica, where the requests meet. With ``ingress="direct"``
+each replica also serves the application on its node's port itself, with ``capsule serve``'s own HTTP
+server (:mod:`.direct`), for a load balancer in front of each node instead of Ray's proxy.
 
 For your own ``serve.run`` or a Serve config file::
 
