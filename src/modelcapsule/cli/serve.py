@@ -452,10 +452,19 @@ def _serve_on_ray(
             replicas=replicas,
             on_ready=ready,
             ingress=ingress,
-            direct=settings if ingress == "direct" else None,
+            direct=_absolute_files(settings) if ingress == "direct" else None,
             proxy_port=ray.proxy_port,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
     except (OSError, RuntimeError) as exc:  # RuntimeError: Ray could not deploy the application
         raise click.ClickException(str(exc)) from None
+
+
+def _absolute_files(settings: ServeSettings) -> ServeSettings:
+    """The settings with absolute TLS file paths: replicas run in Ray worker processes, in other folders."""
+    from dataclasses import replace
+
+    names = ("tls_cert", "tls_key", "tls_client_ca")
+    files = {k: v.resolve() for k in names if (v := getattr(settings, k)) is not None}
+    return replace(settings, **files)
