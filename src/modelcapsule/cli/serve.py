@@ -416,11 +416,6 @@ def _serve_on_ray(
         raise click.UsageError("--ray-proxy-port applies with --ray-ingress direct (the proxy listens on --port).")
     if ingress == "proxy" and settings.tls_cert is not None:
         raise click.UsageError("--tls-cert applies on Ray with --ray-ingress direct only (Ray's proxy speaks HTTP).")
-    if ingress == "direct" and replicas == "auto":
-        raise click.UsageError(
-            "--replicas auto needs --ray-ingress proxy: Ray's autoscaler counts only the requests Ray routes, "
-            "which direct ingress bypasses; give a fixed --replicas N."
-        )
     try:
         from ..integrations.ray import RayServeInfo, serve_on_ray
     except ImportError as exc:

@@ -36,6 +36,7 @@ from ...serving import (
     http_server,
     limit_numeric_threads,
 )
+from .autoscaling import IN_FLIGHT_METRIC
 from .port_claim import PortClaim
 from .sources import CapsuleSource
 
@@ -89,6 +90,11 @@ class DirectServer:
             )
         if self.http.should_exit:
             raise RuntimeError("the replica's HTTP server is shutting down")
+
+    def in_flight(self) -> int:
+        """Requests the server is handling now (read from another thread: a snapshot)."""
+        http = self.http
+        return 0 if http is None else len(http.server_state.tasks)
 
     def stop(self, timeout: float = STOP_SECONDS) -> None:
         """Stop accepting, let in-flight requests finish, stop the loop; idempotent."""
@@ -167,6 +173,10 @@ def direct_replica_class(sources: Sequence[CapsuleSource], name: str | None, opt
 
         def __serve_build_asgi_app__(self) -> ASGIApp:
             return bridge_app(self._direct)
+
+        def record_autoscaling_stats(self) -> dict[str, float]:
+            """Ray's custom autoscaling metrics: the requests this replica's own server is handling."""
+            return {IN_FLIGHT_METRIC: float(self._direct.in_flight())}
 
         def check_health(self) -> None:
             """Ray calls this periodically: a replica whose HTTP server died is replaced."""

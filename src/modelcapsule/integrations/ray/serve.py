@@ -92,8 +92,8 @@ def capsule_deployment(
     also makes every replica serve it itself, with ``capsule serve``'s HTTP server, on ``direct.host`` and
     ``direct.port`` of its node (shared by the node's replicas through ``SO_REUSEPORT``; ``direct`` also
     carries the read timeout, keep-alive, connection limit and TLS files), for a load balancer in front of
-    each node (see :mod:`.direct`). Ray's autoscaler counts only the requests Ray routes, so direct ingress
-    takes a fixed replica count.
+    each node (see :mod:`.direct`); with ``replicas="auto"`` its replicas report the requests they serve
+    themselves and :func:`.autoscaling.direct_ingress_policy` scales on them (Ray only sees its own).
     """
     from ray import serve
 
@@ -103,11 +103,6 @@ def capsule_deployment(
         raise ValueError("name applies to a single capsule, not to a repository or several sources")
     if ingress not in INGRESS_MODES:
         raise ValueError(f"ingress must be one of {list(INGRESS_MODES)}, not {ingress!r}")
-    if ingress == "direct" and replicas == "auto":
-        raise ValueError(
-            "replicas='auto' needs ingress='proxy': Ray's autoscaler counts only the requests Ray routes, "
-            "and direct ingress bypasses it; give a fixed replica count"
-        )
     if direct is not None and ingress != "direct":
         raise ValueError("direct (the replicas' own listening address) applies with ingress='direct' only")
     settings = deployment_settings(
@@ -116,6 +111,7 @@ def capsule_deployment(
         autoscaling_config=autoscaling_config,
         max_ongoing_requests=max_ongoing_requests,
         ray_actor_options=ray_actor_options,
+        ingress=ingress,
     )
 
     if ingress == "direct":
@@ -141,6 +137,7 @@ def deployment_settings(
     autoscaling_config: Mapping[str, Any] | None = None,
     max_ongoing_requests: int | None = None,
     ray_actor_options: Mapping[str, Any] | None = None,
+    ingress: Ingress = "proxy",
 ) -> dict[str, Any]:
     """The keyword arguments of ``serve.deployment`` for a capsule deployment (see
     :func:`capsule_deployment`): replicas, autoscaling, how many requests a replica takes at once (enough
@@ -158,6 +155,10 @@ def deployment_settings(
         autoscaling: dict[str, Any] = {}
         if options.batch_size > 1:  # a replica is busy, not overloaded, with a full batch in flight
             autoscaling["target_ongoing_requests"] = options.batch_size
+        if ingress == "direct":  # count the requests the replicas serve themselves, not only Ray's
+            from .autoscaling import direct_ingress_policy
+
+            autoscaling["policy"] = {"policy_function": direct_ingress_policy}
         autoscaling.update(autoscaling_config or {})
         if autoscaling:
             settings["autoscaling_config"] = autoscaling
