@@ -201,3 +201,64 @@ def test_an_existing_cluster_runs_the_autoscaled_application_and_outlives_the_co
     assert proc.returncode == 0, "".join(lines)
     assert probe(head_node, env, "ray.cluster_resources().get('CPU')") == 2.0  # the cluster still runs
     assert probe(head_node, env, "sorted(serve.status().applications)") == []  # no application left
+
+
+AUTOSCALING_DRIVER = """
+import concurrent.futures, json, logging, sys, time, urllib.request
+import ray
+from ray import serve
+from modelcapsule.integrations.ray import capsule_app
+from modelcapsule.serving import ServerOptions, ServeSettings
+
+capsule, port, proxy_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+try:
+    serve.start(http_options={"host": "127.0.0.1", "port": proxy_port})
+    serve.run(capsule_app([capsule], replicas="auto", ingress="direct", direct=ServeSettings(port=port),
+                          options=ServerOptions(batch_size=4),
+                          autoscaling_config={"min_replicas": 1, "max_replicas": 2, "upscale_delay_s": 1,
+                                              "look_back_period_s": 2, "metrics_interval_s": 0.5}),
+              name="auto", route_prefix="/")
+    states = lambda: dict(serve.status().applications["auto"].deployments["ModelCapsule"].replica_states)
+    print("BEFORE", json.dumps(states()), flush=True)
+    body = json.dumps({"inputs": [[0.1, -0.2, 0.3, 0.4]]}).encode()
+    deadline = time.monotonic() + 90
+
+    def client() -> None:  # only the replicas' own port: Ray's proxy sees none of these requests
+        while time.monotonic() < deadline:
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=body,
+                                             headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=30).read()
+
+    with concurrent.futures.ThreadPoolExecutor(24) as pool:
+        for _ in range(24):
+            pool.submit(client)
+        while time.monotonic() < deadline and states().get("RUNNING", 0) < 2:
+            time.sleep(1)
+        print("UNDER LOAD", json.dumps(states()), flush=True)
+        deadline = 0
+finally:
+    serve.shutdown()
+    ray.shutdown()
+"""
+
+
+@pytest.mark.timeout(300)
+def test_direct_ingress_scales_on_the_requests_the_replicas_serve_themselves(
+    capsule: Path, env: dict[str, str], tmp_path: Path
+) -> None:
+    driver = tmp_path / "driver.py"
+    driver.write_text(AUTOSCALING_DRIVER)
+    proc = subprocess.Popen([sys.executable, str(driver), str(capsule), str(free_port()), str(free_port())], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        started = session_members(proc.pid)
+        if proc.poll() is None:
+            signal_group(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    assert 'BEFORE {"RUNNING": 1}' in out, out
+    assert 'UNDER LOAD {"RUNNING": 2}' in out, out  # Ray alone would have seen an idle deployment
+    assert not wait_until_gone(started), "processes left behind"
