@@ -16,8 +16,9 @@ from modelcapsule.cli import cli
 pytest.importorskip("ray.serve", reason="needs the ray extra")
 
 from modelcapsule.integrations.ray import app_builder, capsule_deployment, resolve_sources
+from modelcapsule.integrations.ray.autoscaling import IN_FLIGHT_METRIC, direct_ingress_policy
 from modelcapsule.integrations.ray.serve import deployment_settings
-from modelcapsule.serving import ServerOptions
+from modelcapsule.serving import ServerOptions, ServeSettings
 
 # Ray Serve's own models use a pydantic feature pydantic deprecates; that is Ray's noise, not ours.
 pytestmark = pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
@@ -70,6 +71,46 @@ def test_the_deployment_carries_the_settings(capsule: Path) -> None:
     assert deployment.name == "ModelCapsule"
 
 
+def test_direct_ingress_is_a_deployment_of_its_own(capsule: Path) -> None:
+    deployment = capsule_deployment([capsule], replicas=2, ingress="direct", direct=ServeSettings(port=9090))
+    assert deployment.num_replicas == 2 and deployment.name == "ModelCapsule"
+    capsule_deployment([capsule], replicas="auto", ingress="direct")  # Ray takes the policy below
+    settings = deployment_settings(ServerOptions(batch_size=8), replicas="auto", ingress="direct")
+    assert settings["autoscaling_config"] == {  # scales on the requests the replicas serve themselves
+        "target_ongoing_requests": 8, "policy": {"policy_function": direct_ingress_policy}}
+    with pytest.raises(ValueError, match="ingress must be one of"):
+        capsule_deployment([capsule], ingress="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="with ingress='direct' only"):
+        capsule_deployment([capsule], direct=ServeSettings(port=9090))
+
+
+class _Config:
+    def get_target_ongoing_requests(self) -> float:
+        return 8.0
+
+
+class _Context:  # the fields of Ray's AutoscalingContext the policy reads
+    def __init__(self, running: int, in_flight: list[float], routed: float) -> None:
+        self.current_num_replicas = running
+        self.target_num_replicas = running
+        self.aggregated_metrics = {IN_FLIGHT_METRIC: dict(enumerate(in_flight))}
+        self.total_num_requests = routed
+        self.config = _Config()
+
+
+def test_the_direct_ingress_policy_applies_rays_rule_to_what_the_replicas_serve() -> None:
+    assert direct_ingress_policy(_Context(2, [16.0, 16.0], 0.0))[0] == pytest.approx(4.0)  # twice the target
+    assert direct_ingress_policy(_Context(2, [4.0, 4.0], 0.0))[0] == pytest.approx(1.0)  # half of it
+    assert direct_ingress_policy(_Context(1, [8.0], 8.0))[0] == pytest.approx(2.0)  # plus what Ray routes
+
+
+def test_config_files_set_the_replicas_own_server_with_direct_ingress_only(capsule: Path) -> None:
+    app_builder({"capsules": [str(capsule)], "ingress": "direct", "port": 9090, "host": "0.0.0.0",
+                 "read_timeout": 5, "replicas": 2})
+    with pytest.raises(ValueError, match="need ingress: direct"):
+        app_builder({"capsules": [str(capsule)], "port": 9090})
+
+
 def test_sources_are_resolved_once_to_absolute_paths(capsule: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(capsule.parent)
     (source,) = resolve_sources([capsule.name])
@@ -107,6 +148,9 @@ def test_config_file_arguments_are_checked(capsule: Path) -> None:
         (["--replicas", "2"], "apply with --ray only"),
         (["--ray", "--workers", "2"], "--replicas"),
         (["--ray", "--replicas", "zero"], "positive number or 'auto'"),
+        (["--ray-ingress", "direct"], "apply with --ray only"),
+        (["--ray", "--ray-proxy-port", "9000"], "--ray-proxy-port applies with --ray-ingress direct"),
+        (["--ray", "--ray-ingress", "sideways"], "'sideways' is not one of"),
     ],
 )
 def test_serve_refuses_options_that_do_not_fit_ray(capsule: Path, args: list[str], message: str) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import click
 
 if TYPE_CHECKING:
+    from ..serving import ServeSettings
     from ..serving.registry_models import RegistryModels
 
 __all__ = ["command", "curl_example", "grpc_port_if_installed"]
@@ -198,6 +200,22 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
     metavar="N|auto",
     help="With --ray: replicas of the application, or 'auto' for Ray's autoscaling.",
 )
+@click.option(
+    "--ray-ingress",
+    type=click.Choice(["proxy", "direct"]),
+    default="proxy",
+    show_default=True,
+    help="With --ray: 'proxy' serves through Ray Serve's HTTP proxy on --port; 'direct' makes every replica "
+    "serve on --port of its node itself (capsule serve's HTTP server, shared by the node's replicas), for a "
+    "load balancer in front of each node.",
+)
+@click.option(
+    "--ray-proxy-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="With --ray-ingress direct: the port of Ray Serve's own HTTP proxy, which also routes to the "
+    "replicas (default 8000, Ray's).",
+)
 def command(
     paths: tuple[str, ...],
     registry_location: str | None,
@@ -234,6 +252,8 @@ def command(
     on_ray: bool,
     ray_address: str | None,
     replicas: str,
+    ray_ingress: str,
+    ray_proxy_port: int | None,
 ) -> None:
     """Serve capsules, repositories (<name>/<version>/) or registry models (models:/NAME[@ALIAS]) over TF
     Serving REST, V2 REST and gRPC, Seldon, the plain /predict recipe and MLflow's /invocations, until Ctrl-C.
@@ -273,17 +293,12 @@ def command(
         max_queue=max_queue,
         tokens=tokens,
     )
-    if on_ray or ray_address is not None or replicas != "1":
-        if registry_location is not None:  # registry URIs are resolved once, in this driver process
-            os.environ["MODELCAPSULE_REGISTRY"] = registry_location
-        if store is not None:
-            os.environ["MODELCAPSULE_STORE"] = store
-        _serve_on_ray(paths, name, host, port, workers, options, on_ray, ray_address, replicas)
-        return
+    ray_options = on_ray or ray_address is not None or replicas != "1" or ray_ingress != "proxy"
+    ray_options = ray_options or ray_proxy_port is not None
     settings = ServeSettings(
         host=host,
         port=port,
-        grpc_port=None if no_grpc else grpc_port_if_installed(click.get_current_context(), grpc_port),
+        grpc_port=None if no_grpc or ray_options else grpc_port_if_installed(click.get_current_context(), grpc_port),
         workers=workers,
         access_log=not no_access_log,
         max_restarts=max_restarts,
@@ -295,6 +310,14 @@ def command(
         tls_key=Path(tls_key) if tls_key else None,
         tls_client_ca=Path(tls_client_ca) if tls_client_ca else None,
     )
+    if ray_options:
+        if registry_location is not None:  # registry URIs are resolved once, in this driver process
+            os.environ["MODELCAPSULE_REGISTRY"] = registry_location
+        if store is not None:
+            os.environ["MODELCAPSULE_STORE"] = store
+        on_ray_settings = RayCommand(on_ray, ray_address, replicas, ray_ingress, ray_proxy_port)
+        _serve_on_ray(paths, name, settings, options, on_ray_settings)
+        return
 
     def ready(dataplane: DataPlane) -> None:
         for model, entry in sorted(dataplane.models.items()):
@@ -362,25 +385,37 @@ def _registry_models(uris: list[str], location: str | None, store: str | None, r
                           rollback_on_failure=rollback_on_failure, identity=server_identity(port))
 
 
+@dataclass(frozen=True)
+class RayCommand:
+    """The ``--ray*`` options of ``capsule serve``."""
+
+    on_ray: bool
+    address: str | None
+    replicas: str
+    ingress: str
+    proxy_port: int | None
+
+
 def _serve_on_ray(
     paths: tuple[str, ...],
     name: str | None,
-    host: str,
-    port: int,
-    workers: int,
+    settings: ServeSettings,
     options: object,
-    on_ray: bool,
-    address: str | None,
-    replicas_text: str,
+    ray: RayCommand,
 ) -> None:
     """``capsule serve --ray``: the same application on Ray Serve (modelcapsule.integrations.ray)."""
-    if not on_ray:
-        raise click.UsageError("--ray-address and --replicas apply with --ray only.")
-    if workers != 1:
+    if not ray.on_ray:
+        raise click.UsageError("--ray-address, --replicas, --ray-ingress and --ray-proxy-port apply with --ray only.")
+    if settings.workers != 1:
         raise click.UsageError("--workers does not apply with --ray; use --replicas N (one process each).")
-    if replicas_text != "auto" and (not replicas_text.isdigit() or int(replicas_text) < 1):
-        raise click.UsageError(f"--replicas takes a positive number or 'auto', not {replicas_text!r}.")
-    replicas: int | Literal["auto"] = "auto" if replicas_text == "auto" else int(replicas_text)
+    if ray.replicas != "auto" and (not ray.replicas.isdigit() or int(ray.replicas) < 1):
+        raise click.UsageError(f"--replicas takes a positive number or 'auto', not {ray.replicas!r}.")
+    replicas: int | Literal["auto"] = "auto" if ray.replicas == "auto" else int(ray.replicas)
+    ingress: Literal["proxy", "direct"] = "direct" if ray.ingress == "direct" else "proxy"
+    if ingress == "proxy" and ray.proxy_port is not None:
+        raise click.UsageError("--ray-proxy-port applies with --ray-ingress direct (the proxy listens on --port).")
+    if ingress == "proxy" and settings.tls_cert is not None:
+        raise click.UsageError("--tls-cert applies on Ray with --ray-ingress direct only (Ray's proxy speaks HTTP).")
     try:
         from ..integrations.ray import RayServeInfo, serve_on_ray
     except ImportError as exc:
@@ -391,10 +426,14 @@ def _serve_on_ray(
         raise TypeError("options must be ServerOptions")
 
     def ready(info: RayServeInfo) -> None:
-        where = "a local Ray cluster" if info.local_cluster else f"the Ray cluster at {address}"
+        where = "a local Ray cluster" if info.local_cluster else f"the Ray cluster at {ray.address}"
         state = "ready" if info.ready else "NOT ready (no model loaded; see the replica logs above)"
         click.echo(f"serving {', '.join(map(str, paths))} on {where}: {info.replicas} replica(s), {state}")
-        click.echo(f"listening on {info.url} (Ray Serve's HTTP proxy; no V2 gRPC on Ray); Ctrl-C stops")
+        if info.ingress == "direct":
+            click.echo(f"listening on {info.url} (each replica serves this port of its node; Ray Serve's "
+                       f"proxy also routes at {info.proxy_url}; no V2 gRPC on Ray); Ctrl-C stops")
+        else:
+            click.echo(f"listening on {info.url} (Ray Serve's HTTP proxy; no V2 gRPC on Ray); Ctrl-C stops")
         sys.stdout.flush()
 
     try:
@@ -402,13 +441,25 @@ def _serve_on_ray(
             [str(p) for p in paths],
             name=name,
             options=options,
-            host=host,
-            port=port,
-            address=address,
+            host=settings.host,
+            port=settings.port,
+            address=ray.address,
             replicas=replicas,
             on_ready=ready,
+            ingress=ingress,
+            direct=_absolute_files(settings) if ingress == "direct" else None,
+            proxy_port=ray.proxy_port,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
     except (OSError, RuntimeError) as exc:  # RuntimeError: Ray could not deploy the application
         raise click.ClickException(str(exc)) from None
+
+
+def _absolute_files(settings: ServeSettings) -> ServeSettings:
+    """The settings with absolute TLS file paths: replicas run in Ray worker processes, in other folders."""
+    from dataclasses import replace
+
+    names = ("tls_cert", "tls_key", "tls_client_ca")
+    files = {k: v.resolve() for k in names if (v := getattr(settings, k)) is not None}
+    return replace(settings, **files)

@@ -18,7 +18,7 @@ from .repository import Repository
 
 if TYPE_CHECKING:
     from .app import create_app
-    from .server import ServeSettings, serve
+    from .server import ServeSettings, bind_socket, http_server, limit_numeric_threads, serve
 
 __all__ = [
     "DataPlane",
@@ -28,7 +28,10 @@ __all__ = [
     "ServeSettings",
     "ServerOptions",
     "ServingMetrics",
+    "bind_socket",
     "create_app",
+    "http_server",
+    "limit_numeric_threads",
     "serve",
 ]
 
@@ -44,8 +47,8 @@ def __getattr__(name: str) -> Any:
         from .server import serve
 
         return serve
-    if name == "ServeSettings":
-        from .server import ServeSettings
+    if name in ("ServeSettings", "bind_socket", "http_server", "limit_numeric_threads"):
+        from . import server
 
-        return ServeSettings
+        return getattr(server, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .app import create_app
 from .config import ServerOptions
@@ -31,7 +31,10 @@ from .registry_models import RegistryModels
 from .repository import Repository
 from .workers import CrashLoopError, RestartPolicy, Supervisor
 
-__all__ = ["ServeSettings", "bind_socket", "serve"]
+__all__ = ["ServeSettings", "bind_socket", "http_server", "limit_numeric_threads", "serve"]
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("modelcapsule.serving")
 GRACE_SECONDS = 10.0
@@ -62,11 +65,16 @@ class ServeSettings:
     """PEM CA bundle: clients must present a certificate it signed (mutual TLS)."""
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket, bound before workers fork so that they all accept on it."""
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket, bound before workers fork so that they all accept on it.
+
+    ``reuse_port`` lets other processes of the same user bind the same port too (``SO_REUSEPORT``): the
+    kernel then spreads new connections across every socket bound there (Ray replicas on one node)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -109,27 +117,10 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
 
     ``refresh`` re-scans the repository first: a worker that replaces a dead one is forked from the
     parent's state at start, and must catch up with the versions its siblings have loaded since."""
-    import uvicorn
-
     if refresh:
         await dataplane.reconcile()
 
-    from .http_limits import guarded_protocol
-
-    app = create_app(dataplane)
-    config = uvicorn.Config(
-        app,
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        http=guarded_protocol(settings.read_timeout) if settings.read_timeout > 0 else "httptools",
-        timeout_graceful_shutdown=int(GRACE_SECONDS),
-        timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
-        limit_concurrency=settings.max_connections,
-        loop="none",
-        **_uvicorn_tls(settings),
-    )
-    server = uvicorn.Server(config)
+    server = http_server(dataplane, settings)
     _stop.server = server
     if _stop.requested:
         return
@@ -147,6 +138,32 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
     finally:
         if grpc_server is not None:
             await grpc_server.stop(GRACE_SECONDS)
+
+
+def http_server(dataplane: DataPlane, settings: ServeSettings) -> uvicorn.Server:
+    """The HTTP server of one ``capsule serve`` worker, not started: uvicorn with httptools (guarded
+    against slow clients by ``settings.read_timeout``), keep-alive, connection limit and TLS from
+    ``settings``, over :func:`create_app` (whose lifespan polls the repository and drains on shutdown).
+
+    Run it with ``await server.serve(sockets=[sock])`` on any event loop; set ``server.should_exit`` to
+    stop it gracefully. Signal handlers are installed only when it runs in the main thread."""
+    import uvicorn
+
+    from .http_limits import guarded_protocol
+
+    config = uvicorn.Config(
+        create_app(dataplane),
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        http=guarded_protocol(settings.read_timeout) if settings.read_timeout > 0 else "httptools",
+        timeout_graceful_shutdown=int(GRACE_SECONDS),
+        timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
+        limit_concurrency=settings.max_connections,
+        loop="none",
+        **_uvicorn_tls(settings),
+    )
+    return uvicorn.Server(config)
 
 
 def _uvicorn_tls(settings: ServeSettings) -> dict[str, Any]:

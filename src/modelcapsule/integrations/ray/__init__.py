@@ -1,7 +1,8 @@
 """Ray integration: capsules on Ray Serve and Ray Data, with the same checks as on one machine.
 
 - :func:`capsule_deployment` / :func:`capsule_app` / :func:`app_builder`: a Ray Serve deployment whose
-  replicas each run the ``capsule serve`` application (for your own ``serve.run`` or a config file);
+  replicas each run the ``capsule serve`` application (for your own ``serve.run`` or a config file),
+  through Ray's HTTP proxy or, with ``ingress="direct"``, on each node's port themselves;
 - :func:`serve_on_ray`: the body of ``capsule serve --ray``;
 - :func:`predict_dataset`: the body of ``capsule predict --ray`` (Ray Data, one loaded model per actor).
 

@@ -17,17 +17,19 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Any
 
-from ...serving import ServerOptions
+from ...serving import ServerOptions, ServeSettings
 from .cluster import ray_session
-from .serve import Replicas, capsule_app
+from .serve import Ingress, Replicas, capsule_app
 
-__all__ = ["APP_NAME", "RayServeInfo", "serve_on_ray"]
+__all__ = ["APP_NAME", "RAY_PROXY_PORT", "RayServeInfo", "serve_on_ray"]
 
 APP_NAME = "modelcapsule"
+RAY_PROXY_PORT = 8000
+"""Ray Serve's own default HTTP port: its proxy's port when the replicas take ``port`` (direct ingress)."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +37,13 @@ class RayServeInfo:
     """What :func:`serve_on_ray` reports once the application runs."""
 
     url: str
+    """Where the application answers: the replicas' own port (direct ingress) or Ray's proxy."""
     replicas: Replicas
     local_cluster: bool
     ready: bool
+    ingress: Ingress = "proxy"
+    proxy_url: str | None = None
+    """Ray Serve's HTTP proxy, which also routes to the application (with direct ingress: another port)."""
 
 
 def serve_on_ray(
@@ -52,30 +58,53 @@ def serve_on_ray(
     num_cpus: int | None = None,
     on_ready: Callable[[RayServeInfo], None] | None = None,
     stop: threading.Event | None = None,
+    ingress: Ingress = "proxy",
+    direct: ServeSettings | None = None,
+    proxy_port: int | None = None,
 ) -> None:
     """Serve ``sources`` on Ray Serve until SIGINT/SIGTERM (or ``stop`` is set).
 
-    Raises ``OSError`` when the port is taken (checked before a local cluster starts), ``ValueError`` or
-    ``FileNotFoundError`` for bad sources (before anything is deployed).
+    ``ingress="direct"``: the replicas serve on ``host:port`` themselves (``direct`` carries their
+    server's other settings: read timeout, keep-alive, connection limit, TLS) and Ray's proxy listens on
+    ``proxy_port`` (default 8000). Raises ``OSError`` when a port is taken (checked before a local cluster
+    starts), ``ValueError`` or ``FileNotFoundError`` for bad sources or settings (before anything is deployed).
     """
     from ray import serve
 
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # the command prints its own status lines
     stop = stop or threading.Event()
-    app = capsule_app(sources, name=name, options=options, replicas=replicas)  # resolves sources first
+    if ingress == "direct":
+        direct = replace(direct or ServeSettings(), host=host, port=port)
+        proxy_port = RAY_PROXY_PORT if proxy_port is None else proxy_port
+        if proxy_port == port:
+            raise ValueError(f"Ray's proxy and the replicas cannot share port {port}; choose another proxy port")
+    elif proxy_port is not None and proxy_port != port:
+        raise ValueError("a separate proxy port applies with direct ingress only (the proxy listens on port)")
+    proxy_port = port if proxy_port is None else proxy_port
+    app = capsule_app(sources, name=name, options=options, replicas=replicas, ingress=ingress,
+                      direct=direct)  # resolves sources and checks the settings first
     if address is None:
-        _check_port_free(host, port)
+        if ingress == "direct":
+            _check_port_free(host, port)
+            try:
+                _check_port_free(host, proxy_port)
+            except OSError as exc:
+                raise OSError(f"{exc} (Ray Serve's proxy; choose its port with --ray-proxy-port)") from None
+        else:
+            _check_port_free(host, port)
     previous = _install_stop_handlers(stop)
     try:
         with ray_session(address, num_cpus=num_cpus) as local:
             if local:
                 _check_room(replicas)
             try:
-                serve.start(http_options={"host": host, "port": port}, logging_config={"log_level": "WARNING"})
+                serve.start(http_options={"host": host, "port": proxy_port}, logging_config={"log_level": "WARNING"})
                 serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
                 if on_ready is not None:
-                    url = f"http://{_url_host(host)}:{port}"
-                    on_ready(RayServeInfo(url, replicas, local, _ready(host, port)))
+                    scheme = "https" if direct is not None and direct.tls_cert is not None else "http"
+                    url = f"{scheme}://{_url_host(host)}:{port}"
+                    proxy_url = f"http://{_url_host(host)}:{proxy_port}"
+                    on_ready(RayServeInfo(url, replicas, local, _ready(proxy_url), ingress, proxy_url))
                 while not stop.wait(0.5):
                     pass
             finally:
@@ -127,11 +156,11 @@ def _url_host(host: str) -> str:
     return f"[{shown}]" if ":" in shown else shown
 
 
-def _ready(host: str, port: int) -> bool:
-    """Whether the application answers ``/v2/health/ready`` through the proxy (models loaded)."""
-    url = f"http://{_url_host(host)}:{port}/v2/health/ready"
+def _ready(base: str) -> bool:
+    """Whether the application answers ``/v2/health/ready`` through Ray's proxy (models loaded)."""
+    url = f"{base}/v2/health/ready"
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - an http:// URL built here
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
