@@ -73,6 +73,9 @@ def make_session(data: bytes, device: str | None = None, *, keep_bytes: bool = T
         providers.insert(0, "CUDAExecutionProvider")
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: converters' loose output shapes make ORT warn on every run
+    # no CPU memory arena: the arena keeps its high-water mark for the life of the session (~1.2 MiB of a
+    # served 100-tree forest's RSS) and bought no speed here (1 row 13.3 µs both ways, 64 rows the same)
+    options.enable_cpu_mem_arena = False
     session = ort.InferenceSession(data, sess_options=options, providers=providers)
     if keep_bytes:
         setattr(session, BYTES_ATTR, data)

@@ -12,7 +12,6 @@ from typing import Any
 
 from ..core.container import open_capsule
 from ..errors import CapsuleError
-from ..ui.card import card_from_path
 from ..ui.source import HistoryEvent, ModelInfo, NotFound, PredictionError, VersionInfo, headline_metrics
 from .dataplane import DataPlane
 from .errors import ModelNotFoundError, ModelNotReadyError, ServingError
@@ -70,6 +69,10 @@ class ServedSource:
         return []  # a server keeps no history of its own; a registry does
 
     def card(self, name: str, version: int) -> dict[str, Any]:
+        # the card (evaluation charts, environment comparison, trust report) is built when first browsed:
+        # its modules cost a serving process ~2.7 MiB that a server no one browses never needs
+        from ..ui.card import card_from_path
+
         status = self._entry(name).versions.get(version)
         if status is None:
             raise NotFound(f"model {name!r} has no version {version} on this server.")
