@@ -39,7 +39,10 @@ import json, os, sys, time, pickle, gc
 import numpy as np, joblib, sklearn.ensemble, sklearn.neighbors, skops.io, cloudpickle
 import modelcapsule as mc
 import modelcapsule.security.defaults as td; td.default_names()
-import modelcapsule.formats.safepickle, modelcapsule.frameworks.sklearn  # imported by load on first use
+# the modules load imports on first use (the payload's format, every built-in framework it tries, the
+# dry run's rules): importing is not loading, and with PYTHONDONTWRITEBYTECODE each one is compiled anew
+import modelcapsule.formats.safepickle, modelcapsule.security.pickle_rules, modelcapsule.frameworks as fw
+for module in fw.BUILTIN_MODULES: __import__(module)
 
 def rss():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
