@@ -76,7 +76,9 @@ class Registry(Generic[T]):
 
         Plug-ins always rank after the built-ins, so when a built-in is wanted the entry-point scan
         (~5-15 ms: it reads the metadata of every installed distribution) is not needed to know it is
-        the first; the scan runs only when no built-in is wanted."""
+        the first; the scan runs only when no built-in is wanted. (A plug-in module that replaces a
+        built-in when it is imported takes effect once plug-ins are imported: by :meth:`all`, or a
+        lookup no built-in answers.)"""
         for rank, module in enumerate(self._builtin):
             self._import(module, rank)
         builtins = sorted((item for item in self._items.values()
