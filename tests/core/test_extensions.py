@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -65,3 +67,30 @@ def test_a_replaced_adapter_gives_up_the_suffixes_it_no_longer_claims() -> None:
 def test_a_registry_without_a_suffix_index_says_so() -> None:
     with pytest.raises(TypeError, match="does not index file suffixes"):
         _registry().for_extension(".csv")
+
+
+def test_first_finds_a_wanted_built_in_without_the_plugin_scan_and_a_plugin_after_it(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plug-ins rank after the built-ins, so a wanted built-in is found without reading every installed
+    distribution's entry points; a plug-in is found (after the scan) when no built-in is wanted."""
+    (tmp_path / "first_builtin.py").write_text(
+        "from dataclasses import dataclass\n"
+        "@dataclass(frozen=True)\nclass A:\n    name: str\n    extensions: tuple = ()\n"
+        "ADAPTERS = (A('general'),)\n")
+    (tmp_path / "first_plugin.py").write_text("from first_builtin import A\nADAPTERS = (A('special'),)\n")
+    info = tmp_path / "first_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: first-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[modelcapsule.tests.first]\nspecial = first_plugin\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry: Registry[Any] = Registry("adapter", lambda item: hasattr(item, "name"), "ADAPTERS",
+                                       ("first_builtin",), "modelcapsule.tests.first")
+
+    assert registry.first(lambda a: a.name == "general").name == "general"
+    assert "first_plugin" not in sys.modules  # the scan did not run
+    assert registry.first(lambda a: a.name == "special").name == "special"
+    assert registry.first(lambda a: True).name == "general"  # order unchanged once plug-ins are in
+    assert registry.first(lambda a: False) is None
+    assert registry.names() == ["general", "special"]
+    for module in ("first_builtin", "first_plugin"):
+        sys.modules.pop(module, None)

@@ -185,3 +185,26 @@ def test_a_plain_model_file_is_read_once(tmp_path: Path) -> None:
     path.write_bytes(b"\x80\x05K\x02.")
     assert bytes(source.view("model/m.pkl")) == b"\x80\x05K\x01."
     assert source.read("model/m.pkl") == b"\x80\x05K\x01."
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_members_private_copy_is_not_shared_with_a_forked_child(tmp_path: Path) -> None:
+    """The copy a member is read into is private: a forked worker writing into it (an array built on it)
+    changes its own copy only, never the parent's model."""
+    from modelcapsule.core.exact_bytes import read_private
+
+    path = tmp_path / "member.bin"
+    path.write_bytes(bytes(range(256)) * (32 << 10))  # 8 MiB: the anonymous, huge-page path
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        view = read_private(fd, 0, path.stat().st_size, "member.bin")
+    finally:
+        os.close(fd)
+    pid = os.fork()
+    if pid == 0:  # the child writes through its view and leaves at once
+        view[: 1 << 20] = b"\xff" * (1 << 20)
+        os._exit(0)
+    _pid, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert view[:256].tobytes() == bytes(range(256))
+    assert view.tobytes() == path.read_bytes()

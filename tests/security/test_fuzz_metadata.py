@@ -105,6 +105,7 @@ def test_arbitrary_bytes_are_not_a_safetensors_header(raw: bytes) -> None:
                                                                        "data_offsets": [4, 8]}},
     {"w": {"dtype": "OBJ", "shape": [1], "data_offsets": [0, 8]}},
     {"__metadata__": {"k": ["not", "a", "string"]}},
+    {"": {"dtype": []}},  # an unhashable dtype (found by the fuzzer: a TypeError escaped)
 ])
 def test_hostile_safetensors_headers_are_refused_before_any_allocation(header: Any) -> None:
     with pytest.raises(CapsuleFormatError):

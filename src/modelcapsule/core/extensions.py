@@ -72,6 +72,24 @@ class Registry(Generic[T]):
                 self._import_all()
         return self._items.get(name)
 
+    def first(self, wanted: Callable[[T], bool]) -> T | None:
+        """The first adapter, in module order, for which ``wanted`` is true.
+
+        Plug-ins always rank after the built-ins, so when a built-in is wanted the entry-point scan
+        (~5-15 ms: it reads the metadata of every installed distribution) is not needed to know it is
+        the first; the scan runs only when no built-in is wanted. (A plug-in module that replaces a
+        built-in when it is imported takes effect once plug-ins are imported: by :meth:`all`, or a
+        lookup no built-in answers.)"""
+        for rank, module in enumerate(self._builtin):
+            self._import(module, rank)
+        builtins = sorted((item for item in self._items.values()
+                           if self._rank[item.name] < len(self._builtin)),  # type: ignore[attr-defined]
+                          key=lambda item: self._rank[item.name])  # type: ignore[attr-defined]
+        for item in builtins:
+            if wanted(item):
+                return item
+        return next((item for item in self.all() if wanted(item)), None)
+
     def all(self) -> list[T]:
         """Every adapter, in module order."""
         self._import_all()

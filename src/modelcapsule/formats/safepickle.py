@@ -82,10 +82,10 @@ class SafePickleFormat:
         if source.size(member) > options.limits.max_pickle_size:
             raise LimitExceededError(f"the pickle stream {member!r}", source.size(member),
                                      options.limits.max_pickle_size, "max_pickle_size")
-        buffers = self._buffers(source, details)
+        sizes = [size for _start, size in self._spans(source, details)]  # sizes only: the dry run needs no bytes
         scan = scan_pickle(source.view(member), what=member, policy=options.policy, limits=options.limits,
-                           extra_size=sum(b.nbytes for b in buffers))
-        expected = len(buffers)
+                           extra_size=sum(sizes))
+        expected = len(sizes)
         if scan.out_of_band_buffers != expected:
             raise CapsuleFormatError(
                 f"{member} uses {scan.out_of_band_buffers} out-of-band buffer(s) but the manifest lists {expected}."
@@ -99,25 +99,37 @@ class SafePickleFormat:
         buffers = self._buffers(source, details)
         return restricted_loads(source.view(member), options.policy, buffers=buffers, source=member)
 
-    @staticmethod
-    def _buffers(source: MemberSource, details: dict[str, Any]) -> list[memoryview]:
+    @classmethod
+    def _buffers(cls, source: MemberSource, details: dict[str, Any]) -> list[memoryview]:
         """Views of the out-of-band buffers, each checked to lie inside its member."""
         spec = details.get("buffers", 0)
         if isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
             return [source.view(buffer_member(i)) for i in range(spec)]
+        spans = cls._spans(source, details)
+        whole = source.view(str(details.get("buffers_member", BUFFERS)))
+        return [whole[start : start + size] for start, size in spans]
+
+    @staticmethod
+    def _spans(source: MemberSource, details: dict[str, Any]) -> list[tuple[int, int]]:
+        """``(start, size)`` of each out-of-band buffer, checked against the member's size without reading
+        it (one member per buffer: start 0 and the member's size)."""
+        spec = details.get("buffers", 0)
+        if isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
+            return [(0, source.size(buffer_member(i))) for i in range(spec)]
         if not isinstance(spec, list):
             raise CapsuleFormatError(f"the manifest's 'buffers' entry is malformed: {spec!r}")
-        whole = source.view(str(details.get("buffers_member", BUFFERS)))
-        views = []
+        member = str(details.get("buffers_member", BUFFERS))
+        whole = source.size(member)
+        spans = []
         for span in spec:
             if (not isinstance(span, list) or len(span) != 2
                     or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in span)
-                    or span[0] + span[1] > whole.nbytes):
+                    or span[0] + span[1] > whole):
                 raise CapsuleFormatError(
-                    f"the manifest lists a buffer span {span!r} outside {BUFFERS} ({whole.nbytes} bytes)."
+                    f"the manifest lists a buffer span {span!r} outside {BUFFERS} ({whole} bytes)."
                 )
-            views.append(whole[span[0] : span[0] + span[1]])
-        return views
+            spans.append((span[0], span[1]))
+        return spans
 
 
 FORMATS = (SafePickleFormat(),)

@@ -62,7 +62,7 @@ def check_header(data: bytes | memoryview) -> dict[str, Any]:
                 raise CapsuleFormatError("safetensors __metadata__ should map strings to strings.")
             continue
         where = f"safetensors tensor {name[:80]!r}"
-        if not isinstance(entry, dict) or entry.get("dtype") not in _ITEMSIZE:
+        if not isinstance(entry, dict) or not isinstance(entry.get("dtype"), str) or entry["dtype"] not in _ITEMSIZE:
             raise CapsuleFormatError(f"{where} has no known dtype.")
         shape, offsets = entry.get("shape"), entry.get("data_offsets")
         if not isinstance(shape, list) or len(shape) > 32 or not all(

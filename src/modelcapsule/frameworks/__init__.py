@@ -39,9 +39,9 @@ def all_frameworks() -> list[Framework]:
 
 def framework_for(model: Any) -> Framework:
     """The first registered framework that recognises ``model``."""
-    for fw in all_frameworks():
-        if fw.matches(model):
-            return fw
+    framework = _REGISTRY.first(lambda fw: fw.matches(model))
+    if framework is not None:
+        return framework
     raise UnsupportedModelError(
         f"no framework knows how to save a {type(model).__module__}.{type(model).__qualname__}; supported: "
         f"{', '.join(_REGISTRY.names())}. Install the matching extra (pip install 'modelcapsule[all]')."
