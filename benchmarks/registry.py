@@ -14,7 +14,8 @@ Measured per backend:
 - ``get("name@champion")`` p50/p99 in-process, against ``get_model_version_by_alias``;
 - tag search (``search(tags={"team": …}, max_results=100)``) p50/p99, against
   ``search_model_versions("tags.team = '…'", max_results=100)``.
-Targets (issue #15): alias lookup p99 ≤ 2 ms in-process; tag search ≥ 5× faster than MLflow's.
+Targets (issue #15, which measures alias lookups by p50/p99 and tag search by p99): alias lookup p99 ≤ 2 ms
+in-process; tag search p99 ≥ 5× faster than MLflow's. The p50 ratio is printed too.
 """
 
 from __future__ import annotations
@@ -173,8 +174,9 @@ def render(results: list[dict[str, Any]], args: argparse.Namespace, notes: list[
         line = f"- {r['label']}: alias lookup p99 {r['get'][1]:.2f} ms (target ≤ 2 ms: {target})"
         if mlflow is not None:
             p50, p99 = (mlflow["search"][i] / r["search"][i] for i in (0, 1))
-            verdict = "holds" if min(p50, p99) >= 5 else ("holds at p99 only" if p99 >= 5 else "MISSED")
-            line += f"; tag search {p50:.1f}× (p50) and {p99:.1f}× (p99) faster than MLflow's (target ≥ 5×: {verdict})"
+            verdict = "holds" if p99 >= 5 else "MISSED"  # the issue measures tag search by its p99
+            line += (f"; tag search p99 {p99:.1f}× faster than MLflow's (target ≥ 5×: {verdict}; at p50, which the "
+                     f"target does not name, {p50:.1f}×)")
         lines.append(line)
     lines += ["", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
