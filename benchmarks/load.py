@@ -252,11 +252,13 @@ time per stage, median of 5-10 fresh processes, old and new code run alternately
 machine varied too much to compare):
 
 - A member's private copy was shared anonymous memory (`mmap(-1, n)`: shmem pages, slow to fault in and to
-  free, and shared with forked children); it is now private anonymous memory advised to use transparent
-  huge pages. Reading the forest's 117 MiB member on the hash thread: 77 → 20 ms CPU (11 ms in most
-  processes; on this VM, whose balloon reports free memory to the host, about one fresh process in five
-  pays 80-300 ms to touch never-used huge pages); freeing it when the capsule closes (main thread):
-  26 → 0.5 ms.
+  free, and shared with forked children); it is now private anonymous memory in 4 KiB pages: reading the
+  forest's 117 MiB member ~70 ms on the hash thread, freeing it ~10 ms. Transparent huge pages were tried
+  (20 ms to read, 1 ms to free when the kernel had them ready) and dropped: under `defrag=madvise` a fault
+  compacts memory synchronously, and on the quiet machine 4 of 7 fresh-process loads stalled to 400-510 ms
+  (median 403 ms against 216 ms in 4 KiB pages).
+- The golden sample runs while the hash thread is still hashing (its verdict is still raised first, and
+  nothing is returned before it): ~216 → ~207 ms.
 - The dry run checks the out-of-band buffer spans against member sizes instead of waiting for their bytes:
   it no longer waits for the hash thread's read (111 → 20 ms wall, 9-12 ms CPU either way).
 - `framework_for` finds a built-in framework without scanning every installed distribution's entry points
@@ -268,9 +270,12 @@ machine varied too much to compare):
   pickle: scikit-learn copies every tree's nodes), the golden sample (~37 ms, scikit-learn's own predict
   and predict_proba on 20 rows), the state checks (~19 ms), the dry run (~9 ms); SHA-256 (~65 ms, ~1.85
   GB/s) runs beside them on the hash thread and is joined before the model is returned.
-- Not done, measured: hashing while reading (one chunked pass) saves nothing on one thread (SHA-256 is
-  compute-bound) and with the read now ~11 ms a reader/hasher pipeline would save at most that, off the
-  critical path for the forest; merging the dry run into the real parse would save ~9 ms but would build
+- Where the rest goes (stage table above): the restricted unpickling waits for the hash thread's read of
+  the member (~60 ms of its ~130 ms wall), then builds (~70 ms CPU, as plain pickle); the state checks
+  (~20 ms) and the golden sample (~37 ms) follow. Both threads together use ~300 ms of CPU, so on 2 cores
+  no schedule beats ~150 ms (1.1× pickle). Next: let the unpickler take each array as soon as its span is
+  read (a readiness mark on the member buffer) with the hashing behind the reader, which would overlap
+  the read with the build. Merging the dry run into the real parse would save ~9 ms but would build
   objects before the whole stream's calls and allocations are vetted.
 """
 """Static notes appended to the generated document: what each performance change of round 2 bought."""

@@ -194,7 +194,7 @@ def test_a_members_private_copy_is_not_shared_with_a_forked_child(tmp_path: Path
     from modelcapsule.core.exact_bytes import read_private
 
     path = tmp_path / "member.bin"
-    path.write_bytes(bytes(range(256)) * (32 << 10))  # 8 MiB: the anonymous, huge-page path
+    path.write_bytes(bytes(range(256)) * (32 << 10))  # 8 MiB: the anonymous-memory path
     fd = os.open(path, os.O_RDONLY)
     try:
         view = read_private(fd, 0, path.stat().st_size, "member.bin")

@@ -22,7 +22,6 @@ loading user or root (mode without group/other write bits); for any other file t
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import stat
@@ -39,28 +38,20 @@ MAP_FILES_ENV = "MODELCAPSULE_MAP_FILES"
 _ANONYMOUS_FROM = 1 << 20
 """Members at least this large go to anonymous memory (page-aligned, returned to the system when freed)."""
 
-_HUGE_PAGES_FROM = 4 << 20
-"""Members at least this large ask for transparent huge pages (see :func:`anonymous_buffer`)."""
-
-
 def anonymous_buffer(size: int) -> mmap.mmap:
     """``size`` bytes of zeroed memory private to this process, for a member's copy.
 
     Private (``MAP_PRIVATE``), not ``mmap(-1, size)``'s default shared anonymous memory: shared anonymous
     pages are shmem, slower to fault in and free, and a forked child writing them would change the
-    parent's copy. Large buffers are advised to use transparent huge pages where the kernel offers them
-    (``madvise`` mode), one fault and one free per 2 MiB instead of per 4 KiB. Reading a 117 MiB member
-    (page cache warm) and freeing it took ~95 ms and ~35 ms in shared anonymous memory, ~70 ms and ~15 ms
-    in private 4 KiB pages, ~12-25 ms and ~1 ms on huge pages. (In a VM whose balloon hands free memory
-    back to the host, a process that touches never-used huge pages sometimes pays 80-300 ms instead.)
-    Where the kernel offers no huge pages the advice is ignored."""
+    parent's copy. Reading a 117 MiB member (page cache warm) and freeing it took ~95 ms and ~35 ms in
+    shared anonymous memory, ~70 ms and ~15 ms in private 4 KiB pages. Transparent huge pages (advised
+    with ``MADV_HUGEPAGE``) took ~12-25 ms and ~1 ms when the kernel had 2 MiB pages ready, but under the
+    common ``defrag=madvise`` setting a fault on an advised region compacts memory synchronously: in fresh
+    processes on a machine whose memory had been churned, the forest's every-check load measured 150 ms
+    at best and 400-510 ms in 4 loads of 7 (median 403 ms), against a steady 208-230 ms in 4 KiB pages. So
+    no advice: the read runs on the hash thread, beside the parse, where its cost is mostly hidden."""
     flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
-    buffer = mmap.mmap(-1, size, flags=flags) if flags else mmap.mmap(-1, size)
-    advice = getattr(mmap, "MADV_HUGEPAGE", None)
-    if advice is not None and size >= _HUGE_PAGES_FROM:
-        with contextlib.suppress(OSError):
-            buffer.madvise(advice)
-    return buffer
+    return mmap.mmap(-1, size, flags=flags) if flags else mmap.mmap(-1, size)
 
 
 def map_files_requested(setting: bool | None) -> bool:
