@@ -46,7 +46,8 @@ def timed(owner, attr, label):
     setattr(owner, attr, wrapper)
 
 timed(load, "open_capsule", "open the capsule, parse the manifest")
-timed(container, "read_private", "read members into private memory")
+timed(container.PendingBytes, "fill", "read members into private memory")
+timed(load.CapsuleReader, "close", "close the capsule (free the private copies)")
 timed(container, "sha256_of", "SHA-256 of every member")
 timed(safepickle.SafePickleFormat, "audit", "dry run of the pickle stream (audit)")
 timed(safepickle.SafePickleFormat, "load", "restricted unpickling (construct)")

@@ -17,13 +17,14 @@ import stat
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import CapsuleFormatError, IntegrityError, LimitExceededError
 from .container_write import ALIGNMENT, CHUNK, LOCAL_HEADER, CapsuleWriter, check_member_name, sha256_of
-from .exact_bytes import PrivateBytes, map_files_requested, only_owner_can_write, read_private
+from .exact_bytes import PendingBytes, PrivateBytes, map_files_requested, only_owner_can_write, read_private
 from .limits import DEFAULT_LIMITS, Limits
 from .manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, parse_manifest
 
@@ -265,8 +266,24 @@ class CapsuleReader:
                 return memoryview(self._zmap)[offset : offset + size]
             assert self._fh is not None
             fd = self._fh.fileno()
-            return self._bytes.get(name, lambda: read_private(fd, offset, size, f"member {name!r}"))
+            return self._bytes.get(name, lambda: self._read_stored(name, fd, offset, size))
         return self._bytes.get(name, lambda: memoryview(bytearray(self._inflate(name, size))))
+
+    def _read_stored(self, name: str, fd: int, offset: int, size: int) -> memoryview:
+        pending = PendingBytes(size, f"member {name!r}")
+        self._bytes.pending[name] = pending  # from now on view_as_read() hands out what has arrived
+        return pending.fill(fd, offset)
+
+    def view_as_read(self, name: str) -> tuple[memoryview, Callable[[int], None]]:
+        """The member's buffer and a ``wait(end)`` that returns once its first ``end`` bytes are in.
+
+        While another thread (the hash thread) is reading the member, this returns at once, so a parser
+        can use the front of the member while the rest arrives; otherwise it is :meth:`view` and a
+        ``wait`` that never waits."""
+        pending = self._bytes.pending.get(name)
+        if pending is not None:
+            return pending.view, pending.wait
+        return self.view(name), _arrived
 
     def read(self, name: str) -> bytes:
         return bytes(self.view(name))
@@ -361,6 +378,10 @@ class CapsuleReader:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _arrived(_end: int) -> None:
+    """The ``wait`` of a member read in full."""
 
 
 def _refuse_overlaps(spans: list[tuple[int, int, str]]) -> None:

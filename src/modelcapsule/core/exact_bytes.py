@@ -30,7 +30,8 @@ from collections.abc import Callable
 
 from ..errors import CapsuleFormatError
 
-__all__ = ["MAP_FILES_ENV", "PrivateBytes", "map_files_requested", "only_owner_can_write", "read_private"]
+__all__ = ["MAP_FILES_ENV", "PendingBytes", "PrivateBytes", "map_files_requested", "only_owner_can_write",
+           "read_private"]
 
 MAP_FILES_ENV = "MODELCAPSULE_MAP_FILES"
 """Environment variable that turns the mapped fast path on when ``Limits.map_files`` is left at None."""
@@ -70,21 +71,60 @@ def only_owner_can_write(st: os.stat_result) -> bool:
     return st.st_uid in (0, euid)
 
 
+_CHUNK = 8 << 20
+"""How much a read advances between announcements of progress (see :class:`PendingBytes`)."""
+
+
+class PendingBytes:
+    """A member being read into private memory, whose bytes may be used as soon as they have arrived.
+
+    The hash thread reads a large member while the parser builds the model: :meth:`wait` lets the parser
+    take each out-of-band array the moment its span is in, instead of waiting for the whole member. The
+    bytes handed out are final (the buffer is written once, front to back, and never again), and they are
+    the very bytes the hash thread hashes once the read is complete."""
+
+    def __init__(self, size: int, what: str) -> None:
+        buffer: mmap.mmap | bytearray = anonymous_buffer(size) if size >= _ANONYMOUS_FROM else bytearray(size)
+        self.view, self.size, self.what = memoryview(buffer), size, what
+        self._done = 0
+        self._failed = False
+        self._arrived = threading.Condition()
+
+    def fill(self, fd: int, offset: int) -> memoryview:
+        """Read the whole member from ``fd`` at ``offset``; raise if the file ends early."""
+        try:
+            while self._done < self.size:
+                end = min(self.size, self._done + _CHUNK)
+                n = os.preadv(fd, [self.view[self._done:end]], offset + self._done)
+                if n <= 0:
+                    raise CapsuleFormatError(f"{self.what} ends {self.size - self._done} bytes early: the file was "
+                                             "truncated while it was being read.")
+                with self._arrived:
+                    self._done += n
+                    self._arrived.notify_all()
+        except BaseException:
+            with self._arrived:
+                self._failed = True
+                self._arrived.notify_all()
+            raise
+        return self.view
+
+    def wait(self, end: int) -> None:
+        """Return once the first ``end`` bytes have been read; raise if the read failed before them."""
+        with self._arrived:
+            while self._done < end and not self._failed:
+                self._arrived.wait()
+            if self._done < end:
+                raise CapsuleFormatError(f"{self.what} could not be read to byte {end:,}; the file is truncated "
+                                         "or unreadable.")
+
+
 def read_private(fd: int, offset: int, size: int, what: str) -> memoryview:
     """``size`` bytes at ``offset`` of ``fd``, copied into memory private to this process (writable, so
     arrays built on it behave as they did on a copy-on-write mapping)."""
     if size == 0:
         return memoryview(bytearray())
-    buffer: mmap.mmap | bytearray = anonymous_buffer(size) if size >= _ANONYMOUS_FROM else bytearray(size)
-    view = memoryview(buffer)
-    done = 0
-    while done < size:
-        n = os.preadv(fd, [view[done:]], offset + done)
-        if n <= 0:
-            raise CapsuleFormatError(f"{what} ends {size - done} bytes early: the file was truncated while it "
-                                     "was being read.")
-        done += n
-    return view
+    return PendingBytes(size, what).fill(fd, offset)
 
 
 class PrivateBytes:
@@ -95,6 +135,8 @@ class PrivateBytes:
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._views: dict[str, memoryview] = {}
+        self.pending: dict[str, PendingBytes] = {}
+        """Members whose read has started, by name (their bytes arrive front to back)."""
 
     def get(self, name: str, read: Callable[[], memoryview]) -> memoryview:
         """The cached bytes of ``name``, reading them with ``read()`` the first time."""
@@ -114,3 +156,4 @@ class PrivateBytes:
         """Forget the buffers (arrays built on them keep theirs alive)."""
         self._views.clear()
         self._locks.clear()
+        self.pending.clear()

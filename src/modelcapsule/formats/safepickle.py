@@ -9,6 +9,7 @@ it for globals (the audit) is cheap.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from ..errors import CapsuleFormatError, LimitExceededError
@@ -100,14 +101,27 @@ class SafePickleFormat:
         return restricted_loads(source.view(member), options.policy, buffers=buffers, source=member)
 
     @classmethod
-    def _buffers(cls, source: MemberSource, details: dict[str, Any]) -> list[memoryview]:
-        """Views of the out-of-band buffers, each checked to lie inside its member."""
+    def _buffers(cls, source: MemberSource, details: dict[str, Any]) -> Iterator[memoryview]:
+        """Views of the out-of-band buffers, each checked to lie inside its member (now), handed to the
+        unpickler one at a time as it asks for them. From a capsule whose buffers member the hash thread is
+        still reading, each comes as soon as its span has arrived: the build overlaps the read."""
         spec = details.get("buffers", 0)
         if isinstance(spec, int) and not isinstance(spec, bool) and spec >= 0:
-            return [source.view(buffer_member(i)) for i in range(spec)]
+            return iter([source.view(buffer_member(i)) for i in range(spec)])
         spans = cls._spans(source, details)
-        whole = source.view(str(details.get("buffers_member", BUFFERS)))
-        return [whole[start : start + size] for start, size in spans]
+        member = str(details.get("buffers_member", BUFFERS))
+        as_read = getattr(source, "view_as_read", None)  # a capsule reader; other sources hold every byte
+        if as_read is None:
+            whole = source.view(member)
+            return iter([whole[start : start + size] for start, size in spans])
+        whole, arrived = as_read(member)
+
+        def each() -> Iterator[memoryview]:
+            for start, size in spans:
+                arrived(start + size)
+                yield whole[start : start + size]
+
+        return each()
 
     @staticmethod
     def _spans(source: MemberSource, details: dict[str, Any]) -> list[tuple[int, int]]:
