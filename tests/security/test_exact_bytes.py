@@ -208,3 +208,38 @@ def test_a_members_private_copy_is_not_shared_with_a_forked_child(tmp_path: Path
     assert os.waitstatus_to_exitcode(status) == 0
     assert view[:256].tobytes() == bytes(range(256))
     assert view.tobytes() == path.read_bytes()
+
+
+def test_a_member_being_read_hands_out_its_front_only_once_it_has_arrived(tmp_path: Path) -> None:
+    """The parser may take an array while the hash thread still reads the rest of the member: ``wait``
+    returns only once the span is in, the bytes are the file's, and a truncated file fails every waiter."""
+    import threading
+
+    from modelcapsule.core.exact_bytes import PendingBytes
+
+    data = bytes(range(256)) * (96 << 10)  # 24 MiB: three parts of 8 MiB
+    path = tmp_path / "member.bin"
+    path.write_bytes(data)
+    pending = PendingBytes(len(data), "member.bin")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        reader = threading.Thread(target=pending.fill, args=(fd, 0))
+        reader.start()
+        pending.wait(1 << 20)
+        assert bytes(pending.view[: 1 << 20]) == data[: 1 << 20]
+        pending.wait(len(data))
+        reader.join()
+        assert bytes(pending.view) == data
+    finally:
+        os.close(fd)
+
+    short = PendingBytes(len(data) + 1, "member.bin")  # the file ends one byte before the member does
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        with pytest.raises(CapsuleFormatError, match="truncated"):
+            short.fill(fd, 0)
+        with pytest.raises(CapsuleFormatError, match="truncated"):
+            short.wait(len(data) + 1)
+        short.wait(len(data))  # what did arrive is still there
+    finally:
+        os.close(fd)
