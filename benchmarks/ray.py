@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import signal
 import socket
 import subprocess
@@ -53,21 +52,6 @@ WAIT_MS = 2.0
 CONCURRENCY = 16
 WIDTH = 20
 
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-local f = assert(io.open("{body}", "rb"))
-wrk.body = f:read("*a")
-f:close()
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH {{"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, "errors": %d}}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.status + e.connect + e.read + e.write + e.timeout))
-end
-"""
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -76,18 +60,12 @@ def free_port() -> int:
 
 
 def wrk(port: int, path: str, body: Path, seconds: float) -> dict[str, Any]:
-    exe = shutil.which("wrk")
-    if exe is None:
-        raise SystemExit("wrk is needed: apt-get install -y wrk")
-    script = body.with_suffix(".lua")
-    script.write_text(WRK_SCRIPT.format(body=body))
-    argv = [exe, "-t1", f"-c{CONCURRENCY}", f"-d{max(1, round(seconds))}s", "--timeout", "20s", "--latency",
-            "-s", str(script), f"http://127.0.0.1:{port}{path}"]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-    line = next(line for line in out.splitlines() if line.startswith("BENCH "))
-    r: dict[str, Any] = json.loads(line[len("BENCH "):])
+    """The serving benchmark's wrk run at this benchmark's concurrency."""
+    from benchmarks.serving.core import run_wrk
+
+    r = run_wrk(port, path, body, CONCURRENCY, seconds)
     return {"rps": r["requests"] / (r["duration_us"] / 1e6), "p50_ms": r["p50_us"] / 1000,
-            "p99_ms": r["p99_us"] / 1000, "errors": r["errors"]}
+            "p99_ms": r["p99_us"] / 1000, "errors": r["status"] + r["socket"]}
 
 
 def post(port: int, path: str, body: bytes) -> Any:

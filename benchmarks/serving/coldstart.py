@@ -166,7 +166,7 @@ def cold_starts(forest: Any, onnx: bool, peer_names: list[str], mlserver: Path |
             return spec, Endpoint(spec.label, spec.port, path, lambda r: body_v2(r, "predict"), first_v2)
         makers.append(make_mlserver)
     results = []
-    for make in makers:
-        results.append(cold_start(make, rows, expected, repeats))
+    for maker in makers:
+        results.append(cold_start(maker, rows, expected, repeats))
         progress(f"cold start of {results[-1].label}: {results[-1].seconds} {results[-1].error or ''}")
     return results

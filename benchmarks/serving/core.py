@@ -345,12 +345,15 @@ def wrk_path() -> str:
     return path
 
 
-def _wrk(endpoint: Endpoint, body: Path, concurrency: int, seconds: float) -> dict[str, Any]:
+def run_wrk(port: int, path: str, body: Path, concurrency: int, seconds: float) -> dict[str, Any]:
+    """``seconds`` of closed-loop POSTs of the file ``body`` to ``path`` on 127.0.0.1:``port`` from one wrk
+    thread with ``concurrency`` connections: wrk's figures as printed by :data:`WRK_SCRIPT` (requests,
+    duration_us, p50_us, p99_us, status and socket errors)."""
     script = body.with_suffix(".lua")
     script.write_text(wrk_script(str(body)))
     argv = [
         wrk_path(), "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "20s", "--latency",
-        "-s", str(script), f"http://127.0.0.1:{endpoint.port}{endpoint.path}",
+        "-s", str(script), f"http://127.0.0.1:{port}{path}",
     ]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
     line = next(line for line in out.splitlines() if line.startswith("BENCH "))
@@ -385,9 +388,9 @@ def load_point(
     body.parent.mkdir(parents=True, exist_ok=True)
     body.write_bytes(endpoint.make_body(rows))
     if warmup > 0:
-        _wrk(endpoint, body, concurrency, warmup)
+        run_wrk(endpoint.port, endpoint.path, body, concurrency, warmup)
     before = batch_counters(endpoint.metrics_port)
-    r = _wrk(endpoint, body, concurrency, seconds)
+    r = run_wrk(endpoint.port, endpoint.path, body, concurrency, seconds)
     return Measurement(
         endpoint.label, model, len(rows), concurrency, r["requests"] / (r["duration_us"] / 1e6),
         r["p50_us"] / 1000, r["p99_us"] / 1000, int(r["status"]) + int(r["socket"]),
