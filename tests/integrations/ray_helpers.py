@@ -8,6 +8,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,19 +89,28 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first), or None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _processes() -> Iterator[tuple[int, list[str]]]:
+    """Every process now running, with its stat fields."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat_fields(entry.name)) is not None:
+            yield int(entry.name), fields
+
+
 def descendants(root: int) -> dict[int, str]:
     """Every process below ``root``, with its start time (so a reused pid is not mistaken for it)."""
     children: dict[int, list[int]] = {}
     starts: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        starts[int(entry.name)] = fields[19]
+    for pid, fields in _processes():
+        children.setdefault(int(fields[1]), []).append(pid)
+        starts[pid] = fields[19]
     found: dict[int, str] = {}
     todo = [root]
     while todo:
@@ -111,11 +121,8 @@ def descendants(root: int) -> dict[int, str]:
 
 
 def still_running(pid: int, start: str) -> bool:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return fields[19] == start and fields[0] != "Z"
+    fields = _stat_fields(pid)
+    return fields is not None and fields[19] == start and fields[0] != "Z"
 
 
 def wait_until_gone(started: dict[int, str], seconds: float = 30) -> list[int]:
@@ -131,17 +138,7 @@ def wait_until_gone(started: dict[int, str], seconds: float = 30) -> list[int]:
 def session_members(sid: int) -> dict[int, str]:
     """Every process of session ``sid`` (a command started with ``start_new_session``), with its start time:
     unlike :func:`descendants`, it also finds daemons that were re-parented when their parent exited."""
-    found: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            found[int(entry.name)] = fields[19]
-    return found
+    return {pid: fields[19] for pid, fields in _processes() if int(fields[3]) == sid and fields[0] != "Z"}
 
 
 def listening_sockets(port: int) -> int:
