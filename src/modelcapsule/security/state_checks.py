@@ -52,30 +52,45 @@ def _bad(path: str, problem: str) -> CapsuleFormatError:
 
 
 def _check_sklearn_tree(tree: Any, path: str, n_features_in: int | None) -> None:
-    """Children must come after their parent and lie inside the node array; splits must use real columns."""
+    """Children must come after their parent and lie inside the node array; splits must use real columns.
+
+    Run on every tree of every load (300 trees in the benchmark forest), so the common case is a few
+    whole-array passes; the node named in the error is found only once a check has failed."""
     n = int(tree.node_count)
     left, right, feature = (np.asarray(a) for a in (tree.children_left, tree.children_right, tree.feature))
     if not (left.shape == right.shape == feature.shape == (n,)):
         raise _bad(path, f"its node arrays do not all have node_count={n} entries")
     if n == 0:
         raise _bad(path, "it has no nodes")
-    leaf = left == -1
-    if (bad := np.flatnonzero(leaf != (right == -1))).size:
-        k = int(bad[0])
-        raise _bad(path, f"node {k} has exactly one child (left {left[k]}, right {right[k]})")
-    idx = np.arange(n)
-    internal = ~leaf
-    outside = internal & ((left <= idx) | (left >= n) | (right <= idx) | (right >= n))
-    if (bad := np.flatnonzero(outside)).size:
-        k = int(bad[0])
-        raise _bad(path, f"node {k} points to children {left[k]} and {right[k]}, outside the {n}-node array "
-                         "or not after the node itself (a cycle)")
     limit = int(tree.n_features)
     if n_features_in is not None:
         limit = min(limit, n_features_in)
-    if (bad := np.flatnonzero(internal & ((feature < 0) | (feature >= limit)))).size:
-        k = int(bad[0])
-        raise _bad(path, f"node {k} splits on feature {feature[k]}, but the input has {limit} feature(s)")
+    low, high = np.minimum(left, right), np.maximum(left, right)
+    leaf = high == -1
+    good = (low > _positions(n)) & (high < n)  # an internal node: both children after it, inside the array
+    good |= leaf & (low == -1)  # a leaf: both children -1
+    good &= leaf | (feature.astype(np.uint64) < limit)  # a negative feature wraps around to a huge one
+    if good.all():
+        return
+    k = int(np.flatnonzero(~good)[0])
+    if (left[k] == -1) != (right[k] == -1):
+        raise _bad(path, f"node {k} has exactly one child (left {left[k]}, right {right[k]})")
+    if left[k] != -1 and not (k < left[k] < n and k < right[k] < n):
+        raise _bad(path, f"node {k} points to children {left[k]} and {right[k]}, outside the {n}-node array "
+                         "or not after the node itself (a cycle)")
+    raise _bad(path, f"node {k} splits on feature {feature[k]}, but the input has {limit} feature(s)")
+
+
+_ARANGE: list[np.ndarray[Any, np.dtype[np.int64]]] = [np.arange(0, dtype=np.int64)]
+
+
+def _positions(n: int) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """``arange(n)`` as a read-only view of one cached array (grown as needed)."""
+    if len(_ARANGE[0]) < n:
+        cached = np.arange(max(n, 2 * len(_ARANGE[0])), dtype=np.int64)
+        cached.flags.writeable = False
+        _ARANGE[0] = cached
+    return _ARANGE[0][:n]
 
 
 def _check_hgb_predictor(predictor: Any, path: str, n_features_in: int | None) -> None:
