@@ -243,3 +243,19 @@ def test_a_member_being_read_hands_out_its_front_only_once_it_has_arrived(tmp_pa
         short.wait(len(data))  # what did arrive is still there
     finally:
         os.close(fd)
+
+
+def test_the_onnx_runtime_also_hashes_the_bytes_it_reads_whatever_the_record_says(
+        record: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``runtime="onnx"`` loads the export without the Python model; its hash check follows the same rule."""
+    pytest.importorskip("onnxruntime")
+    path = record / "m.capsule"
+    model, x, _y = iris_forest()
+    mc.save(model, path, sample=x[::15], source=False, onnx=True)
+    time.sleep(0.1)
+    mc.load_capsule(path, runtime="onnx")  # the checks pass and are recorded
+    before = os.stat(path)
+    write_through_shared_mapping(path, b"sample/inputs/0.npy")
+    monkeypatch.setattr(CapsuleReader, "file_stats", lambda self: [("", before)])
+    with pytest.raises(IntegrityError, match="sample/inputs/0.npy"):
+        mc.load_capsule(path, runtime="onnx")
