@@ -165,6 +165,7 @@ def http_server(dataplane: DataPlane, settings: ServeSettings) -> uvicorn.Server
         timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
         limit_concurrency=settings.max_connections,
         loop="none",
+        ws="none",  # no WebSocket endpoint: the websockets stack (~2 MiB resident) is never imported
         **_uvicorn_tls(settings),
     )
     return uvicorn.Server(config)
