@@ -48,6 +48,7 @@ def timed(owner, attr, label):
 timed(load, "open_capsule", "open the capsule, parse the manifest")
 timed(container.PendingBytes, "fill", "read members into private memory")
 timed(load.CapsuleReader, "close", "close the capsule (free the private copies)")
+timed(load.CapsuleReader, "release_file", "detach the model from the file, end the read lease")
 timed(container, "sha256_of", "SHA-256 of every member")
 timed(safepickle.SafePickleFormat, "audit", "dry run of the pickle stream (audit)")
 timed(safepickle.SafePickleFormat, "load", "restricted unpickling (construct)")

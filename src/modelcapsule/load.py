@@ -154,6 +154,15 @@ def load_capsule(
         if public_key is not None:
             raise CapsuleFormatError(f"{p.name} is a plain model file; only capsules carry signatures.")
         return _load_plain(p, options)
+    with open_capsule(p, options.limits, lease=True) as reader:
+        loaded = _load_from_reader(reader, options, on_mismatch=on_mismatch, verify=verify, public_key=public_key,
+                                   runtime=runtime, recheck=recheck)
+        if reader.release_file():
+            return loaded
+    # Someone opened the file for writing while it was read in place under its lease (they were held back,
+    # but the kernel gives up on holding them after its lease-break time): what was built is dropped and
+    # the capsule is read again the default way, from private copies of its members.
+    del loaded
     with open_capsule(p, options.limits) as reader:
         return _load_from_reader(reader, options, on_mismatch=on_mismatch, verify=verify, public_key=public_key,
                                  runtime=runtime, recheck=recheck)

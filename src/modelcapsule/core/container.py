@@ -25,6 +25,7 @@ from typing import IO, Any
 from ..errors import CapsuleFormatError, IntegrityError, LimitExceededError
 from .container_write import ALIGNMENT, CHUNK, LOCAL_HEADER, CapsuleWriter, check_member_name, sha256_of
 from .exact_bytes import PendingBytes, PrivateBytes, map_files_requested, only_owner_can_write, read_private
+from .file_lease import LeasedMapping, take_lease
 from .limits import DEFAULT_LIMITS, Limits
 from .manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, parse_manifest
 
@@ -50,12 +51,14 @@ class CapsuleReader:
     joins before handing the model back.
     """
 
-    def __init__(self, path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS, *, lease: bool = False) -> None:
         self.path = Path(path)
         self.limits = limits
         self.mapped = False
         """True when members are mapped from the file (the opt-in fast path) rather than copied."""
         self._want_map = map_files_requested(limits.map_files)
+        self._want_lease = lease
+        self._lease: LeasedMapping | None = None
         self._maps: list[mmap.mmap] = []
         self._zip: zipfile.ZipFile | None = None
         self._fh: IO[bytes] | None = None
@@ -137,6 +140,10 @@ class CapsuleReader:
             self._zmap = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)
             self._maps.append(self._zmap)
             self.mapped = True
+        elif self._want_lease:
+            self._lease = take_lease(fd, file_size)
+            if self._lease is not None:  # the file cannot change until release_file(): read it where it lies
+                self._zmap = self._lease.mapping
         total = 0
         spans: list[tuple[int, int, str]] = []  # (local header offset, end of data, name)
         for info in infos:
@@ -360,8 +367,24 @@ class CapsuleReader:
         names = sorted(self.manifest.files, key=lambda n: -self.manifest.files[n].size)
         return pool.submit(self.check_hashes, names)
 
+    @property
+    def leased(self) -> bool:
+        """True while members are read in place under a read lease (see :mod:`modelcapsule.core.file_lease`)."""
+        return self._lease is not None
+
+    def release_file(self) -> bool:
+        """End the read lease, if any: detach whatever was built on the file's pages from the file, let
+        writers proceed, and return False if one knocked meanwhile (what was built must then be dropped
+        and built again from private copies). True without a lease. Call it once the parse is done."""
+        lease, self._lease = self._lease, None
+        if lease is None:
+            return True
+        self._zmap = None
+        return lease.release()
+
     def close(self) -> None:
         """Release file handles. Memory stays valid while arrays still use it."""
+        self.release_file()
         if self._zip is not None:
             self._zip.close()
         if self._fh is not None:
@@ -396,9 +419,14 @@ def _refuse_overlaps(spans: list[tuple[int, int, str]]) -> None:
             )
 
 
-def open_capsule(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS) -> CapsuleReader:
-    """Open a capsule (ZIP file or directory) for strict reading; raises on any structural problem."""
+def open_capsule(path: str | os.PathLike[str], limits: Limits = DEFAULT_LIMITS, *,
+                 lease: bool = False) -> CapsuleReader:
+    """Open a capsule (ZIP file or directory) for strict reading; raises on any structural problem.
+
+    ``lease=True`` (the loader's choice) reads a ZIP capsule in place under a read lease where the system
+    grants one, instead of copying its members; the caller must call :meth:`CapsuleReader.release_file`
+    once it has built what it needs, and check what it returns."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no capsule at {p}")
-    return CapsuleReader(p, limits)
+    return CapsuleReader(p, limits, lease=lease)

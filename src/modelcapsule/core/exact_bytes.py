@@ -11,6 +11,10 @@ So by default a member's bytes are read with ``pread`` into anonymous memory (on
 speed) and kept for the life of the reader; arrays built from them alias that private memory, so a
 later write to the file or its truncation changes nothing in a loaded model.
 
+**Under a read lease** (Linux, ZIP capsules, :mod:`modelcapsule.core.file_lease`) the loader reads the
+members where they lie instead: while the lease is held nobody can write or truncate the file, and the
+model is detached from the file before the lease ends. Elsewhere the copies above are used.
+
 **The opt-in fast path.** ``Limits(map_files=True)`` (or ``MODELCAPSULE_MAP_FILES=1``) maps stored
 members from the file instead (zero copy, pages shared between processes that load the same capsule)
 and lets the loader reuse its record of passed hash checks
