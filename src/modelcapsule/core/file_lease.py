@@ -46,6 +46,7 @@ import contextlib
 import ctypes
 import mmap
 import os
+import platform
 import signal
 import sys
 import time
@@ -64,9 +65,14 @@ _F_SETSIG = 10  # <fcntl.h> on Linux; the fcntl module does not export it
 _BREAK_TIME = Path("/proc/sys/fs/lease-break-time")
 
 
+_MACHINES = {"x86_64", "aarch64"}
+"""Where calling the variadic ``mremap`` through ctypes with fixed integer arguments follows the ABI."""
+
+
 def _break_seconds() -> int:
-    """The kernel's lease-break time, or 0 where leases are unavailable (another OS, no ``F_SETLEASE``)."""
-    if not sys.platform.startswith("linux"):
+    """The kernel's lease-break time, or 0 where leases are not used (another OS or machine, no
+    ``F_SETLEASE``)."""
+    if not sys.platform.startswith("linux") or platform.machine() not in _MACHINES:
         return 0
     try:
         import fcntl
