@@ -270,13 +270,22 @@ machine varied too much to compare):
   pickle: scikit-learn copies every tree's nodes), the golden sample (~37 ms, scikit-learn's own predict
   and predict_proba on 20 rows), the state checks (~19 ms), the dry run (~9 ms); SHA-256 (~65 ms, ~1.85
   GB/s) runs beside them on the hash thread and is joined before the model is returned.
-- Where the rest goes (stage table above): the restricted unpickling waits for the hash thread's read of
-  the member (~60 ms of its ~130 ms wall), then builds (~70 ms CPU, as plain pickle); the state checks
-  (~20 ms) and the golden sample (~37 ms) follow. Both threads together use ~300 ms of CPU, so on 2 cores
-  no schedule beats ~150 ms (1.1× pickle). Next: let the unpickler take each array as soon as its span is
-  read (a readiness mark on the member buffer) with the hashing behind the reader, which would overlap
-  the read with the build. Merging the dry run into the real parse would save ~9 ms but would build
-  objects before the whole stream's calls and allocations are vetted.
+- The unpickler takes each out-of-band array as soon as its span has been read (a readiness mark on the
+  member's buffer), so the build overlaps the hash thread's read; hashing the member chunk by chunk
+  during the read, or populating its pages ahead of the read, made the build wait longer (198 and 186 ms
+  against 152 ms, alternating fresh processes) and were dropped. Private copies still cost every load
+  ~285 ms of CPU over both threads, most of it fresh pages (populating 117 MiB alone: ~41 ms; freeing it
+  ~9 ms; the copy itself ~10 ms), so on 2 cores no schedule got below ~150 ms (1.25-1.3× pickle).
+- A scikit-learn tree's state check runs in a few whole-array passes (~18 → ~14 ms for 300 trees).
+- **Read in place under a read lease** (`modelcapsule.core.file_lease`, docs/security.md): where Linux
+  grants the loader a lease on the ZIP file, nobody can open it for writing or truncate it until the load
+  lets go, so the members are hashed and parsed where they lie, and the model is detached from the file
+  before the lease ends (the forest's trees copy their nodes, so the mapping is just unmapped, ~5 ms).
+  CPU over both threads: ~285 → ~220 ms. The hash thread now only hashes (~65-75 ms); the main thread is
+  the longer path: the dry run (~9 ms), the restricted unpickling (~70 ms, as plain pickle: scikit-learn
+  copies every tree's nodes), the state checks (~15 ms), the golden sample (~37 ms, scikit-learn's own
+  predict and predict_proba on 20 rows). Merging the dry run into the real parse would save ~9 ms but
+  would build objects before the whole stream's calls and allocations are vetted.
 """
 """Static notes appended to the generated document: what each performance change of round 2 bought."""
 
@@ -355,7 +364,9 @@ def main(argv: list[str] | None = None) -> None:
             f"`python -m benchmarks.load`, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
             f"Python {sys.version.split()[0]}. Median of {args.repeat} fresh processes after a warm-up; imports "
             "excluded. modelcapsule loads with its default checks on (SHA-256 of every member, golden sample of "
-            "20 rows): *every check run* is a first load (the checks run in full); *checks on record* is any later "
+            "20 rows; the members are hashed and parsed in place under a kernel read lease where one is granted, "
+            "as on this machine, else from private copies: `modelcapsule.core.file_lease`): *every check run* is "
+            "a first load (the checks run in full); *checks on record* is any later "
             "load of the same unchanged file under the same software, where the passed golden sample is found on "
             "record (hashes are always checked by default); *mapped* is the opt-in `MODELCAPSULE_MAP_FILES=1`, which "
             "maps members from the file and also reuses recorded hash checks (see "
