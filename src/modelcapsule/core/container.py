@@ -365,7 +365,14 @@ class CapsuleReader:
     def check_hashes_async(self, pool: ThreadPoolExecutor) -> Future[None]:
         """Start :meth:`check_hashes` on ``pool``, largest members first, so it overlaps with parsing."""
         names = sorted(self.manifest.files, key=lambda n: -self.manifest.files[n].size)
-        return pool.submit(self.check_hashes, names)
+        lease = self._lease
+
+        def check() -> None:
+            if lease is not None:
+                lease.prefault()  # the pages the parse is about to read, mapped while it runs its dry run
+            self.check_hashes(names)
+
+        return pool.submit(check)
 
     @property
     def leased(self) -> bool:

@@ -117,6 +117,15 @@ class LeasedMapping:
         self._safe_until = safe_until  # time.monotonic() before which the kernel cannot have revoked it
         self._held = True
 
+    def prefault(self) -> None:
+        """Map every page of the file into the process at once (``MADV_POPULATE_READ``, Linux 5.14+).
+
+        The pages are in the page cache already; touching them one by one costs a fault per 64 KiB. On the
+        hash thread at the start of a load this takes ~10 ms for 117 MiB and spares the parse and the hash
+        ~20 ms of faults. Older kernels refuse the advice, and the pages are faulted in on touch as before."""
+        with contextlib.suppress(OSError, ValueError):
+            self.mapping.madvise(_POPULATE_READ)
+
     def intact(self) -> bool:
         """Whether the file cannot have changed since the lease was taken: no writer knocked (the kernel
         reports ``F_UNLCK`` once one has, whether it still waits or the lease was revoked), or one did but
@@ -172,6 +181,7 @@ def _libc() -> ctypes.CDLL:
 
 
 _MAP_FAILED = ctypes.c_void_p(-1).value
+_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
 _MREMAP_MAYMOVE, _MREMAP_FIXED = 1, 2
 
 
