@@ -77,7 +77,8 @@ class FlatTreePredictor:
         if array.shape[1] != s.n_features:
             raise InvalidInputError(f"the input has {array.shape[1]} columns, but the model was fitted on "
                                     f"{s.n_features}.")
-        cast = np.ascontiguousarray(array, dtype=s.input_dtype)
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes infinity, refused below as scikit-learn does
+            cast = np.ascontiguousarray(array, dtype=s.input_dtype)
         if cast.dtype.kind == "f" and not (s.allow_nan and s.allow_inf):
             if not s.allow_nan and bool(np.isnan(cast).any()):
                 raise InvalidInputError("the input contains NaN, which this model does not take; impute the "
