@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def test_a_forest_is_served_from_its_stored_trees_without_scikit_learn(tmp_path:
     rows = x[100:140]
     try:
         def infer(model: str, data: list[list[float]], output: str) -> requests.Response:
-            body = {"inputs": [{"name": "input", "shape": [len(data), 6], "datatype": "FP64", "data": data}],
+            body: dict[str, Any] = {"inputs": [{"name": "input", "shape": [len(data), 6], "datatype": "FP64", "data": data}],
                     "outputs": [{"name": output}]}
             return requests.post(f"{server.url}/v2/models/{model}/infer", json=body, timeout=30)
 
