@@ -43,11 +43,9 @@ def main() -> None:
             one = cold_start(make, rows, expected, 1)
             if one.error is not None:
                 raise SystemExit(f"{label}: {one.error}")
-            result = results[label]
-            result.seconds += one.seconds
-            result.rss_mib, result.pss_mib, result.sklearn, result.scipy = one.rss_mib, one.pss_mib, one.sklearn, one.scipy
-    print(render_cold_starts([ColdStart(label, r.seconds, r.rss_mib, r.pss_mib, r.sklearn, r.scipy)
-                              for label, r in results.items()]))
+            seconds = results[label].seconds + one.seconds
+            results[label] = ColdStart(label, seconds, one.rss_mib, one.pss_mib, one.sklearn, one.scipy)
+    print(render_cold_starts(list(results.values())))
     medians = [statistics.median(r.seconds) for r in results.values()]
     print(f"\nmedian python / flat: {medians[0] / medians[1]:.2f}×")
 

@@ -34,8 +34,8 @@ def test_a_forest_is_served_from_its_stored_trees_without_scikit_learn(tmp_path:
     rows = x[100:140]
     try:
         def infer(model: str, data: list[list[float]], output: str) -> requests.Response:
-            body: dict[str, Any] = {"inputs": [{"name": "input", "shape": [len(data), 6], "datatype": "FP64", "data": data}],
-                    "outputs": [{"name": output}]}
+            tensor = {"name": "input", "shape": [len(data), 6], "datatype": "FP64", "data": data}
+            body: dict[str, Any] = {"inputs": [tensor], "outputs": [{"name": output}]}
             return requests.post(f"{server.url}/v2/models/{model}/infer", json=body, timeout=30)
 
         proba = infer("forest", rows.tolist(), "predict_proba").json()["outputs"][0]
