@@ -187,3 +187,40 @@ def test_the_python_runtime_and_older_capsules_keep_the_model(saved: dict[str, t
     _rewrite_manifest(folder, lambda m: m.pop("trees"))  # as written before stored trees existed
     loaded = mc.load_capsule(folder, runtime="flat", recheck=True)
     assert loaded.model is not None and not isinstance(loaded.predictor, FlatTreePredictor)
+
+
+TABLE_CHILD = """
+import sys
+import numpy as np
+import pandas as pd
+import modelcapsule as mc
+loaded = mc.load_capsule(sys.argv[1], runtime="flat")
+rows = pd.read_csv(sys.argv[2])
+answer = loaded.predictor.predict({"input": rows}, ["predict", "predict_proba"])
+np.save(sys.argv[3], answer["predict_proba"], allow_pickle=False)
+print(",".join(answer["predict"].tolist()), answer["predict"].dtype, "sklearn" in sys.modules, "scipy" in sys.modules)
+"""
+
+
+def test_a_forest_fitted_on_named_columns_with_text_labels(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)]).astype({"f4": "int64"})
+    labels = np.array(["low", "mid", "high"], dtype=object)[Y3]
+    model = RandomForestClassifier(6, max_depth=5, random_state=0).fit(frame, labels)
+    manifest = mc.save(model, tmp_path / "named.capsule", sample=frame[:12], source=False)
+    assert manifest.trees is not None and manifest.trees["feature_names"] == list(frame.columns)
+    rows = frame[300:330]
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    child = subprocess.run([sys.executable, "-c", TABLE_CHILD, str(tmp_path / "named.capsule"),
+                            str(tmp_path / "rows.csv"), str(tmp_path / "proba.npy")],
+                           env=subprocess_env, capture_output=True, text=True, timeout=60, check=True)
+    predicted, dtype, sklearn_loaded, scipy_loaded = child.stdout.split()
+    assert predicted.split(",") == model.predict(rows).tolist() and dtype == "object"
+    assert (sklearn_loaded, scipy_loaded) == ("False", "False")
+    assert _same_bits(np.load(tmp_path / "proba.npy"), model.predict_proba(rows))
+    predictor = mc.load_capsule(tmp_path / "named.capsule", runtime="flat").predictor
+    renamed = rows.rename(columns={"f0": "other"})
+    with pytest.raises(ValueError, match="feature names"):
+        model.predict(renamed)
+    with pytest.raises(InvalidInputError, match="fitted on"):
+        predictor.predict({"input": renamed})

@@ -151,9 +151,10 @@ def check_trees(trees: Any) -> None:
     ``classifier``, ``n_features``, ``n_trees``, ``per_stage`` (trees per boosting iteration),
     ``n_outputs``, ``input_dtype`` (float32 or float64: what the model compares), ``allow_nan`` and
     ``allow_inf`` (whether the model takes them), ``link`` (how a boosting's sum becomes its output),
-    ``learning_rate`` (GradientBoosting), ``methods`` (the outputs proven identical at save) and
-    ``members`` (array name → member). A layout newer than this release reads is left unchecked: the
-    loader then serves the Python model."""
+    ``learning_rate`` (GradientBoosting), ``object_labels`` (text labels given back as Python strings),
+    ``feature_names`` (the columns the model was fitted on, if named), ``methods`` (the outputs proven
+    identical at save) and ``members`` (array name → member). A layout newer than this release reads is
+    left unchecked: the loader then serves the Python model."""
     if trees is None:
         return
     if not isinstance(trees, dict):
@@ -172,6 +173,12 @@ def check_trees(trees: Any) -> None:
     rate = trees.get("learning_rate", 1.0)
     if not isinstance(rate, (int, float)) or isinstance(rate, bool):
         raise _bad("trees.learning_rate", "should be a number")
+    if not isinstance(trees.get("object_labels", False), bool):
+        raise _bad("trees.object_labels", "should be true or false")
+    names = trees.get("feature_names")
+    if names is not None and (not isinstance(names, list) or len(names) != trees["n_features"] or not all(
+            isinstance(n, str) and len(n) <= _MAX_TEXT for n in names)):
+        raise _bad("trees.feature_names", "should list the n_features column names")
     methods = trees.get("methods")
     if not isinstance(methods, list) or not methods or not all(m in _TREE_METHODS for m in methods):
         raise _bad("trees.methods", f"should list some of {', '.join(_TREE_METHODS)}")

@@ -59,9 +59,11 @@ def export_trees(model: Any, call: Call, methods: list[str], inputs: Mapping[str
         return None
     try:
         X = model_inputs(inputs)
-        if type(X) is not np.ndarray or X.ndim != 2 or hasattr(model, "feature_names_in_"):
-            raise Unsupported("the golden sample is not one 2-D array, or the model was fitted on named columns")
+        _check_sample(model, X)
         section, arrays = _describe(model, *found)
+        names = getattr(model, "feature_names_in_", None)
+        if names is not None:
+            section["feature_names"] = [str(n) for n in names]
         section["allow_nan"], section["allow_inf"] = _accepts(model, call, X, np.nan), _accepts(model, call, X, np.inf)
         encoded = encode_arrays(arrays)
         stored = check_arrays(section | {"methods": []},
@@ -82,6 +84,22 @@ def export_trees(model: Any, call: Call, methods: list[str], inputs: Mapping[str
     section["methods"] = proven
     section["members"] = {k: member_name(k) for k in arrays}
     return section, encoded
+
+
+def _check_sample(model: Any, X: Any) -> None:
+    """The golden sample must be one 2-D array, or one DataFrame of numeric columns named as in fit."""
+    if type(X) is np.ndarray and X.ndim == 2:
+        return
+    columns = getattr(X, "columns", None)
+    dtypes = getattr(X, "dtypes", None)
+    if columns is None or dtypes is None or getattr(X, "ndim", 0) != 2:
+        raise Unsupported("the golden sample is not one 2-D array or DataFrame")
+    if not all(np.dtype(d).kind in "biuf" for d in dtypes if isinstance(d, np.dtype)) or \
+            not all(isinstance(d, np.dtype) for d in dtypes):
+        raise Unsupported("the golden sample has columns that are not plain numbers")
+    names = getattr(model, "feature_names_in_", None)
+    if names is None or [str(c) for c in columns] != [str(n) for n in names]:
+        raise Unsupported("the golden sample's columns are not the ones the model was fitted on")
 
 
 def _with_methods(stored: StoredTrees, methods: list[str]) -> StoredTrees:
@@ -198,8 +216,11 @@ def _describe(model: Any, kind: str, classifier: bool) -> tuple[dict[str, Any], 
         arrays["baseline"] = np.asarray(start[0], dtype=np.float64)
         section["link"] = _link(model) if classifier else "identity"
     if classifier:
-        arrays["classes"] = np.asarray(model.classes_)
-        if arrays["classes"].dtype.kind not in "biuUS":
-            raise Unsupported(f"class labels of dtype {arrays['classes'].dtype}")
+        classes = np.asarray(model.classes_)
+        if classes.dtype.kind == "O" and all(type(c) is str for c in classes):
+            classes, section["object_labels"] = np.array(classes.tolist(), dtype=str), True  # given back as objects
+        if classes.dtype.kind not in "biuUS":
+            raise Unsupported(f"class labels of dtype {classes.dtype}")
+        arrays["classes"] = classes
     section["n_trees"] = len(arrays["roots"])
     return section, arrays

@@ -29,6 +29,7 @@ import numpy as np
 from ..core.sample import DEFAULT_INPUT
 from ..errors import InvalidInputError
 from ..types import Predictor, Signature
+from .predictor import MethodPredictor
 from .tree_store import StoredTrees
 
 __all__ = ["FlatTreePredictor"]
@@ -46,6 +47,8 @@ class FlatTreePredictor:
         self._signature = signature
         self._fallback = fallback
         self._input = signature.inputs[0].name if len(signature.inputs) == 1 else DEFAULT_INPUT
+        self._tabular = MethodPredictor(None, signature) if len(signature.inputs) == 1 and \
+            signature.inputs[0].columns is not None else None  # rows or columns onto a DataFrame
         finish = {"forest": _forest_outputs, "hist": _boosting_outputs, "gb": _boosting_outputs}[stored.family]
         self._finish: Callable[[StoredTrees, Array, set[str]], dict[str, Array]] = finish
 
@@ -61,7 +64,15 @@ class FlatTreePredictor:
     def check_input(self, X: Any) -> Array:
         """``X`` as the values the model compares (float64, C order), or :class:`InvalidInputError`."""
         s = self.stored
-        array = np.asarray(X)
+        columns = getattr(X, "columns", None)
+        if columns is not None and hasattr(X, "dtypes"):  # a DataFrame: its names checked as scikit-learn does
+            self._check_columns([c for c in columns])
+            try:
+                array = np.asarray(X, dtype=s.input_dtype)  # the conversion scikit-learn asks of pandas
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(f"the model takes numbers; these columns hold other values ({exc}).") from None
+        else:
+            array = np.asarray(X)
         if array.dtype.kind == "O":
             try:
                 array = array.astype(s.input_dtype)
@@ -87,6 +98,14 @@ class FlatTreePredictor:
                 raise InvalidInputError(f"the input contains infinity or a value too large for {cast.dtype}.")
         return np.ascontiguousarray(cast, dtype=np.float64)
 
+    def _check_columns(self, columns: list[Any]) -> None:
+        names = self.stored.feature_names
+        if names is None or not all(isinstance(c, str) for c in columns):
+            return  # scikit-learn only warns: names given to a model fitted without, or names that are not text
+        if tuple(columns) != names:
+            raise InvalidInputError(f"the input's columns {columns[:10]} are not the ones the model was fitted on, "
+                                    f"in that order: {list(names[:10])}.")
+
     def compute(self, X: Any, names: Sequence[str]) -> dict[str, Array]:
         """The covered outputs ``names`` for the model input ``X`` (one walk for all of them)."""
         return self._finish(self.stored, self.check_input(X), set(names))
@@ -105,6 +124,8 @@ class FlatTreePredictor:
         return {n: result[n] for n in names}
 
     def _model_input(self, inputs: Mapping[str, Any]) -> Any:
+        if self._tabular is not None:
+            return self._tabular.model_input(inputs)
         if self._input in inputs:
             return inputs[self._input]
         if DEFAULT_INPUT in inputs:

@@ -18,7 +18,8 @@ Members (``n`` nodes over all trees, concatenated tree after tree; indices are g
 - ``trees/threshold.npy`` float64 ``(n,)``: goes left when ``x <= threshold``;
 - ``trees/missing_left.npy`` bool ``(n,)``: where a NaN goes at a split node;
 - ``trees/value.npy`` float64 ``(n, n_values)``: what a leaf adds;
-- ``trees/classes.npy`` (classifiers): the labels, plain dtype;
+- ``trees/classes.npy`` (classifiers): the labels, plain dtype (text labels the model holds as Python
+  strings are stored as text and given back as objects when the section says ``object_labels``);
 - ``trees/baseline.npy`` float64 ``(per_stage,)`` (boosting): the raw prediction before any tree.
 """
 
@@ -68,6 +69,7 @@ class StoredTrees:
     link: str
     learning_rate: float
     methods: tuple[str, ...]
+    feature_names: tuple[str, ...] | None
     flat: FlatTrees
     classes: np.ndarray[Any, Any] | None
     baseline: np.ndarray[Any, Any] | None
@@ -146,6 +148,10 @@ def check_arrays(section: Mapping[str, Any], arrays: Mapping[str, Any], limits: 
         classes = _array(arrays, "classes", "biuUS", 1)
         if len(classes) == 0:
             raise _bad("classes.npy is empty")
+        if section.get("object_labels"):
+            if classes.dtype.kind != "U":
+                raise _bad("object labels must be stored as text")
+            classes = classes.astype(object)  # Python strings, as the model's own classes_ holds them
     if family == "forest":
         expected_values = len(classes) if classes is not None else n_outputs
         if per_stage != 1 or n_values != expected_values or (classifier and n_outputs != 1):
@@ -167,7 +173,9 @@ def check_arrays(section: Mapping[str, Any], arrays: Mapping[str, Any], limits: 
                        allow_inf=bool(section["allow_inf"]), n_outputs=n_outputs, per_stage=per_stage,
                        link=str(section.get("link", "identity")),
                        learning_rate=float(section.get("learning_rate", 1.0)),
-                       methods=tuple(section["methods"]), flat=flat, classes=classes, baseline=baseline)
+                       methods=tuple(section["methods"]), flat=flat,
+                       feature_names=None if section.get("feature_names") is None else tuple(section["feature_names"]),
+                       classes=classes, baseline=baseline)
 
 
 def read_stored_trees(reader: Any, section: Mapping[str, Any], limits: Limits) -> StoredTrees:
