@@ -53,3 +53,16 @@ def test_a_forest_is_served_from_its_stored_trees_without_scikit_learn(tmp_path:
         assert not mapped & {"sklearn", "scipy"}, sorted(mapped & {"sklearn", "scipy"})
     finally:
         assert server.stop() == 0
+
+
+def test_the_default_runtime_is_flat_and_python_forces_the_object(tmp_path: Path) -> None:
+    from modelcapsule.frameworks.tree_predictor import FlatTreePredictor
+    from modelcapsule.serving.config import ServerOptions
+    from modelcapsule.serving.loader import load_for_serving
+
+    x = np.random.default_rng(1).normal(size=(200, 4))
+    mc.save(RandomForestClassifier(4, max_depth=3, random_state=0).fit(x, x[:, 0] > 0), tmp_path / "f.capsule",
+            sample=x[:5])
+    assert ServerOptions().runtime == "flat"
+    assert isinstance(load_for_serving(tmp_path / "f.capsule")[1], FlatTreePredictor)
+    assert not isinstance(load_for_serving(tmp_path / "f.capsule", runtime="python")[1], FlatTreePredictor)
