@@ -4,6 +4,7 @@ their parent, one parent each, features inside the input, lengths that agree, si
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import time
@@ -142,3 +143,25 @@ def test_a_malformed_section_is_refused_when_the_manifest_is_read(capsule: Path,
     (capsule / "capsule.json").write_text(json.dumps(manifest))
     with pytest.raises(CapsuleFormatError, match="trees"):
         mc.inspect(capsule)
+
+
+FIELDS = ["family", "classifier", "n_features", "n_trees", "per_stage", "n_outputs", "input_dtype", "allow_nan",
+          "allow_inf", "link", "learning_rate", "methods", "members", "object_labels", "feature_names", "layout"]
+VALUES: list[Any] = [None, True, False, 0, 1, 2, 3, 5, -1, 2**40, 1e308, "forest", "hist", "gb", "float64", "expit", "softmax",
+          ["predict"], ["decision_function"], ["predict", "predict_proba"], {}, "trees/value.npy", ["a", "b"]]
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_any_value_in_any_field_gives_a_predictor_or_a_typed_error(capsule: Path, field: str) -> None:
+    original = (capsule / "capsule.json").read_text()
+    for value in VALUES:
+        manifest = json.loads(original)
+        manifest["trees"][field] = value
+        (capsule / "capsule.json").write_text(json.dumps(manifest))
+        try:
+            loaded = mc.load_capsule(capsule, runtime="flat", recheck=True)
+        except mc.CapsuleError:
+            continue
+        rows = np.zeros((2, 4))
+        with contextlib.suppress(mc.CapsuleError):  # InvalidInputError when the section's width is not the input's
+            loaded.predictor.predict({"input": rows}, list(loaded.predictor.signature.output_names))

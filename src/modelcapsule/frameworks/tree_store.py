@@ -164,6 +164,10 @@ def check_arrays(section: Mapping[str, Any], arrays: Mapping[str, Any], limits: 
         if n_values != 1 or per_stage != wanted_stage or len(baseline) != per_stage or n_trees % per_stage:
             raise _bad(f"{n_trees} trees of {n_values} value(s) in stages of {per_stage} with "
                        f"{len(baseline)} baseline value(s) do not make a boosting of this kind")
+    computed = ("predict", "predict_proba", "decision_function") if classifier and family != "forest" else \
+        ("predict", "predict_proba") if classifier else ("predict",)
+    if not set(section["methods"]) <= set(computed):
+        raise _bad(f"the section claims {section['methods']}, but a {family} computes only {list(computed)}")
     try:
         flat = FlatTrees.from_arrays(roots, children, feature, threshold, missing_left, value, MAX_FLAT_DEPTH)
     except ValueError as exc:
