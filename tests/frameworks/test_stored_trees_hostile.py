@@ -147,8 +147,9 @@ def test_a_malformed_section_is_refused_when_the_manifest_is_read(capsule: Path,
 
 FIELDS = ["family", "classifier", "n_features", "n_trees", "per_stage", "n_outputs", "input_dtype", "allow_nan",
           "allow_inf", "link", "learning_rate", "methods", "members", "object_labels", "feature_names", "layout"]
-VALUES: list[Any] = [None, True, False, 0, 1, 2, 3, 5, -1, 2**40, 1e308, "forest", "hist", "gb", "float64", "expit", "softmax",
-          ["predict"], ["decision_function"], ["predict", "predict_proba"], {}, "trees/value.npy", ["a", "b"]]
+VALUES: list[Any] = [None, True, False, 0, 1, 2, 3, 5, -1, 2**40, 1e308, "forest", "hist", "gb", "float64", "expit",
+                     "softmax", ["predict"], ["decision_function"], ["predict", "predict_proba"], {},
+                     "trees/value.npy", ["a", "b"]]
 
 
 @pytest.mark.parametrize("field", FIELDS)
