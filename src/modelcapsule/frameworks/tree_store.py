@@ -36,6 +36,7 @@ from ..core.container import Limits
 from ..core.manifest_schema import TREE_LAYOUT
 from ..core.npy import NpyError, array_from_npy
 from ..errors import CapsuleFormatError, LimitExceededError
+from .sklearn_trees import MAX_FLAT_NODES
 from .tree_runtime import FlatTrees
 
 __all__ = ["LAYOUT", "MAX_FLAT_DEPTH", "MEMBERS", "StoredTrees", "check_arrays",
@@ -47,8 +48,8 @@ LAYOUT = TREE_LAYOUT
 MAX_FLAT_DEPTH = 1024
 """Deepest tree stored or read: each level is one step of every walk, and a hostile chain stops here."""
 
-MAX_NODES = 4_000_000
-"""Most nodes stored or read (the same cap as :data:`~.sklearn_trees.MAX_FLAT_NODES`)."""
+MAX_NODES = MAX_FLAT_NODES
+"""Most nodes stored or read: the cap of the flat walk (:data:`~.sklearn_trees.MAX_FLAT_NODES`)."""
 
 MEMBERS = ("roots", "children", "feature", "threshold", "missing_left", "value", "classes", "baseline")
 _PREFIX = "trees/"
