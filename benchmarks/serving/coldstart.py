@@ -29,6 +29,7 @@ from .core import (
     COLD_ONNX,
     COLD_ONNX_NO_GRPC,
     COLD_PYTHON,
+    COLD_PYTHON_OBJECT,
     ROOT,
     WORK,
     Endpoint,
@@ -141,7 +142,8 @@ def cold_starts(forest: Any, onnx: bool, peer_names: list[str], mlserver: Path |
             return spec, Endpoint(label, spec.port, "/predict", body_plain, first_plain)
         return make
 
-    makers = [capsule(COLD_PYTHON, forest.capsule)]
+    makers = [capsule(COLD_PYTHON, forest.capsule),
+              capsule(COLD_PYTHON_OBJECT, forest.capsule, "--runtime", "python")]
     if onnx:
         makers.append(capsule(COLD_ONNX, WORK / "forest-onnx.capsule", "--runtime", "onnx"))
         makers.append(capsule(COLD_ONNX_NO_GRPC, WORK / "forest-onnx.capsule", "--runtime", "onnx", grpc=False))

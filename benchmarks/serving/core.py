@@ -998,6 +998,8 @@ def round2_checks(results: Sequence[Measurement], cold: Sequence[Any]) -> list[C
 
 
 COLD_PYTHON = "capsule serve (scikit-learn capsule)"
+"""The default runtime: the capsule's stored flat trees, without importing scikit-learn."""
+COLD_PYTHON_OBJECT = "capsule serve --runtime python (scikit-learn capsule, the saved object)"
 COLD_ONNX = "capsule serve --runtime onnx"
 COLD_ONNX_NO_GRPC = "capsule serve --runtime onnx --no-grpc"
 

@@ -19,6 +19,7 @@ __all__ = [
     "EnvironmentMismatchError",
     "EnvironmentMismatchWarning",
     "IntegrityError",
+    "InvalidInputError",
     "LimitExceededError",
     "PackageDrift",
     "SignatureError",
@@ -49,6 +50,11 @@ class LimitExceededError(CapsuleFormatError):
             f"{what} is {value:,}, over the limit of {limit:,}. If you trust this file, raise the cap with "
             f"limits=modelcapsule.Limits({knob}=...)."
         )
+
+
+class InvalidInputError(CapsuleError, ValueError):
+    """The input a model was called with is not one it takes (wrong shape, width or dtype; NaN or infinity
+    where the model refuses them). A caller's mistake: servers answer it with a 4xx, never a 500."""
 
 
 class IntegrityError(CapsuleError, ValueError):

@@ -143,7 +143,12 @@ def load_capsule(
     runtime: str = "python",
     recheck: bool = False,
 ) -> LoadedCapsule:
-    """Load a capsule (or a plain model file) with every check; see :func:`load`."""
+    """Load a capsule (or a plain model file) with every check; see :func:`load`.
+
+    ``runtime`` says what serves predictions: ``"python"`` the saved object; ``"flat"`` the capsule's
+    stored flat trees (a tree ensemble saved with them; ``model`` is then None and scikit-learn is not
+    imported, see :mod:`modelcapsule.frameworks.tree_capsule`), else the saved object; ``"onnx"`` the
+    ONNX export; ``"auto"`` the faster of the object and the ONNX export on the golden sample."""
     path = resolve_capsule_path(path)  # models:/NAME@ALIAS → a local, hash-checked copy
     p = Path(path)
     if not p.exists():
@@ -182,6 +187,17 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
         return LoadedCapsule(None, manifest, onnx_only_predictor(reader, manifest, options, verify=verify,
                                                                  public_key=public_key, checks=checks,
                                                                  python=python), reader.path)
+    if runtime == "flat":
+        from .frameworks.tree_capsule import flat_only_predictor, has_stored_trees  # no scikit-learn import
+
+        if has_stored_trees(manifest):
+            python = lambda: load_capsule(reader.path, trusted=options.policy, on_mismatch=on_mismatch,  # noqa: E731
+                                          verify=verify, public_key=public_key, device=options.device,
+                                          limits=options.limits).predictor
+            return LoadedCapsule(None, manifest, flat_only_predictor(reader, manifest, options.limits, verify=verify,
+                                                                     public_key=public_key, checks=checks,
+                                                                     python=python), reader.path)
+        runtime = "python"  # nothing stored (not a supported tree ensemble): the Python model serves
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capsule-hash")
     try:
         if public_key is not None:

@@ -198,6 +198,8 @@ def save(
             manifest.evaluation = write_evaluation(writer, report)
         if onnx:
             manifest.onnx = _export_onnx(model, framework, inputs, outputs, writer)
+        if framework.name == "sklearn":
+            manifest.trees = _store_trees(model, framework, inputs, writer)
         writer.finish(manifest)
     return manifest
 
@@ -214,3 +216,21 @@ def _export_onnx(model: Any, framework: Any, inputs: Mapping[str, Any] | None, o
     return section
 
 
+
+
+def _store_trees(model: Any, framework: Any, inputs: Mapping[str, Any] | None,
+                 writer: CapsuleWriter) -> dict[str, Any] | None:
+    """The stored flat trees of a supported tree ensemble, proven bit-identical first (else None)."""
+    from .frameworks.sklearn_trees import family
+
+    if family(model) is None:
+        return None
+    from .frameworks.tree_export import export_trees
+
+    stored = export_trees(model, framework.call, list(framework.methods(model)), inputs)
+    if stored is None:
+        return None
+    section, members = stored
+    for member, data in members.items():
+        writer.add(member, data)
+    return section

@@ -142,9 +142,12 @@ def curl_example(dataplane: object, host: str, port: int) -> str:
 )
 @click.option(
     "--runtime",
-    default="python",
+    default="flat",
     show_default=True,
-    help="python (the saved model object) or onnx (its ONNX export through onnxruntime, when it has one).",
+    type=click.Choice(["flat", "python", "onnx", "auto"]),
+    help="flat: a tree ensemble's stored flat trees, proven bit-identical at save and on the golden sample at "
+    "load, without importing scikit-learn (other capsules: the saved object); python: always the saved model "
+    "object; onnx: its ONNX export through onnxruntime; auto: the faster of python and onnx on the golden sample.",
 )
 @click.option(
     "--max-queue",

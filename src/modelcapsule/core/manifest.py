@@ -56,6 +56,9 @@ class Manifest:
     types: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     onnx: dict[str, Any] | None = None
+    trees: dict[str, Any] | None = None
+    """The stored flat trees of a tree ensemble (``trees/*.npy``), served without scikit-learn: see
+    :mod:`modelcapsule.frameworks.tree_store` and :func:`.manifest_schema.check_trees`."""
     evaluation: dict[str, Any] | None = None
     capsule_version: int = CAPSULE_VERSION
 
@@ -84,6 +87,8 @@ class Manifest:
         }
         if self.onnx is not None:
             out["onnx"] = self.onnx
+        if self.trees is not None:
+            out["trees"] = self.trees
         if self.evaluation is not None:
             out["evaluation"] = self.evaluation
         return out
@@ -140,6 +145,7 @@ def _read_v1(data: Mapping[str, Any]) -> Manifest:
     if not isinstance(types_, list) or not all(isinstance(t, str) for t in types_):
         raise CapsuleFormatError("capsule.json 'types' should be a list of names.")
     onnx = data.get("onnx")
+    trees = data.get("trees")
     evaluation = data.get("evaluation")
     return Manifest(
         capsule_version=1,
@@ -155,6 +161,7 @@ def _read_v1(data: Mapping[str, Any]) -> Manifest:
         types=list(types_),
         metadata=_optional_object(data, "metadata"),
         onnx=onnx if isinstance(onnx, dict) else None,
+        trees=trees if isinstance(trees, dict) else None,
         evaluation=evaluation if isinstance(evaluation, dict) else None,
     )
 

@@ -20,7 +20,7 @@ from ..errors import CapsuleFormatError
 from ..types import Signature
 from .sample_files import check_sample_section
 
-__all__ = ["MAX_DEPTH", "check_sections", "check_signature"]
+__all__ = ["MAX_DEPTH", "TREE_LAYOUT", "check_sections", "check_signature", "check_trees"]
 
 MAX_DEPTH = 32
 """Deepest nesting of lists and objects anywhere in the manifest."""
@@ -131,6 +131,67 @@ def check_onnx(onnx: Any) -> None:
         raise _bad("onnx.outputs", "should map ONNX output names to method names")
 
 
+TREE_LAYOUT = 1
+"""The stored-trees layout this release reads (``trees.layout``); a newer one is ignored, not refused."""
+
+_TREE_FAMILIES = ("forest", "hist", "gb")
+_TREE_LINKS = ("identity", "exp", "expit", "expit2", "softmax")
+_TREE_METHODS = ("predict", "predict_proba", "decision_function")
+_TREE_MEMBERS = ("roots", "children", "feature", "threshold", "missing_left", "value", "classes", "baseline")
+
+
+def _count(value: Any, field: str, *, low: int = 1, high: int = 1 << 31) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _bad(field, f"should be an integer from {low} to {high}")
+
+
+def check_trees(trees: Any) -> None:
+    """``trees``: the stored flat trees of a tree ensemble (``trees/*.npy``, see
+    :mod:`modelcapsule.frameworks.tree_store`). Fields: ``layout`` (1), ``family`` (forest, hist, gb),
+    ``classifier``, ``n_features``, ``n_trees``, ``per_stage`` (trees per boosting iteration),
+    ``n_outputs``, ``input_dtype`` (float32 or float64: what the model compares), ``allow_nan`` and
+    ``allow_inf`` (whether the model takes them), ``link`` (how a boosting's sum becomes its output),
+    ``learning_rate`` (GradientBoosting), ``object_labels`` (text labels given back as Python strings),
+    ``feature_names`` (the columns the model was fitted on, if named), ``methods`` (the outputs proven
+    identical at save) and ``members`` (array name → member). A layout newer than this release reads is
+    left unchecked: the loader then serves the Python model."""
+    if trees is None:
+        return
+    if not isinstance(trees, dict):
+        raise _bad("trees", "should be an object")
+    _count(trees.get("layout"), "trees.layout")
+    if trees["layout"] > TREE_LAYOUT:
+        return
+    for key, allowed in (("family", _TREE_FAMILIES), ("link", _TREE_LINKS), ("input_dtype", ("float32", "float64"))):
+        if trees.get(key) not in allowed:
+            raise _bad(f"trees.{key}", f"should be one of {', '.join(allowed)}")
+    for key in ("classifier", "allow_nan", "allow_inf"):
+        if not isinstance(trees.get(key), bool):
+            raise _bad(f"trees.{key}", "should be true or false")
+    for key in ("n_features", "n_trees", "per_stage", "n_outputs"):
+        _count(trees.get(key), f"trees.{key}")
+    rate = trees.get("learning_rate", 1.0)
+    if not isinstance(rate, (int, float)) or isinstance(rate, bool):
+        raise _bad("trees.learning_rate", "should be a number")
+    if not isinstance(trees.get("object_labels", False), bool):
+        raise _bad("trees.object_labels", "should be true or false")
+    names = trees.get("feature_names")
+    if names is not None and (not isinstance(names, list) or len(names) != trees["n_features"] or not all(
+            isinstance(n, str) and len(n) <= _MAX_TEXT for n in names)):
+        raise _bad("trees.feature_names", "should list the n_features column names")
+    methods = trees.get("methods")
+    if not isinstance(methods, list) or not methods or not all(m in _TREE_METHODS for m in methods):
+        raise _bad("trees.methods", f"should list some of {', '.join(_TREE_METHODS)}")
+    members = trees.get("members")
+    if not isinstance(members, dict) or not all(
+            k in _TREE_MEMBERS and v == f"trees/{k}.npy" for k, v in members.items()):
+        raise _bad("trees.members", "should map array names to their trees/<name>.npy members")
+    needed = set(_TREE_MEMBERS[:6]) | ({"classes"} if trees["classifier"] else set()) | (
+        {"baseline"} if trees["family"] != "forest" else set())
+    if not needed <= set(members):
+        raise _bad("trees.members", f"lacks {', '.join(sorted(needed - set(members)))}")
+
+
 def _dtype_ok(text: str) -> bool:
     if text == "object":
         return True
@@ -200,5 +261,6 @@ def check_sections(data: Mapping[str, Any]) -> None:
     if data.get("sample") is not None:
         check_sample_section(data["sample"])
     check_onnx(data.get("onnx"))
+    check_trees(data.get("trees"))
     if not isinstance(data.get("metadata", {}), (dict, type(None))):
         raise _bad("metadata", "should be an object")

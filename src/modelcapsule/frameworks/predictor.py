@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..core.sample import DEFAULT_INPUT, to_numpy
-from ..types import Signature, TensorSpec
+from ..types import Predictor, Signature, TensorSpec
 
-__all__ = ["MethodPredictor", "assemble_table"]
+__all__ = ["LazyPredictor", "MethodPredictor", "assemble_table"]
+
+log = logging.getLogger("modelcapsule.runtime")
 
 
 def assemble_table(spec: TensorSpec, value: Any, inputs: Mapping[str, Any]) -> Any:
@@ -70,3 +74,34 @@ class MethodPredictor:
         names = list(outputs) if outputs else list(self._signature.output_names[:1])
         x = self.model_input(inputs)
         return {name: to_numpy(self._call(self.model, name, x)) for name in names}
+
+
+class LazyPredictor:
+    """A predictor built by ``load()`` on first use (once, under a lock): the Python model behind a
+    capsule served by another runtime (its ONNX export, its stored trees), needed only for outputs
+    that runtime lacks (``why`` says which, for the log)."""
+
+    def __init__(self, signature: Signature, load: Callable[[], Predictor], why: str = "outputs it lacks") -> None:
+        self._signature = signature
+        self._load = load
+        self._why = why
+        self._loaded: Predictor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def signature(self) -> Signature:
+        return self._signature
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the Python model was loaded (a request asked for an output only it has)."""
+        return self._loaded is not None
+
+    def predict(self, inputs: Mapping[str, Any],
+                outputs: Sequence[str] | None = None) -> dict[str, np.ndarray[Any, Any]]:
+        if self._loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    log.info("loading the Python model for %s: %s", self._why, outputs)
+                    self._loaded = self._load()
+        return self._loaded.predict(inputs, outputs)

@@ -73,17 +73,42 @@ class FlatTrees:
             threshold[start:stop] = np.where(leaf, np.inf, tree.threshold)
             missing_left[start:stop] = np.asarray(tree.missing_left, dtype=bool) & ~leaf
             depth = max(depth, _depth(np.asarray(tree.left), np.asarray(tree.right)))
+        value = np.concatenate([np.asarray(t.value, dtype=np.float64) for t in trees])
+        self._build(offsets, children, feature, threshold, missing_left, value, depth)
+
+    @classmethod
+    def from_arrays(cls, roots: np.ndarray[Any, Any], children: np.ndarray[Any, Any],
+                    feature: np.ndarray[Any, Any], threshold: np.ndarray[Any, Any],
+                    missing_left: np.ndarray[Any, Any], value: np.ndarray[Any, Any],
+                    max_depth: int) -> FlatTrees:
+        """Trees already concatenated: ``roots`` (each tree's first node), ``children`` ``(n, 2)`` global
+        node indices (-1 at leaves), and the per-node arrays. The caller has checked them (every child
+        inside the array and after its parent: see :mod:`.tree_store`); the depth is measured here and
+        ``ValueError`` raised past ``max_depth``, which bounds the work of every walk."""
+        n = len(children)
+        own = np.arange(n, dtype=np.intp)
+        leaf = children[:, 0] < 0
+        looped = np.where(leaf[:, None], own[:, None], children).astype(np.intp)
+        depth = _depth_all(np.asarray(roots, dtype=np.intp), looped[:, 0], looped[:, 1], leaf, max_depth)
+        self = cls.__new__(cls)
+        self._build(np.asarray(roots, dtype=np.intp), looped, np.where(leaf, 0, feature).astype(np.intp),
+                    np.where(leaf, np.inf, threshold).astype(np.float64),
+                    np.asarray(missing_left, dtype=bool) & ~leaf, np.asarray(value, dtype=np.float64), depth)
+        return self
+
+    def _build(self, offsets: np.ndarray[Any, Any], children: np.ndarray[Any, Any], feature: np.ndarray[Any, Any],
+               threshold: np.ndarray[Any, Any], missing_left: np.ndarray[Any, Any], value: np.ndarray[Any, Any],
+               depth: int) -> None:
         # Walks hold ``2 * node``: the child is then ``children[2 * node + goes_right]`` without a
         # multiplication per level, and the per-node arrays are stored twice over to be read at 2 * node.
-        self.n_trees = len(trees)
+        self.n_trees = len(offsets)
         self.depth = depth
         self.roots = 2 * offsets
         self.children = 2 * children.reshape(-1)
         self.feature = np.repeat(feature, 2)
         self.threshold = np.repeat(threshold, 2)
         self.missing_left = np.repeat(missing_left, 2)
-        self.value = np.ascontiguousarray(np.concatenate([np.asarray(t.value, dtype=np.float64)
-                                                          for t in trees]))
+        self.value = np.ascontiguousarray(value)
         self.n_values = self.value.shape[1]
 
     @property
@@ -173,4 +198,19 @@ def _depth(left: np.ndarray[Any, Any], right: np.ndarray[Any, Any]) -> int:
         if inner.size == 0:
             return depth
         frontier = np.concatenate([left[inner], right[inner]]).astype(np.intp)
+        depth += 1
+
+
+def _depth_all(roots: np.ndarray[Any, Any], left: np.ndarray[Any, Any], right: np.ndarray[Any, Any],
+               leaf: np.ndarray[Any, Any], max_depth: int) -> int:
+    """The deepest tree's number of splits, all trees walked level by level together; ``ValueError``
+    beyond ``max_depth`` levels (so a hostile chain costs at most that many steps)."""
+    depth, frontier = 0, roots
+    while True:
+        inner = frontier[~leaf[frontier]]
+        if inner.size == 0:
+            return depth
+        if depth >= max_depth:
+            raise ValueError(f"a tree is deeper than {max_depth} levels")
+        frontier = np.concatenate([left[inner], right[inner]])
         depth += 1

@@ -29,8 +29,9 @@ import numpy as np
 
 from .sklearn_forest import PARALLEL_ROWS, _effective_jobs, _identical, forest_shortcut
 from .sklearn_trees import Unsupported, family, flat_methods
+from .tree_runtime import FlatTrees
 
-__all__ = ["SMALL_ROWS", "TreeShortcut", "tree_shortcut"]
+__all__ = ["SMALL_ROWS", "TreeShortcut", "probe_rows", "tree_shortcut"]
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +163,14 @@ def _same(ours: Method, theirs: Method, probes: list[Any], model: Any, label: st
 
 
 def _probe_sets(shortcut: TreeShortcut) -> list[np.ndarray[Any, Any]]:
-    """Rows on, below and above the split thresholds; the same rows with NaN in a third of the cells."""
-    model = shortcut.model
-    n_features = int(model.n_features_in_)
+    return probe_rows(int(shortcut.model.n_features_in_), getattr(shortcut, "flat", None))
+
+
+def probe_rows(n_features: int, flat: FlatTrees | None) -> list[np.ndarray[Any, Any]]:
+    """Rows on, below and above the split thresholds of ``flat``; the same rows in float32; the same rows
+    with NaN in a third of the cells."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(_PROBE_ROWS, n_features))
-    flat = getattr(shortcut, "flat", None)
     if flat is not None:
         features, thresholds = flat.split_nodes()
         for f in range(n_features):

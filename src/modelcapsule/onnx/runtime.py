@@ -18,7 +18,6 @@ scikit-learn or SciPy (:func:`onnx_only_predictor`).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -30,7 +29,7 @@ from ..core.sample import model_inputs, read_sample
 from ..errors import CapsuleFormatError, UnsupportedModelError
 from ..formats.base import LoadOptions
 from ..frameworks.onnx import feed_for, make_session, onnx_to_numpy
-from ..frameworks.predictor import MethodPredictor
+from ..frameworks.predictor import LazyPredictor, MethodPredictor
 from ..types import Predictor, Signature
 from .export import ONNX_MEMBER, TOLERANCE
 
@@ -172,30 +171,6 @@ def select_predictor(reader: Any, manifest: Manifest, predictor: Predictor, runt
     return candidate if chosen == "onnx" else predictor
 
 
-class LazyPredictor:
-    """A predictor built by ``load()`` on first use (once, under a lock): the Python model behind an
-    ONNX-served capsule, needed only for outputs the export lacks."""
-
-    def __init__(self, signature: Signature, load: Callable[[], Predictor]) -> None:
-        self._signature = signature
-        self._load = load
-        self._loaded: Predictor | None = None
-        self._lock = threading.Lock()
-
-    @property
-    def signature(self) -> Signature:
-        return self._signature
-
-    def predict(self, inputs: Mapping[str, Any],
-                outputs: Sequence[str] | None = None) -> dict[str, np.ndarray[Any, Any]]:
-        if self._loaded is None:
-            with self._lock:
-                if self._loaded is None:
-                    log.info("loading the Python model for outputs the ONNX export lacks: %s", outputs)
-                    self._loaded = self._load()
-        return self._loaded.predict(inputs, outputs)
-
-
 def onnx_only_predictor(reader: Any, manifest: Manifest, options: LoadOptions, *, verify: bool,
                         public_key: Any, checks: Any, python: Callable[[], Predictor]) -> OnnxPredictor:
     """The capsule served by its ONNX export alone (``runtime="onnx"``), checked without loading the
@@ -212,7 +187,8 @@ def onnx_only_predictor(reader: Any, manifest: Manifest, options: LoadOptions, *
         reader.check_hashes()
         checks.record("hashes")
     signature = manifest.signature or Signature((), ())
-    predictor = _onnx_predictor(reader, manifest, options, LazyPredictor(signature, python))
+    fallback = LazyPredictor(signature, python, "outputs the ONNX export lacks")
+    predictor = _onnx_predictor(reader, manifest, options, fallback)
     if verify and manifest.sample:
         inputs, all_outputs = read_sample(reader, manifest.sample)
         outputs = {m: v for m, v in all_outputs.items() if m in predictor._to_onnx}

@@ -76,9 +76,11 @@ class ServerOptions:
     """Threads numpy/BLAS/OpenMP may use inside one model call (avoids oversubscription between workers)."""
     verify: bool = True
     trusted: tuple[str, ...] = ()
-    runtime: str = "python"
-    """How models are run: ``python`` (the saved object) or another runtime ``load_capsule`` knows, such as
-    ``onnx`` (the capsule's ONNX export through onnxruntime, often far faster for tree ensembles)."""
+    runtime: str = "flat"
+    """How models are run: ``flat`` (the default: a tree ensemble's stored flat trees, proven bit-identical
+    to scikit-learn at save and on the golden sample at load, served without importing scikit-learn; any
+    other capsule through its saved object), ``python`` (always the saved object), ``onnx`` (the capsule's
+    ONNX export through onnxruntime) or ``auto`` (the faster of the two on the golden sample)."""
     watch_calls: int = 100
     """After a label moves to a new version, how many model calls are watched for errors."""
     max_error_rate: float = 0.1

@@ -22,7 +22,7 @@ log = logging.getLogger("modelcapsule.serving")
 
 
 def load_for_serving(
-    path: Path, *, trusted: tuple[str, ...] = (), verify: bool = True, runtime: str = "python"
+    path: Path, *, trusted: tuple[str, ...] = (), verify: bool = True, runtime: str = "flat"
 ) -> tuple[Manifest, Predictor]:
     """Load, check and verify ``path``; environment drift is logged, not raised (the sample decides)."""
     from ..load import load_capsule

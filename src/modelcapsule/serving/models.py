@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..core.manifest import Manifest
+from ..errors import InvalidInputError
 from ..types import Predictor
 from .batching import Batcher, Outputs
 from .config import ModelConfig
@@ -63,6 +64,8 @@ class LoadedVersion:
         self.calls += 1
         try:
             return self._call(inputs, outputs)
+        except InvalidRequestError:
+            raise  # the caller's mistake, not a failure of the model
         except BaseException:
             self.failed_calls += 1
             raise
@@ -74,7 +77,10 @@ class LoadedVersion:
                 args[name] = value.to_frame() if name in self._tabular else value.as_array()
             else:
                 args[name] = value
-        result = self.predictor.predict(args, list(outputs) if outputs else None)
+        try:
+            result = self.predictor.predict(args, list(outputs) if outputs else None)
+        except InvalidInputError as exc:  # an input the model refuses (NaN where it takes none...): a 4xx
+            raise InvalidRequestError(str(exc)) from exc
         rows = rows_of(inputs)
         out: Outputs = {}
         for name, value in result.items():
