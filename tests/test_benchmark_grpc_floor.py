@@ -1,0 +1,76 @@
+"""The gRPC floor benchmark's constant endpoints answer a real gRPC client, and its report renders; no timing here."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import grpc
+import pytest
+from benchmarks.grpc_floor import GRPC, GRPC_FLOOR, REST, Point, render
+from benchmarks.peers.grpc_constant import answer
+from benchmarks.serving import ROOT
+
+from modelcapsule.serving.grpc import grpc_service_pb2 as pb
+from modelcapsule.serving.grpc import grpc_service_pb2_grpc as pb_grpc
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(params=["aio", "frames"])
+def endpoint(request: pytest.FixtureRequest) -> Iterator[int]:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.peers.grpc_constant", request.param, str(port)],
+                               cwd=ROOT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert process.poll() is None and time.monotonic() < deadline, "the endpoint did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def test_each_constant_endpoint_answers_grpcio_with_the_prebuilt_response_call_after_call(endpoint: int) -> None:
+    request = pb.ModelInferRequest(model_name="forest", inputs=[
+        pb.ModelInferRequest.InferInputTensor(name="input", datatype="FP64", shape=[1, 20])],
+        raw_input_contents=[bytes(160)])  # fmt: skip
+    with grpc.insecure_channel(f"127.0.0.1:{endpoint}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)  # type: ignore[no-untyped-call]
+        for _ in range(50):  # past the first connection window: the framing endpoint must give it back
+            got = stub.ModelInfer(request, timeout=10)
+            assert got.SerializeToString() == answer()
+    assert list(got.outputs[0].shape) == [1] and got.outputs[0].datatype == "INT64"
+
+
+def test_the_report_gives_medians_every_rounds_figures_and_ratios_to_v2_rest() -> None:
+    args = argparse.Namespace(runs=3, seconds=4, concurrency=16)
+    text = render(
+        {REST: [Point(8000, 100), Point(9000, 95), Point(8500, 98)],
+         GRPC: [Point(5000, 230), Point(4000, 260), Point(4500, 240)],
+         GRPC_FLOOR: [Point(9000, 140), Point(9500, 130), Point(9900, 120)]},
+        ((1.0, 1.2, 1.3), (1.5, 1.3, 1.3)), args, 1.5,
+    )  # fmt: skip
+    rows = [line for line in text.splitlines() if line.startswith("| capsule") or line.startswith("| gRPC")]
+    assert rows == [
+        "| capsule serve, batching (V2 REST) | 8,500 (8,000, 9,000, 8,500) | 1.00× | 98 (100, 95, 98) |",
+        "| capsule serve, batching (V2 gRPC) | 4,500 (5,000, 4,000, 4,500) | 0.53× | 240 (230, 260, 240) |",
+        "| gRPC floor (grpc.aio constant) | 9,500 (9,000, 9,500, 9,900) | 1.12× | 130 (140, 130, 120) |",
+    ]
+    assert "1.0/1.2/1.3 before and 1.5/1.3/1.3 after" in text
