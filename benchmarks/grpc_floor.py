@@ -14,7 +14,11 @@ of them in turn, so that the machine's load (shared, 2 cores) weighs on all of t
 - the gRPC floor: grpcio's asyncio server answering every ``ModelInfer`` with a prebuilt response, set up
   as ``capsule serve`` sets its own up (``benchmarks/peers/grpc_constant.py aio``);
 - the HTTP/2 framing lower bound: three prebuilt frames per request stream, no HPACK, no state
-  (``benchmarks/peers/grpc_constant.py frames``): what the wire format alone costs in Python on uvloop.
+  (``benchmarks/peers/grpc_constant.py frames``): what the wire format alone costs in Python on uvloop;
+- the loop-native prototype (``benchmarks/peers/grpc_loop_prototype.py``): the same forest, data plane,
+  batching and ``InferenceServicer.ModelInfer`` behind HTTP/2 read on the event loop (headers decoded
+  by the ``hpack`` package, installed with ``pip --target`` under ``benchmarks/.work/``, never into the
+  environment): how much of the gap a transport written for the loop would close.
 
 Each point: 1 s warm-up, then the measured seconds; requests/s from the load generator and the server
 process's CPU per request (its utime + stime over the measured seconds, all threads, divided by the
@@ -24,6 +28,7 @@ requests answered), the figure least disturbed by other processes on the machine
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import socket
@@ -34,7 +39,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.grpc_load import _request, grpc_frame
+from benchmarks.grpc_load import _check_once, _request, grpc_frame
 from benchmarks.serving.core import (
     CAPSULE_BATCH,
     FLOOR,
@@ -47,6 +52,7 @@ from benchmarks.serving.core import (
     child_env,
     free_port,
     grpc_port_of,
+    ready_get,
     rows_for,
     run_wrk,
     running,
@@ -59,6 +65,7 @@ REST = f"{CAPSULE_BATCH} (V2 REST)"
 GRPC = f"{CAPSULE_BATCH} (V2 gRPC)"
 GRPC_FLOOR = "gRPC floor (grpc.aio constant)"
 FRAMES = "HTTP/2 framing lower bound (3 prebuilt frames, no HPACK)"
+PROTOTYPE = "V2 gRPC on a loop-native HTTP/2 prototype (same data plane and servicer; hpack; not a server)"
 
 
 READING = [
@@ -67,7 +74,10 @@ READING = [
     "parsed by the generated class); whatever `capsule serve`'s V2 gRPC costs above it is the data "
     "plane, the batcher and the model, which V2 REST pays too. The framing lower bound is not a server "
     "(no HPACK, no stream state, no limits): it bounds from below what a unary-gRPC transport written for "
-    "the event loop would cost, as the HTTP floor does for HTTP/1.1.",
+    "the event loop would cost, as the HTTP floor does for HTTP/1.1. The loop-native prototype runs the "
+    "very data plane and servicer of `capsule serve` behind such a transport (headers decoded by the "
+    "pure-Python `hpack` package): not a server either, it shows how much of the gap to V2 REST is "
+    "grpcio's.",
 ]
 
 
@@ -140,6 +150,27 @@ def constant_spec(label: str, kind: str) -> Spec:
     return Spec(label, argv, port, listening, child_env(), ROOT)
 
 
+def hpack_folder() -> Path | None:
+    """A folder holding the ``hpack`` package for the prototype's PYTHONPATH (installed there once); None if
+    it cannot be installed."""
+    folder = WORK / "hpack"
+    if (folder / "hpack").is_dir():
+        return folder
+    argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(folder),
+            "hpack>=4,<5"]  # fmt: skip
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600)
+    return folder if done.returncode == 0 else None
+
+
+def prototype_spec(capsule: Path, hpack: Path) -> Spec:
+    http_port = free_port()
+    env = child_env()
+    env["PYTHONPATH"] += os.pathsep + str(hpack)
+    argv = [sys.executable, "-m", "benchmarks.peers.grpc_loop_prototype", str(capsule), str(free_port()),
+            str(http_port)]  # fmt: skip
+    return Spec(PROTOTYPE, argv, http_port, ready_get("/v2/health/ready"), env, ROOT)
+
+
 def floor_http_spec() -> Spec:
     from benchmarks.serving.core import floor_spec
 
@@ -188,9 +219,12 @@ def run(args: argparse.Namespace) -> str:
     rest_body.write_bytes(body_v2(row))
     capsule = capsule_spec(CAPSULE_BATCH, forest.capsule, batching=True, grpc=True)
     specs = [capsule, floor_http_spec(), constant_spec(GRPC_FLOOR, "aio"), constant_spec(FRAMES, "frames")]
+    hpack = hpack_folder()
+    if hpack is None:
+        print("… hpack cannot be installed: the loop-native prototype is not measured", file=sys.stderr, flush=True)
     results: dict[str, list[Point]] = {}
-    with running(specs[0]) as ours, running(specs[1]) as http_floor, running(specs[2]) as aio, \
-            running(specs[3]) as frames:  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        ours, http_floor, aio, frames = (stack.enter_context(running(spec)) for spec in specs)
         targets = [
             Target(REST, False, capsule.port, ours.process.pid, f"/v2/models/{forest.name}/infer"),
             Target(GRPC, True, grpc_port_of(capsule), ours.process.pid),
@@ -198,6 +232,14 @@ def run(args: argparse.Namespace) -> str:
             Target(GRPC_FLOOR, True, aio.spec.port, aio.process.pid),
             Target(FRAMES, True, frames.spec.port, frames.process.pid),
         ]
+        if hpack is not None:
+            prototype = stack.enter_context(running(prototype_spec(forest.capsule, hpack)))
+            grpc_port = int(prototype.spec.argv[-2])
+            targets.insert(2, Target(PROTOTYPE, True, grpc_port, prototype.process.pid))
+        request = _request(forest.name, 1, len(row[0]), "input")
+        for target in targets:  # one grpcio call each: a wrong answer or a non-OK status fails the run
+            if target.grpc:
+                _check_once(argparse.Namespace(port=target.port, rows=1), request)
         for round_ in range(args.runs):
             for target in targets:
                 point = measure(target, grpc_body, rest_body, args.concurrency, args.seconds)
