@@ -68,21 +68,21 @@ async def serve_aio(port: int) -> None:
 # HTTP/2 (RFC 9113): frame types and flags used below
 _DATA, _HEADERS, _SETTINGS, _PING, _WINDOW_UPDATE = 0x0, 0x1, 0x4, 0x6, 0x8
 _END_STREAM, _ACK, _END_HEADERS = 0x1, 0x1, 0x4
-_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
-def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + struct.pack(">I", stream) + payload
 
 
-def _literal(name: bytes, value: bytes) -> bytes:
+def literal(name: bytes, value: bytes) -> bytes:
     """An HPACK literal header field without indexing, new name, no Huffman coding (RFC 7541 §6.2.2)."""
     return b"\x00" + bytes((len(name),)) + name + bytes((len(value),)) + value
 
 
 _STATUS_200 = b"\x88"  # HPACK static table entry 8: ":status: 200"
-_RESPONSE_HEADERS = _STATUS_200 + _literal(b"content-type", b"application/grpc")
-_TRAILERS = _literal(b"grpc-status", b"0")
+_RESPONSE_HEADERS = _STATUS_200 + literal(b"content-type", b"application/grpc")
+_TRAILERS = literal(b"grpc-status", b"0")
 
 
 class FramesProtocol(asyncio.Protocol):
@@ -97,15 +97,15 @@ class FramesProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
-        transport.write(_frame(_SETTINGS, 0, 0, b""))
+        transport.write(frame(_SETTINGS, 0, 0, b""))
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
         buffer += data
         if not self.preface_seen:
-            if len(buffer) < len(_PREFACE):
+            if len(buffer) < len(PREFACE):
                 return
-            del buffer[: len(_PREFACE)]
+            del buffer[: len(PREFACE)]
             self.preface_seen = True
         out: list[bytes] = []
         pos, end = 0, len(buffer)
@@ -125,13 +125,13 @@ class FramesProtocol(asyncio.Protocol):
                             struct.pack(">I", len(_TRAILERS))[1:] + bytes((_HEADERS, _END_HEADERS | _END_STREAM)) + sid
                             + _TRAILERS)  # fmt: skip
             elif kind == _SETTINGS and not flags & _ACK:
-                out.append(_frame(_SETTINGS, _ACK, 0, b""))
+                out.append(frame(_SETTINGS, _ACK, 0, b""))
             elif kind == _PING and not flags & _ACK:
-                out.append(_frame(_PING, _ACK, 0, bytes(buffer[pos + 9 : pos + 9 + length])))
+                out.append(frame(_PING, _ACK, 0, bytes(buffer[pos + 9 : pos + 9 + length])))
             pos += 9 + length
         del buffer[:pos]
         if self.unacknowledged > 16384:  # give the client's connection window back
-            out.append(_frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", self.unacknowledged)))
+            out.append(frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", self.unacknowledged)))
             self.unacknowledged = 0
         if out:
             self.transport.write(b"".join(out))

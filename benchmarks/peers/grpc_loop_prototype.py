@@ -23,24 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+from benchmarks.peers.grpc_constant import PREFACE, frame, literal
+
 _DATA, _HEADERS, _SETTINGS, _PING, _WINDOW_UPDATE = 0x0, 0x1, 0x4, 0x6, 0x8
 _END_STREAM, _ACK = 0x1, 0x1
 _INITIAL_WINDOW_SIZE = 0x4
 _WINDOW = 1 << 24
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-
-
-def _frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + struct.pack(">I", stream) + payload
-
-
-def _literal(name: bytes, value: bytes) -> bytes:
-    """An HPACK literal header field without indexing, new name, no Huffman coding (RFC 7541 §6.2.2)."""
-    return b"\x00" + bytes((len(name),)) + name + bytes((len(value),)) + value
-
-
-_RESPONSE_HEADERS = b"\x88" + _literal(b"content-type", b"application/grpc")  # static entry 8: ":status: 200"
+_RESPONSE_HEADERS = b"\x88" + literal(b"content-type", b"application/grpc")  # static entry 8: ":status: 200"
 
 
 class _Aborted(Exception):
@@ -81,15 +71,15 @@ class LoopGrpc(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         settings = struct.pack(">HI", _INITIAL_WINDOW_SIZE, _WINDOW)
-        transport.write(_frame(_SETTINGS, 0, 0, settings) + _frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", _WINDOW)))
+        transport.write(frame(_SETTINGS, 0, 0, settings) + frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", _WINDOW)))
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
         buffer += data
         if not self.preface_seen:
-            if len(buffer) < len(_PREFACE):
+            if len(buffer) < len(PREFACE):
                 return
-            del buffer[: len(_PREFACE)]
+            del buffer[: len(PREFACE)]
             self.preface_seen = True
         out: list[bytes] = []
         pos, end = 0, len(buffer)
@@ -112,12 +102,12 @@ class LoopGrpc(asyncio.Protocol):
                         del self.streams[stream]
                         asyncio.get_running_loop().create_task(self._call(stream, *open_stream))
             elif kind == _SETTINGS and not flags & _ACK:
-                out.append(_frame(_SETTINGS, _ACK, 0, b""))
+                out.append(frame(_SETTINGS, _ACK, 0, b""))
             elif kind == _PING and not flags & _ACK:
-                out.append(_frame(_PING, _ACK, 0, payload))
+                out.append(frame(_PING, _ACK, 0, payload))
         del buffer[:pos]
         if self.consumed > _WINDOW // 2:
-            out.append(_frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", self.consumed)))
+            out.append(frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", self.consumed)))
             self.consumed = 0
         if out:
             self.transport.write(b"".join(out))
@@ -132,15 +122,15 @@ class LoopGrpc(asyncio.Protocol):
             request = pb.ModelInferRequest.FromString(bytes(body[5:]))
             message = (await self.servicer.ModelInfer(request, _Context(deadline))).SerializeToString()
             framed = b"\0" + struct.pack(">I", len(message)) + message
-            trailers = _literal(b"grpc-status", b"0")
+            trailers = literal(b"grpc-status", b"0")
             answer = (
-                _frame(_HEADERS, 0x4, stream, _RESPONSE_HEADERS)
+                frame(_HEADERS, 0x4, stream, _RESPONSE_HEADERS)
                 + struct.pack(">I", len(framed))[1:] + bytes((_DATA, 0)) + sid + framed
-                + _frame(_HEADERS, 0x4 | _END_STREAM, stream, trailers)
+                + frame(_HEADERS, 0x4 | _END_STREAM, stream, trailers)
             )  # fmt: skip
         except _Aborted as exc:
             status = str(exc.code.value[0]).encode()
-            answer = _frame(_HEADERS, 0x4 | _END_STREAM, stream, _RESPONSE_HEADERS + _literal(b"grpc-status", status))
+            answer = frame(_HEADERS, 0x4 | _END_STREAM, stream, _RESPONSE_HEADERS + literal(b"grpc-status", status))
         if not self.transport.is_closing():
             self.transport.write(answer)
 
