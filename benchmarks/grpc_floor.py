@@ -110,7 +110,9 @@ def cpu_seconds(pid: int, tid: int | None = None) -> float:
 
 
 def h2load(port: int, body: Path, concurrency: int, seconds: int) -> int:
-    """Requests answered by ``h2load`` (one connection, ``concurrency`` streams) in ``seconds``; fails on any error."""
+    """Requests answered by ``h2load`` (one connection, ``concurrency`` streams) in ``seconds``; fails on any
+    HTTP/2 error (h2load does not read the gRPC status in the trailers: each endpoint's answer is checked with
+    grpcio before the load starts)."""
     argv = ["h2load", "-t", "1", "-c", "1", "-m", str(concurrency), "-D", str(seconds), "-d", str(body),
             "-H", "content-type: application/grpc", "-H", "te: trailers",
             f"http://127.0.0.1:{port}/inference.GRPCInferenceService/ModelInfer"]  # fmt: skip
