@@ -122,9 +122,10 @@ class LeasedMapping:
 
         The pages are in the page cache already; touching them one by one costs a fault per 64 KiB. On the
         hash thread at the start of a load this takes ~10 ms for 117 MiB and spares the parse and the hash
-        ~20 ms of faults. Older kernels refuse the advice, and the pages are faulted in on touch as before."""
-        with contextlib.suppress(OSError, ValueError):
-            self.mapping.madvise(_POPULATE_READ)
+        ~20 ms of faults. Older kernels refuse the advice (the return value is ignored), and the pages are
+        faulted in on touch as before."""
+        libc = _libc()  # through ctypes, which lets go of the GIL: mmap.madvise holds it for the whole call
+        libc.madvise(_address(self.mapping), len(self.mapping), _POPULATE_READ)  # an error just means "faults"
 
     def intact(self) -> bool:
         """Whether the file cannot have changed since the lease was taken: no writer knocked (the kernel
@@ -177,7 +178,18 @@ def _libc() -> ctypes.CDLL:
     libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
     libc.munmap.restype = ctypes.c_int
     libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.madvise.restype = ctypes.c_int
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     return libc
+
+
+def _address(mapping: mmap.mmap) -> int:
+    """The address of ``mapping``'s first byte (through a temporary export of its buffer)."""
+    anchor = ctypes.c_char.from_buffer(mapping)
+    try:
+        return ctypes.addressof(anchor)
+    finally:
+        del anchor
 
 
 _MAP_FAILED = ctypes.c_void_p(-1).value
@@ -192,10 +204,7 @@ def _privatize(mapping: mmap.mmap) -> None:
     range (``MREMAP_FIXED`` unmaps the file's pages and puts the copy in their place, atomically). The
     ``mmap`` object still covers the range and unmaps it (now anonymous memory) when the last array using
     it goes."""
-    size = len(mapping)
-    anchor = ctypes.c_char.from_buffer(mapping)  # the mapping's address (a temporary export)
-    address = ctypes.addressof(anchor)
-    del anchor
+    size, address = len(mapping), _address(mapping)
     libc = _libc()
     fresh = libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
     if fresh in (None, _MAP_FAILED):
