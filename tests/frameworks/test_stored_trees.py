@@ -224,3 +224,17 @@ def test_a_forest_fitted_on_named_columns_with_text_labels(tmp_path: Path, subpr
         model.predict(renamed)
     with pytest.raises(InvalidInputError, match="fitted on"):
         predictor.predict({"input": renamed})
+
+
+def test_an_ensemble_whose_flat_trees_would_be_large_is_saved_without_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every load hashes every member: past the size cap the accelerator is left out, and the capsule is
+    served by the Python model as before."""
+    from modelcapsule.frameworks import tree_export
+
+    model = RandomForestClassifier(8, max_depth=6, random_state=0).fit(X, Y2)
+    monkeypatch.setattr(tree_export, "MAX_STORED_BYTES", 1024)
+    manifest = mc.save(model, tmp_path / "big.capsule", sample=X[:10], source=False)
+    assert manifest.trees is None and not any(m.startswith("trees/") for m in manifest.files)
+    loaded = mc.load_capsule(tmp_path / "big.capsule", runtime="flat")
+    np.testing.assert_array_equal(loaded.predictor.predict({"input": X[:20]})["predict"], model.predict(X[:20]))

@@ -9,8 +9,9 @@ on probe rows built from the split thresholds (float64, float32, with NaN, with 
 is stored as covered only if every output is the same bits as scikit-learn's and every input the
 model refuses is refused too; if none is, nothing is stored and the capsule is saved without the
 section. Unsupported models (a classifier with several outputs, a model fitted on named columns,
-categorical splits, a custom ``init`` estimator, more than :data:`~.sklearn_trees.MAX_FLAT_NODES` nodes
-or :data:`~.tree_store.MAX_FLAT_DEPTH` levels...) are skipped with the reason logged.
+categorical splits, a custom ``init`` estimator, more than :data:`~.sklearn_trees.MAX_FLAT_NODES` nodes,
+:data:`~.tree_store.MAX_FLAT_DEPTH` levels or :data:`MAX_STORED_BYTES`...) are skipped with the reason
+logged.
 """
 
 from __future__ import annotations
@@ -34,9 +35,16 @@ from .tree_predictor import FlatTreePredictor
 from .tree_shortcut import probe_rows
 from .tree_store import LAYOUT, StoredTrees, check_arrays, encode_arrays, member_name
 
-__all__ = ["COVERED", "export_trees"]
+__all__ = ["COVERED", "MAX_STORED_BYTES", "export_trees"]
 
 log = logging.getLogger(__name__)
+
+MAX_STORED_BYTES = 32 << 20
+"""Larger flat trees are not stored. They are a cold-start accelerator (serving without importing
+scikit-learn, ~1 s here), and they cost on every other load: every member is hashed, so a Python-runtime
+load of the 300-tree benchmark forest (71 MiB of flat trees beside 117 MiB of nodes) hashed 60% more
+bytes (~35 ms on the hash thread) and its save took 1.4 s longer to prove them. Serving-sized ensembles
+(100 trees of depth 10: ~3 MiB) are far below the cap."""
 
 COVERED = ("predict", "predict_proba", "decision_function")
 """Methods the stored trees may compute; any other stays with the Python model."""
@@ -61,6 +69,10 @@ def export_trees(model: Any, call: Call, methods: list[str], inputs: Mapping[str
         X = model_inputs(inputs)
         _check_sample(model, X)
         section, arrays = _describe(model, *found)
+        size = sum(a.nbytes for a in arrays.values())
+        if size > MAX_STORED_BYTES:
+            raise Unsupported(f"its flat trees would take {size / 2**20:.0f} MiB, more than the "
+                              f"{MAX_STORED_BYTES >> 20} MiB stored")
         names = getattr(model, "feature_names_in_", None)
         if names is not None:
             section["feature_names"] = [str(n) for n in names]
