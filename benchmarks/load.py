@@ -45,6 +45,7 @@ import modelcapsule.security.defaults as td; td.default_names()
 # dry run's rules): importing is not loading, and with PYTHONDONTWRITEBYTECODE each one is compiled anew
 import modelcapsule.formats.safepickle, modelcapsule.security.pickle_rules, modelcapsule.frameworks as fw
 for module in fw.BUILTIN_MODULES: __import__(module)
+import importlib; importlib.import_module("modelcapsule.load")  # mc.load's own module, imported on first use
 
 def rss():
     fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
