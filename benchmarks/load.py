@@ -237,8 +237,9 @@ def render_stages(case: Case) -> str:
     }
     return "\n".join([
         "Where the safe load's time goes (median of 5 fresh processes; wall and CPU time of the thread that ran "
-        "each stage). The hash thread reads and hashes the members while the main thread audits and builds "
-        "the model; its verdict is joined before the model is returned or any of its methods runs:",
+        "each stage). The hash thread hashes the members (maps them first under the lease, or reads them into "
+        "private copies without one) while the main thread audits and builds the model; its verdict is joined "
+        "before the model is returned or any of its methods runs:",
         "",
         load_stages.render(results),
     ])
@@ -323,7 +324,7 @@ def render_targets(results: dict[str, tuple[Case, list[dict[str, Any]]]]) -> str
         f"- Array-heavy model ({knn.payload_label}, {knn.payload_bytes / 2**20:.0f} MiB), memory-mapped (opt-in "
         f"MODELCAPSULE_MAP_FILES=1): {_fmt_seconds(knn_mapped['load_s'])} with the checks on record (target: "
         f"milliseconds, held to ≤ {MILLISECONDS * 1000:.0f} ms: {verdict(knn_mapped['load_s'] <= MILLISECONDS)}; "
-        f"by default, which reads the array into private memory and hashes it on every load: "
+        f"by default, which hashes the array on every load and leaves it in private memory: "
         f"{_fmt_seconds(knn_recorded['load_s'])}; joblib mmap, which "
         f"checks nothing, {_fmt_seconds(mmap_s)}), {knn_mapped['anon_growth'] / 2**20:.0f} MiB of anonymous memory "
         f"(pickle {row('knn', 'pickle')['anon_growth'] / 2**20:.0f} MiB). The first load of the file runs every "
