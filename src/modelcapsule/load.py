@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from .core import environment
 from .core.checks_on_record import CheckCache, Stats, check_cache
@@ -159,18 +159,18 @@ def load_capsule(
         if public_key is not None:
             raise CapsuleFormatError(f"{p.name} is a plain model file; only capsules carry signatures.")
         return _load_plain(p, options)
-    with open_capsule(p, options.limits, lease=True) as reader:
-        loaded = _load_from_reader(reader, options, on_mismatch=on_mismatch, verify=verify, public_key=public_key,
-                                   runtime=runtime, recheck=recheck)
-        if reader.release_file():
-            return loaded
-    # Someone opened the file for writing while it was read in place under its lease (they were held back,
-    # but the kernel gives up on holding them after its lease-break time): what was built is dropped and
-    # the capsule is read again the default way, from private copies of its members.
-    del loaded
-    with open_capsule(p, options.limits) as reader:
-        return _load_from_reader(reader, options, on_mismatch=on_mismatch, verify=verify, public_key=public_key,
-                                 runtime=runtime, recheck=recheck)
+
+    def attempt(lease: bool) -> LoadedCapsule | None:
+        with open_capsule(p, options.limits, lease=lease) as reader:
+            loaded = _load_from_reader(reader, options, on_mismatch=on_mismatch, verify=verify,
+                                       public_key=public_key, runtime=runtime, recheck=recheck)
+            return loaded if reader.release_file() else None  # always True without a lease
+
+    # Read in place under a read lease where one is granted (core/file_lease.py). If someone opened the
+    # file for writing meanwhile and the kernel could have let them through by now, what was built is
+    # dropped and the capsule is read again the default way, from private copies of its members.
+    loaded = attempt(lease=True)
+    return loaded if loaded is not None else cast(LoadedCapsule, attempt(lease=False))
 
 
 def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatch: OnMismatch, verify: bool,

@@ -61,6 +61,9 @@ MIN_BREAK_SECONDS = 10
 MAX_LEASED_BYTES = 4 << 30
 """Larger files are copied: their load could approach the kernel's lease-break time."""
 
+_MARGIN_SECONDS = 1.0
+"""Slack taken off the lease-break time when judging whether a waiting writer could have got through."""
+
 _F_SETSIG = 10  # <fcntl.h> on Linux; the fcntl module does not export it
 _BREAK_TIME = Path("/proc/sys/fs/lease-break-time")
 
@@ -104,9 +107,6 @@ def take_lease(fd: int, size: int) -> LeasedMapping | None:
             fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
         raise
     return LeasedMapping(fd, mapping, taken + break_seconds - _MARGIN_SECONDS)
-
-
-_MARGIN_SECONDS = 1.0
 
 
 class LeasedMapping:
