@@ -19,7 +19,7 @@ import numpy as np
 
 from .tree_runtime import FlatTrees, TreeArrays
 
-__all__ = ["MAX_FLAT_NODES", "Compute", "family", "flat_methods"]
+__all__ = ["MAX_FLAT_NODES", "Compute", "family", "flat_methods", "hist_tree_arrays"]
 
 MAX_FLAT_NODES = 4_000_000
 """Larger ensembles are not flattened: the flat arrays take ~60 bytes a node (240 MB here), as much again
@@ -131,11 +131,9 @@ def _forest(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]
     return flat, methods
 
 
-def _hist(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]]:
-    if model.is_categorical_ is not None and bool(np.any(model.is_categorical_)):
-        raise Unsupported("categorical splits")
-    per_stage = int(model.n_trees_per_iteration_)
-    _check_size(len(p.nodes) for stage in model._predictors for p in stage)
+def hist_tree_arrays(model: Any) -> list[TreeArrays]:
+    """Every tree of a fitted ``HistGradientBoosting*``, stage after stage, as :class:`TreeArrays`
+    (children -1 at leaves); a categorical split anywhere is :class:`Unsupported`."""
     trees = []
     for stage in model._predictors:
         for predictor in stage:
@@ -147,7 +145,15 @@ def _hist(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]]:
             right = np.where(leaf, -1, nodes["right"].astype(np.intp))
             trees.append(TreeArrays(left, right, nodes["feature_idx"], nodes["num_threshold"],
                                     nodes["missing_go_to_left"], nodes["value"].reshape(-1, 1)))
-    flat = FlatTrees(trees)
+    return trees
+
+
+def _hist(model: Any, classifier: bool) -> tuple[FlatTrees, dict[str, Compute]]:
+    if model.is_categorical_ is not None and bool(np.any(model.is_categorical_)):
+        raise Unsupported("categorical splits")
+    per_stage = int(model.n_trees_per_iteration_)
+    _check_size(len(p.nodes) for stage in model._predictors for p in stage)
+    flat = FlatTrees(hist_tree_arrays(model))
     baseline = model._baseline_prediction
 
     def raw(X: Any) -> Any:

@@ -30,7 +30,7 @@ from ..core.sample import model_inputs
 from ..errors import CapsuleError, InvalidInputError
 from ..types import Signature
 from .sklearn_forest import _identical
-from .sklearn_trees import MAX_FLAT_NODES, Unsupported, family
+from .sklearn_trees import MAX_FLAT_NODES, Unsupported, family, hist_tree_arrays
 from .tree_predictor import FlatTreePredictor
 from .tree_shortcut import probe_rows
 from .tree_store import LAYOUT, StoredTrees, check_arrays, encode_arrays, member_name
@@ -199,17 +199,8 @@ def _describe(model: Any, kind: str, classifier: bool) -> tuple[dict[str, Any], 
         if getattr(model, "_preprocessor", None) is not None or (
                 model.is_categorical_ is not None and bool(np.any(model.is_categorical_))):
             raise Unsupported("categorical features")
-        hist_trees = []
-        for stage in model._predictors:
-            for predictor in stage:
-                nodes = predictor.nodes
-                if bool(np.any(nodes["is_categorical"])):
-                    raise Unsupported("categorical splits")
-                leaf = nodes["is_leaf"].astype(bool)
-                hist_trees.append((np.where(leaf, -1, nodes["left"].astype(np.int64)),
-                                   np.where(leaf, -1, nodes["right"].astype(np.int64)), nodes["feature_idx"],
-                                   nodes["num_threshold"], nodes["missing_go_to_left"], nodes["value"].reshape(-1, 1)))
-        arrays = _concat(hist_trees)
+        arrays = _concat([(t.left, t.right, t.feature, t.threshold, t.missing_left, t.value)
+                          for t in hist_tree_arrays(model)])
         section["per_stage"] = int(model.n_trees_per_iteration_)
         arrays["baseline"] = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
         section["link"] = _link(model)
