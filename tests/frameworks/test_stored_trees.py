@@ -166,6 +166,16 @@ def test_an_altered_leaf_with_a_matching_hash_fails_the_golden_sample(saved: dic
                                                                               "size": len(data)}}))
     with pytest.raises(VerificationError, match="bit for bit"):
         mc.load_capsule(path, runtime="flat", recheck=True)
+    report = mc.verify(path)  # verify runs the checks serving runs, and reports instead of raising
+    assert not report.ok and report.stored_trees == "failed"
+    assert any(p.startswith("stored trees:") and "bit for bit" in p for p in report.problems)
+    assert all(result == "ok" for result in report.sample.values())  # the Python model itself is fine
+
+
+def test_verify_reports_the_stored_trees(saved: dict[str, tuple[Any, Path]]) -> None:
+    _, path = saved["forest classifier, NaN"]
+    report = mc.verify(path)
+    assert report.ok and report.stored_trees == "ok" and report.to_dict()["stored_trees"] == "ok"
 
 
 def test_an_output_the_trees_lack_goes_to_the_python_model(saved: dict[str, tuple[Any, Path]], tmp_path: Path) -> None:

@@ -37,6 +37,8 @@ def command(path: str, public_key: str | None, trusted: tuple[str, ...], as_json
                       escape("\n".join(f"{d.name}: {d.saved} → {d.installed}" for d in report.drift)))
         for method, result in report.sample.items():
             table.add_row(f"golden sample {method}", result)
+        if report.stored_trees != "absent":
+            table.add_row("stored flat trees", escape(report.stored_trees))
         out = console()
         out.print(table)
         for problem in report.problems:

@@ -30,7 +30,7 @@ from .predictor import LazyPredictor
 from .tree_predictor import FlatTreePredictor
 from .tree_store import LAYOUT, read_stored_trees
 
-__all__ = ["flat_only_predictor", "has_stored_trees"]
+__all__ = ["flat_only_predictor", "has_stored_trees", "stored_tree_predictor"]
 
 
 def has_stored_trees(manifest: Manifest) -> bool:
@@ -50,6 +50,13 @@ def flat_only_predictor(reader: Any, manifest: Manifest, limits: Any, *, verify:
     if not (reader.mapped and checks.passed("hashes")):  # a record vouches only for mapped bytes (exact_bytes)
         reader.check_hashes()
         checks.record("hashes")
+    return stored_tree_predictor(reader, manifest, limits, verify=verify, python=python)
+
+
+def stored_tree_predictor(reader: Any, manifest: Manifest, limits: Any, *, verify: bool,
+                          python: Callable[[], Predictor]) -> FlatTreePredictor:
+    """The stored trees read and checked (step 2), and with ``verify`` the golden sample reproduced
+    through them (step 3); the hashes are the caller's to check first. ``mc.verify`` uses it alone."""
     assert manifest.trees is not None
     stored = read_stored_trees(reader, manifest.trees, limits)
     signature = manifest.signature or Signature((), ())
