@@ -4,8 +4,9 @@ every part of the package imports from here: :class:`Limits`, :class:`CapsuleWri
 Reading goes through one strict parser: no absolute or ``..`` member names, no duplicates, no
 symlinks, no member missing from the manifest (or listed but absent), size and compression-ratio caps.
 Each member is read once into private memory, and those very bytes are hashed and parsed (see
-:mod:`modelcapsule.core.exact_bytes`); ``Limits(map_files=True)`` maps stored members from the file
-instead, when only their owner can write them. Writing lives in :mod:`modelcapsule.core.container_write`.
+:mod:`modelcapsule.core.exact_bytes`); a loader that asks for a lease reads a ZIP capsule in place while
+no one can write it (:mod:`modelcapsule.core.file_lease`); ``Limits(map_files=True)`` maps stored members
+from the file instead, when only their owner can write them. Writing lives in :mod:`modelcapsule.core.container_write`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 class CapsuleReader:
     """Strict read access to the members of a capsule (ZIP or directory).
 
-    ``view(name)`` returns the member's bytes, read once into private memory (or, with the opt-in
+    ``view(name)`` returns the member's bytes, read once into private memory (or, under a read lease,
+    mapped copy-on-write from a file no one can write until :meth:`release_file`; or, with the opt-in
     ``Limits.map_files``, mapped copy-on-write from a file only its owner can write); ``read(name)``
     returns them as ``bytes``. Every check and every parse sees the same buffer. Member hashes are checked
     by :meth:`check_hashes`, which the loader runs on a second thread while the payload is parsed and
