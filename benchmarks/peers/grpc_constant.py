@@ -66,8 +66,8 @@ async def serve_aio(port: int) -> None:
 
 
 # HTTP/2 (RFC 9113): frame types and flags used below
-_DATA, _HEADERS, _SETTINGS, _PING, _WINDOW_UPDATE = 0x0, 0x1, 0x4, 0x6, 0x8
-_END_STREAM, _ACK, _END_HEADERS = 0x1, 0x1, 0x4
+DATA, HEADERS, SETTINGS, PING, WINDOW_UPDATE = 0x0, 0x1, 0x4, 0x6, 0x8
+END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
@@ -85,19 +85,23 @@ _RESPONSE_HEADERS = _STATUS_200 + literal(b"content-type", b"application/grpc")
 _TRAILERS = literal(b"grpc-status", b"0")
 
 
-class FramesProtocol(asyncio.Protocol):
-    """Answers every request stream that ends with DATA by the same three frames (see the module docstring)."""
+class FrameReader(asyncio.Protocol):
+    """The client preface, then whole HTTP/2 frames: each SETTINGS and PING is acknowledged here, every
+    other frame goes to :meth:`frame_received`; what both add to ``out`` is written in one call.
 
-    def __init__(self, message: bytes) -> None:
-        self.message = b"\0" + struct.pack(">I", len(message)) + message
+    The frame loop of both benchmark endpoints that read HTTP/2 themselves (this module's constant and
+    :mod:`benchmarks.peers.grpc_loop_prototype`)."""
+
+    def __init__(self) -> None:
         self.buffer = bytearray()
         self.preface_seen = False
-        self.unacknowledged = 0
         self.transport: Any = None
 
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        transport.write(frame(_SETTINGS, 0, 0, b""))
+    def frame_received(self, kind: int, flags: int, stream: int, payload: bytes, out: list[bytes]) -> None:
+        """One frame other than SETTINGS or PING."""
+
+    def frames_done(self, out: list[bytes]) -> None:
+        """After the frames one read brought (e.g. to give flow-control window back)."""
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
@@ -115,26 +119,50 @@ class FramesProtocol(asyncio.Protocol):
                 break
             kind, flags = buffer[pos + 3], buffer[pos + 4]
             stream = int.from_bytes(buffer[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
-            if kind == _DATA:
-                self.unacknowledged += length
-                if flags & _END_STREAM:
-                    sid = struct.pack(">I", stream)
-                    out += (struct.pack(">I", len(_RESPONSE_HEADERS))[1:] + bytes((_HEADERS, _END_HEADERS)) + sid
-                            + _RESPONSE_HEADERS,
-                            struct.pack(">I", len(self.message))[1:] + bytes((_DATA, 0)) + sid + self.message,
-                            struct.pack(">I", len(_TRAILERS))[1:] + bytes((_HEADERS, _END_HEADERS | _END_STREAM)) + sid
-                            + _TRAILERS)  # fmt: skip
-            elif kind == _SETTINGS and not flags & _ACK:
-                out.append(frame(_SETTINGS, _ACK, 0, b""))
-            elif kind == _PING and not flags & _ACK:
-                out.append(frame(_PING, _ACK, 0, bytes(buffer[pos + 9 : pos + 9 + length])))
+            payload = bytes(buffer[pos + 9 : pos + 9 + length])
             pos += 9 + length
+            if kind == SETTINGS:
+                if not flags & ACK:
+                    out.append(frame(SETTINGS, ACK, 0, b""))
+            elif kind == PING:
+                if not flags & ACK:
+                    out.append(frame(PING, ACK, 0, payload))
+            else:
+                self.frame_received(kind, flags, stream, payload, out)
         del buffer[:pos]
-        if self.unacknowledged > 16384:  # give the client's connection window back
-            out.append(frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", self.unacknowledged)))
-            self.unacknowledged = 0
+        self.frames_done(out)
         if out:
             self.transport.write(b"".join(out))
+
+
+class FramesProtocol(FrameReader):
+    """Answers every request stream that ends with DATA by the same three frames (see the module docstring)."""
+
+    def __init__(self, message: bytes) -> None:
+        super().__init__()
+        self.message = b"\0" + struct.pack(">I", len(message)) + message
+        self.unacknowledged = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(frame(SETTINGS, 0, 0, b""))
+
+    def frame_received(self, kind: int, flags: int, stream: int, payload: bytes, out: list[bytes]) -> None:
+        if kind != DATA:
+            return
+        self.unacknowledged += len(payload)
+        if flags & END_STREAM:
+            sid = struct.pack(">I", stream)
+            out += (struct.pack(">I", len(_RESPONSE_HEADERS))[1:] + bytes((HEADERS, END_HEADERS)) + sid
+                    + _RESPONSE_HEADERS,
+                    struct.pack(">I", len(self.message))[1:] + bytes((DATA, 0)) + sid + self.message,
+                    struct.pack(">I", len(_TRAILERS))[1:] + bytes((HEADERS, END_HEADERS | END_STREAM)) + sid
+                    + _TRAILERS)  # fmt: skip
+
+    def frames_done(self, out: list[bytes]) -> None:
+        if self.unacknowledged > 16384:  # give the client's connection window back
+            out.append(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self.unacknowledged)))
+            self.unacknowledged = 0
 
 
 async def serve_frames(port: int) -> None:

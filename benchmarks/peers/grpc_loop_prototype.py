@@ -23,10 +23,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.peers.grpc_constant import PREFACE, frame, literal
+from benchmarks.peers.grpc_constant import (
+    DATA,
+    END_STREAM,
+    HEADERS,
+    SETTINGS,
+    WINDOW_UPDATE,
+    FrameReader,
+    frame,
+    literal,
+)
 
-_DATA, _HEADERS, _SETTINGS, _PING, _WINDOW_UPDATE = 0x0, 0x1, 0x4, 0x6, 0x8
-_END_STREAM, _ACK = 0x1, 0x1
 _INITIAL_WINDOW_SIZE = 0x4
 _WINDOW = 1 << 24
 _TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
@@ -54,63 +61,39 @@ class _Context:
         raise _Aborted(code, message)
 
 
-class LoopGrpc(asyncio.Protocol):
+class LoopGrpc(FrameReader):
     """One HTTP/2 connection (see the module docstring for all it does not do)."""
 
     def __init__(self, servicer: Any) -> None:
         import hpack
 
+        super().__init__()
         self.servicer = servicer
         self.decoder = hpack.Decoder()
-        self.buffer = bytearray()
-        self.preface_seen = False
         self.streams: dict[int, tuple[dict[str, str], bytearray]] = {}
         self.consumed = 0
-        self.transport: Any = None
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         settings = struct.pack(">HI", _INITIAL_WINDOW_SIZE, _WINDOW)
-        transport.write(frame(_SETTINGS, 0, 0, settings) + frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", _WINDOW)))
+        transport.write(frame(SETTINGS, 0, 0, settings) + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", _WINDOW)))
 
-    def data_received(self, data: bytes) -> None:
-        buffer = self.buffer
-        buffer += data
-        if not self.preface_seen:
-            if len(buffer) < len(PREFACE):
-                return
-            del buffer[: len(PREFACE)]
-            self.preface_seen = True
-        out: list[bytes] = []
-        pos, end = 0, len(buffer)
-        while end - pos >= 9:
-            length = int.from_bytes(buffer[pos : pos + 3], "big")
-            if end - pos < 9 + length:
-                break
-            kind, flags = buffer[pos + 3], buffer[pos + 4]
-            stream = int.from_bytes(buffer[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
-            payload = bytes(buffer[pos + 9 : pos + 9 + length])
-            pos += 9 + length
-            if kind == _HEADERS:
-                self.streams[stream] = (dict(self.decoder.decode(payload)), bytearray())
-            elif kind == _DATA:
-                self.consumed += length
-                open_stream = self.streams.get(stream)
-                if open_stream is not None:
-                    open_stream[1].extend(payload)
-                    if flags & _END_STREAM:
-                        del self.streams[stream]
-                        asyncio.get_running_loop().create_task(self._call(stream, *open_stream))
-            elif kind == _SETTINGS and not flags & _ACK:
-                out.append(frame(_SETTINGS, _ACK, 0, b""))
-            elif kind == _PING and not flags & _ACK:
-                out.append(frame(_PING, _ACK, 0, payload))
-        del buffer[:pos]
+    def frame_received(self, kind: int, flags: int, stream: int, payload: bytes, out: list[bytes]) -> None:
+        if kind == HEADERS:
+            self.streams[stream] = (dict(self.decoder.decode(payload)), bytearray())
+        elif kind == DATA:
+            self.consumed += len(payload)
+            open_stream = self.streams.get(stream)
+            if open_stream is not None:
+                open_stream[1].extend(payload)
+                if flags & END_STREAM:
+                    del self.streams[stream]
+                    asyncio.get_running_loop().create_task(self._call(stream, *open_stream))
+
+    def frames_done(self, out: list[bytes]) -> None:
         if self.consumed > _WINDOW // 2:
-            out.append(frame(_WINDOW_UPDATE, 0, 0, struct.pack(">I", self.consumed)))
+            out.append(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self.consumed)))
             self.consumed = 0
-        if out:
-            self.transport.write(b"".join(out))
 
     async def _call(self, stream: int, headers: dict[str, str], body: bytearray) -> None:
         from modelcapsule.serving.grpc import grpc_service_pb2 as pb
@@ -124,13 +107,13 @@ class LoopGrpc(asyncio.Protocol):
             framed = b"\0" + struct.pack(">I", len(message)) + message
             trailers = literal(b"grpc-status", b"0")
             answer = (
-                frame(_HEADERS, 0x4, stream, _RESPONSE_HEADERS)
-                + struct.pack(">I", len(framed))[1:] + bytes((_DATA, 0)) + sid + framed
-                + frame(_HEADERS, 0x4 | _END_STREAM, stream, trailers)
+                frame(HEADERS, 0x4, stream, _RESPONSE_HEADERS)
+                + struct.pack(">I", len(framed))[1:] + bytes((DATA, 0)) + sid + framed
+                + frame(HEADERS, 0x4 | END_STREAM, stream, trailers)
             )  # fmt: skip
         except _Aborted as exc:
             status = str(exc.code.value[0]).encode()
-            answer = frame(_HEADERS, 0x4 | _END_STREAM, stream, _RESPONSE_HEADERS + literal(b"grpc-status", status))
+            answer = frame(HEADERS, 0x4 | END_STREAM, stream, _RESPONSE_HEADERS + literal(b"grpc-status", status))
         if not self.transport.is_closing():
             self.transport.write(answer)
 
