@@ -178,33 +178,38 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
     manifest = reader.manifest
     what = str(reader.path)
     checks = _PassedChecks(reader, None if recheck else check_cache(), options.device)
-    if runtime == "onnx" and manifest.onnx is not None and manifest.format_name != "onnx":
-        from .onnx.runtime import onnx_only_predictor  # the Python model (scikit-learn...) loads only if needed
+    # Another runtime may serve without the Python model: the ONNX export, or a tree ensemble's stored trees.
+    without_model = runtime == "onnx" and manifest.onnx is not None and manifest.format_name != "onnx"
+    if runtime == "flat":
+        from .frameworks.tree_capsule import has_stored_trees  # no scikit-learn import
 
+        without_model = has_stored_trees(manifest)
+        if not without_model:
+            runtime = "python"  # nothing stored (not a supported tree ensemble): the Python model serves
+    if public_key is not None:
+        from .security.signing import check_signature
+
+        check_signature(reader, public_key)
+    if without_model:
+        if not checks.hashes_on_record():
+            reader.check_hashes()
+            checks.record("hashes")
         python = lambda: load_capsule(reader.path, trusted=options.policy, on_mismatch=on_mismatch,  # noqa: E731
                                       verify=verify, public_key=public_key, device=options.device,
-                                      limits=options.limits).predictor
-        return LoadedCapsule(None, manifest, onnx_only_predictor(reader, manifest, options, verify=verify,
-                                                                 public_key=public_key, checks=checks,
-                                                                 python=python), reader.path)
-    if runtime == "flat":
-        from .frameworks.tree_capsule import flat_only_predictor, has_stored_trees  # no scikit-learn import
+                                      limits=options.limits).predictor  # only for outputs the runtime lacks
+        predictor: Predictor
+        if runtime == "onnx":
+            from .onnx.runtime import onnx_only_predictor
 
-        if has_stored_trees(manifest):
-            python = lambda: load_capsule(reader.path, trusted=options.policy, on_mismatch=on_mismatch,  # noqa: E731
-                                          verify=verify, public_key=public_key, device=options.device,
-                                          limits=options.limits).predictor
-            return LoadedCapsule(None, manifest, flat_only_predictor(reader, manifest, options.limits, verify=verify,
-                                                                     public_key=public_key, checks=checks,
-                                                                     python=python), reader.path)
-        runtime = "python"  # nothing stored (not a supported tree ensemble): the Python model serves
+            predictor = onnx_only_predictor(reader, manifest, options, verify=verify, python=python)
+        else:
+            from .frameworks.tree_capsule import stored_tree_predictor
+
+            predictor = stored_tree_predictor(reader, manifest, options.limits, verify=verify, python=python)
+        return LoadedCapsule(None, manifest, predictor, reader.path)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capsule-hash")
     try:
-        if public_key is not None:
-            from .security.signing import check_signature
-
-            check_signature(reader, public_key)
-        if reader.mapped and checks.passed("hashes"):  # opt-in: see modelcapsule.core.exact_bytes
+        if checks.hashes_on_record():
             hashed = None
         elif public_key is not None:
             reader.check_hashes()
@@ -284,6 +289,11 @@ class _PassedChecks:
 
     def passed(self, check: str) -> bool:
         return self._cache is not None and self._cache.passed(self._key(check))
+
+    def hashes_on_record(self) -> bool:
+        """Whether a recorded hash check may stand for hashing now: only on the opt-in mapped path, whose
+        assumption is that nobody writes the file in place (see :mod:`modelcapsule.core.exact_bytes`)."""
+        return self._reader.mapped and self.passed("hashes")
 
     def record(self, check: str) -> None:
         if self._cache is None:

@@ -3,8 +3,8 @@
 The Python model is not loaded (so neither scikit-learn nor SciPy is imported), yet every check a load
 runs still runs, in this order:
 
-1. the signature, when a public key is given, and every member's SHA-256 (a recorded hash check is
-   reused only when the members are mapped from the file, as on every other path);
+1. the signature, when a public key is given, and every member's SHA-256, checked by the loader
+   (``load._load_from_reader``) as for every runtime that serves without the Python model;
 2. the stored arrays are read with the strict NPY reader and checked as scikit-learn's own trees are
    checked after unpickling (:mod:`.tree_store`): a hostile member is a
    :class:`~modelcapsule.errors.CapsuleFormatError`;
@@ -30,7 +30,7 @@ from .predictor import LazyPredictor
 from .tree_predictor import FlatTreePredictor
 from .tree_store import LAYOUT, read_stored_trees
 
-__all__ = ["flat_only_predictor", "has_stored_trees", "stored_tree_predictor"]
+__all__ = ["has_stored_trees", "stored_tree_predictor"]
 
 
 def has_stored_trees(manifest: Manifest) -> bool:
@@ -39,24 +39,11 @@ def has_stored_trees(manifest: Manifest) -> bool:
     return section is not None and section.get("layout") == LAYOUT and manifest.format_name != "onnx"
 
 
-def flat_only_predictor(reader: Any, manifest: Manifest, limits: Any, *, verify: bool, public_key: Any,
-                        checks: Any, python: Callable[[], Predictor]) -> FlatTreePredictor:
-    """The predictor over the capsule's stored trees, after the checks in the module docstring;
-    ``python()`` loads the Python predictor if an output they lack is asked for."""
-    if public_key is not None:
-        from ..security.signing import check_signature
-
-        check_signature(reader, public_key)
-    if not (reader.mapped and checks.passed("hashes")):  # a record vouches only for mapped bytes (exact_bytes)
-        reader.check_hashes()
-        checks.record("hashes")
-    return stored_tree_predictor(reader, manifest, limits, verify=verify, python=python)
-
-
 def stored_tree_predictor(reader: Any, manifest: Manifest, limits: Any, *, verify: bool,
                           python: Callable[[], Predictor]) -> FlatTreePredictor:
     """The stored trees read and checked (step 2), and with ``verify`` the golden sample reproduced
-    through them (step 3); the hashes are the caller's to check first. ``mc.verify`` uses it alone."""
+    through them (step 3); the signature and hashes (step 1) are the caller's to check first (the loader
+    and ``mc.verify`` both do). ``python()`` loads the Python predictor if an output they lack is asked for."""
     assert manifest.trees is not None
     stored = read_stored_trees(reader, manifest.trees, limits)
     signature = manifest.signature or Signature((), ())

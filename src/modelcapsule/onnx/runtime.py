@@ -172,20 +172,13 @@ def select_predictor(reader: Any, manifest: Manifest, predictor: Predictor, runt
 
 
 def onnx_only_predictor(reader: Any, manifest: Manifest, options: LoadOptions, *, verify: bool,
-                        public_key: Any, checks: Any, python: Callable[[], Predictor]) -> OnnxPredictor:
-    """The capsule served by its ONNX export alone (``runtime="onnx"``), checked without loading the
-    Python model: signature, every member's hash (or their record, see ``checks``), and the golden
-    sample's exported outputs reproduced within tolerance (:class:`~modelcapsule.errors.VerificationError`
-    otherwise). ``python()`` loads the Python predictor if an output the export lacks is asked for."""
+                        python: Callable[[], Predictor]) -> OnnxPredictor:
+    """The capsule served by its ONNX export alone (``runtime="onnx"``), without loading the Python model.
+    The loader has checked the signature and every member's hash; here the golden sample's exported outputs
+    must be reproduced within tolerance (:class:`~modelcapsule.errors.VerificationError` otherwise).
+    ``python()`` loads the Python predictor if an output the export lacks is asked for."""
     from ..errors import VerificationError
 
-    if public_key is not None:
-        from ..security.signing import check_signature
-
-        check_signature(reader, public_key)
-    if not (reader.mapped and checks.passed("hashes")):  # a record vouches only for mapped bytes (exact_bytes)
-        reader.check_hashes()
-        checks.record("hashes")
     signature = manifest.signature or Signature((), ())
     fallback = LazyPredictor(signature, python, "outputs the ONNX export lacks")
     predictor = _onnx_predictor(reader, manifest, options, fallback)
