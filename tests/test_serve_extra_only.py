@@ -19,7 +19,7 @@ import requests
 
 NOT_IN_THE_SERVE_EXTRA = (
     "pandas", "pyarrow", "torch", "safetensors", "onnx", "onnxruntime", "skl2onnx", "onnxmltools", "keras",
-    "h5py", "xgboost", "lightgbm", "grpc", "tensorflow",
+    "h5py", "xgboost", "lightgbm", "grpc", "hpack", "tensorflow",
 )
 
 LAUNCHER = f'''

@@ -104,7 +104,7 @@ _GRPC_CHILD = textwrap.dedent(
 
     from modelcapsule.serving import DataPlane, Repository, ServerOptions
     from modelcapsule.serving.grpc import grpc_service_pb2 as pb, grpc_service_pb2_grpc as pb_grpc
-    from modelcapsule.serving.grpc.service import start_grpc_server
+    from modelcapsule.serving.grpc.server import start_grpc_server
 
     def request(rows):
         arr = np.asarray(rows, dtype="<f8")

@@ -352,16 +352,18 @@ def command(
 
 
 def _grpc_installed() -> bool:
+    """The grpc extra: protobuf for the V2 messages and hpack for HTTP/2 header blocks."""
     try:
-        import grpc  # noqa: F401
+        import google.protobuf  # noqa: F401
+        import hpack  # noqa: F401
     except ImportError:
         return False
     return True
 
 
 def grpc_port_if_installed(ctx: click.Context, grpc_port: int) -> int | None:
-    """``grpc_port``, or None when grpcio is missing and ``ctx`` took the port's default (the ``serve``
-    extra alone serves every REST protocol); an explicit ``--grpc-port`` without grpcio is a usage error."""
+    """``grpc_port``, or None when the grpc extra is missing and ``ctx`` took the port's default (the ``serve``
+    extra alone serves every REST protocol); an explicit ``--grpc-port`` without it is a usage error."""
     if _grpc_installed():
         return grpc_port
     if ctx.get_parameter_source("grpc_port") is not click.core.ParameterSource.DEFAULT:

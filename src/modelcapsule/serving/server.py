@@ -130,7 +130,7 @@ async def run_worker(dataplane: DataPlane, sock: socket.socket, settings: ServeS
         return
     grpc_server: Any = None
     if settings.grpc_port is not None:
-        from .grpc.service import TlsFiles, start_grpc_server
+        from .grpc.server import TlsFiles, start_grpc_server
 
         tls = None if settings.tls_cert is None or settings.tls_key is None else TlsFiles(
             settings.tls_cert, settings.tls_key, settings.tls_client_ca)
