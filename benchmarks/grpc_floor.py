@@ -1,4 +1,4 @@
-"""How much of a V2 gRPC call is grpcio's server: V2 gRPC against V2 REST and against their floors, back to back.
+"""What a V2 gRPC call costs against V2 REST, and against their floors, back to back.
 
     python -m benchmarks.grpc_floor                 # 3 rounds of 4 s points, writes docs/benchmarks-grpc-floor.md
     python -m benchmarks.grpc_floor --runs 5 --seconds 8
@@ -11,14 +11,11 @@ of them in turn, so that the machine's load (shared, 2 cores) weighs on all of t
   from ``h2load`` (one HTTP/2 connection carrying *c* streams), the same 1-row request as
   ``benchmarks.serving``;
 - the HTTP floor: Starlette answering a constant on uvicorn + httptools (``benchmarks/peers/starlette_app.py``);
-- the gRPC floor: grpcio's asyncio server answering every ``ModelInfer`` with a prebuilt response, set up
-  as ``capsule serve`` sets its own up (``benchmarks/peers/grpc_constant.py aio``);
+- grpcio's floor: grpcio's asyncio server answering every ``ModelInfer`` with a prebuilt response, with
+  the options ``capsule serve`` gave it when it served gRPC through grpcio
+  (``benchmarks/peers/grpc_constant.py aio``): what grpcio's server alone costs a call;
 - the HTTP/2 framing lower bound: three prebuilt frames per request stream, no HPACK, no state
-  (``benchmarks/peers/grpc_constant.py frames``): what the wire format alone costs in Python on uvloop;
-- the loop-native prototype (``benchmarks/peers/grpc_loop_prototype.py``): the same forest, data plane,
-  batching and ``InferenceServicer.ModelInfer`` behind HTTP/2 read on the event loop (headers decoded
-  by the ``hpack`` package, installed with ``pip --target`` under ``benchmarks/.work/``, never into the
-  environment): how much of the gap a transport written for the loop would close.
+  (``benchmarks/peers/grpc_constant.py frames``): what the wire format alone costs in Python on uvloop.
 
 Each point: 1 s warm-up, then the measured seconds; requests/s from the load generator and the server
 process's CPU per request (its utime + stime over the measured seconds, all threads, divided by the
@@ -52,7 +49,6 @@ from benchmarks.serving.core import (
     child_env,
     free_port,
     grpc_port_of,
-    ready_get,
     rows_for,
     run_wrk,
     running,
@@ -63,21 +59,18 @@ __all__ = ["Point", "main", "render"]
 
 REST = f"{CAPSULE_BATCH} (V2 REST)"
 GRPC = f"{CAPSULE_BATCH} (V2 gRPC)"
-GRPC_FLOOR = "gRPC floor (grpc.aio constant)"
+GRPC_FLOOR = "grpcio's server answering a constant (grpc.aio)"
 FRAMES = "HTTP/2 framing lower bound (3 prebuilt frames, no HPACK)"
-PROTOTYPE = "V2 gRPC on a loop-native HTTP/2 prototype (same data plane and servicer; hpack; not a server)"
 
 
 READING = [
-    "How to read it: the two floors answer a constant, so they cost only their transport. The gRPC floor "
-    "is grpcio's asyncio server as `capsule serve` runs it (same options, same uvloop loop, the request "
-    "parsed by the generated class); whatever `capsule serve`'s V2 gRPC costs above it is the data "
-    "plane, the batcher and the model, which V2 REST pays too. The framing lower bound is not a server "
-    "(no HPACK, no stream state, no limits): it bounds from below what a unary-gRPC transport written for "
-    "the event loop would cost, as the HTTP floor does for HTTP/1.1. The loop-native prototype runs the "
-    "very data plane and servicer of `capsule serve` behind such a transport (headers decoded by the "
-    "pure-Python `hpack` package): not a server either, it shows how much of the gap to V2 REST is "
-    "grpcio's.",
+    "How to read it: the floors answer a constant, so they cost only their transport. `capsule serve` "
+    "reads gRPC with its own HTTP/2 transport on the event loop (`serving/grpc/http2.py`); grpcio's "
+    "server, which it used before, is measured answering a constant with the options `capsule serve` gave "
+    "it (same uvloop loop, the request parsed by the generated class): alone, before any data plane or "
+    "model work, it costs more CPU per call than `capsule serve`'s whole V2 gRPC call. The framing lower "
+    "bound is not a server (no HPACK, no stream state, no limits): it bounds from below what a unary-gRPC "
+    "transport on the event loop can cost, as the HTTP floor does for HTTP/1.1.",
 ]
 
 
@@ -152,27 +145,6 @@ def constant_spec(label: str, kind: str) -> Spec:
     return Spec(label, argv, port, listening, child_env(), ROOT)
 
 
-def hpack_folder() -> Path | None:
-    """A folder holding the ``hpack`` package for the prototype's PYTHONPATH (installed there once); None if
-    it cannot be installed."""
-    folder = WORK / "hpack"
-    if (folder / "hpack").is_dir():
-        return folder
-    argv = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target", str(folder),
-            "hpack>=4,<5"]  # fmt: skip
-    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=600)
-    return folder if done.returncode == 0 else None
-
-
-def prototype_spec(capsule: Path, hpack: Path) -> Spec:
-    http_port = free_port()
-    env = child_env()
-    env["PYTHONPATH"] += os.pathsep + str(hpack)
-    argv = [sys.executable, "-m", "benchmarks.peers.grpc_loop_prototype", str(capsule), str(free_port()),
-            str(http_port)]  # fmt: skip
-    return Spec(PROTOTYPE, argv, http_port, ready_get("/v2/health/ready"), env, ROOT)
-
-
 def floor_http_spec() -> Spec:
     from benchmarks.serving.core import floor_spec
 
@@ -221,9 +193,6 @@ def run(args: argparse.Namespace) -> str:
     rest_body.write_bytes(body_v2(row))
     capsule = capsule_spec(CAPSULE_BATCH, forest.capsule, batching=True, grpc=True)
     specs = [capsule, floor_http_spec(), constant_spec(GRPC_FLOOR, "aio"), constant_spec(FRAMES, "frames")]
-    hpack = hpack_folder()
-    if hpack is None:
-        print("… hpack cannot be installed: the loop-native prototype is not measured", file=sys.stderr, flush=True)
     results: dict[str, list[Point]] = {}
     with contextlib.ExitStack() as stack:
         ours, http_floor, aio, frames = (stack.enter_context(running(spec)) for spec in specs)
@@ -234,10 +203,6 @@ def run(args: argparse.Namespace) -> str:
             Target(GRPC_FLOOR, True, aio.spec.port, aio.process.pid),
             Target(FRAMES, True, frames.spec.port, frames.process.pid),
         ]
-        if hpack is not None:
-            prototype = stack.enter_context(running(prototype_spec(forest.capsule, hpack)))
-            grpc_port = int(prototype.spec.argv[-2])
-            targets.insert(2, Target(PROTOTYPE, True, grpc_port, prototype.process.pid))
         request = _request(forest.name, 1, len(row[0]), "input")
         for target in targets:  # one grpcio call each: a wrong answer or a non-OK status fails the run
             if target.grpc:

@@ -77,7 +77,9 @@ class ConnectionError_(Exception):
 
 
 class Stream:
-    """One client-initiated stream: its request as it arrives and its answer as it leaves."""
+    """One client-initiated stream: its request as it arrives and its answer as it leaves.
+
+    ``headers`` may be shared by streams whose header blocks were the same bytes: read it, never change it."""
 
     __slots__ = ("answered", "body", "body_size", "context", "headers", "id", "oversized", "pending", "recv_credit",
                  "request_ended", "send_window", "task", "too_many_headers", "trailers")  # fmt: skip
@@ -136,20 +138,45 @@ def frame(kind: int, flags: int, stream_id: int, payload: bytes | memoryview = b
     return struct.pack(">IBBI", len(payload), kind, flags, stream_id)[1:] + bytes(payload)
 
 
-def _all_indexed(block: bytes) -> bool:
-    """Whether every field of ``block`` is an indexed representation (RFC 7541 §6.1): decoding it reads the
-    tables and changes neither, so the same bytes decode to the same list until the table changes."""
-    i, end = 0, len(block)
-    while i < end:
-        byte = block[i]
-        if not byte & 0x80:
-            return False
+def _skip_int(block: bytes, i: int, prefix_bits: int) -> tuple[int, int]:
+    """The HPACK integer at ``block[i]`` (RFC 7541 §5.1) and the index after it."""
+    top = (1 << prefix_bits) - 1
+    value = block[i] & top
+    i += 1
+    if value < top:
+        return value, i
+    shift = 0
+    while True:
+        byte = block[i]  # an IndexError past the end: the caller decodes the block for real
+        value += (byte & 0x7F) << shift
+        shift += 7
         i += 1
-        if byte & 0x7F == 0x7F:  # multi-byte index
-            while i < end and block[i] & 0x80:
-                i += 1
-            i += 1
-    return True
+        if not byte & 0x80:
+            return value, i
+
+
+def _leaves_table(block: bytes) -> bool:
+    """Whether decoding ``block`` leaves the dynamic table as it is: every field is indexed (RFC 7541 §6.1)
+    or a literal without indexing / never indexed (§6.2.2, §6.2.3). Such a block decodes to the same list
+    until some other block changes the table, so its decoding can be kept. Clients repeat these blocks
+    call after call: once the first call has indexed its fields, a call's headers are indexes, plus the
+    literals their encoder never indexes (nghttp2, for one, keeps ``:path`` and ``content-length`` out)."""
+    i, end = 0, len(block)
+    try:
+        while i < end:
+            byte = block[i]
+            if byte & 0x80:
+                i = _skip_int(block, i, 7)[1]
+            elif byte & 0xE0:  # 01xxxxxx literal with indexing, 001xxxxx table size update
+                return False
+            else:
+                name_index, i = _skip_int(block, i, 4)
+                for _ in range(1 if name_index else 2):  # the name when not indexed, then the value
+                    length, i = _skip_int(block, i, 7)
+                    i += length
+        return i == end
+    except IndexError:
+        return False
 
 
 class Connection(asyncio.Protocol):
@@ -163,7 +190,7 @@ class Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.preface_seen = False
         self.decoder = hpack.Decoder(max_header_list_size=_HARD_HEADER_LIST)
-        self.decoded: dict[bytes, list[tuple[bytes, bytes]]] = {}  # all-indexed blocks, while the table holds
+        self.decoded: dict[bytes, tuple[dict[bytes, bytes] | None, int]] = {}  # see _decode
         self.streams: dict[int, Stream] = {}
         self.last_stream = 0
         self.reset_recently: deque[int] = deque(maxlen=_RESET_MEMORY)
@@ -366,7 +393,7 @@ class Connection(asyncio.Protocol):
             raise ConnectionError_(ENHANCE_YOUR_CALM, f"a header block over {self.limits.max_header_block} bytes")
 
     def _header_block(self, flags: int, stream_id: int, block: bytes) -> None:
-        fields, size = self._decode(block)
+        headers, size = self._decode(block)
         stream = self.streams.get(stream_id)
         if stream is not None:  # trailers from the client: they must end the request
             if stream.request_ended or not flags & END_STREAM:
@@ -384,7 +411,6 @@ class Connection(asyncio.Protocol):
         if self.going_away or len(self.streams) >= self.limits.max_concurrent_streams:
             self._reset(stream_id, REFUSED_STREAM)
             return
-        headers = _request_headers(fields)
         if headers is None:
             self._reset(stream_id, PROTOCOL_ERROR)
             return
@@ -396,23 +422,26 @@ class Connection(asyncio.Protocol):
         if flags & END_STREAM and stream_id in self.streams:
             self._request_ended(stream)
 
-    def _decode(self, block: bytes) -> tuple[list[tuple[bytes, bytes]], int]:
-        """The block's fields and their RFC 7541 size; a block that does not decode ends the connection."""
-        fields = self.decoded.get(block)
-        if fields is None:
-            try:
-                fields = [(bytes(n), bytes(v)) for n, v in self.decoder.decode(block, raw=True)]
-            except hpack.OversizedHeaderListError:
-                raise ConnectionError_(ENHANCE_YOUR_CALM, "a header list too large to decode") from None
-            except hpack.HPACKError as exc:
-                raise ConnectionError_(COMPRESSION_ERROR, f"undecodable header block: {exc}") from None
-            if _all_indexed(block):
-                if len(self.decoded) >= 64:
-                    self.decoded.clear()
-                self.decoded[block] = fields
-            else:  # the table may have changed: what was cached may no longer mean the same
+    def _decode(self, block: bytes) -> tuple[dict[bytes, bytes] | None, int]:
+        """The block's request fields (None when malformed) and their RFC 7541 size; a block that does not
+        decode ends the connection. Blocks that leave the table as it is are remembered decoded, checked."""
+        known = self.decoded.get(block)
+        if known is not None:
+            return known
+        try:
+            fields = [(bytes(n), bytes(v)) for n, v in self.decoder.decode(block, raw=True)]
+        except hpack.OversizedHeaderListError:
+            raise ConnectionError_(ENHANCE_YOUR_CALM, "a header list too large to decode") from None
+        except hpack.HPACKError as exc:
+            raise ConnectionError_(COMPRESSION_ERROR, f"undecodable header block: {exc}") from None
+        decoded = _request_headers(fields), sum(len(n) + len(v) + 32 for n, v in fields)
+        if _leaves_table(block):
+            if len(self.decoded) >= 64:
                 self.decoded.clear()
-        return fields, sum(len(n) + len(v) + 32 for n, v in fields)
+            self.decoded[block] = decoded
+        else:  # the table may have changed: what was kept may no longer mean the same
+            self.decoded.clear()
+        return decoded
 
     def _request_ended(self, stream: Stream) -> None:
         stream.request_ended = True
