@@ -162,7 +162,6 @@ class GrpcCalls:
             deadline = time.monotonic() + state.timeout
             state.timer = self.loop.call_later(state.timeout, self._deadline_passed, conn, stream)
         stream.body = []
-        self.in_flight += 1
         stream.task = self.loop.create_task(self._run(conn, stream, state, request, deadline))
 
     def stream_closed(self, conn: Connection, stream: Stream) -> None:
@@ -232,6 +231,7 @@ class GrpcCalls:
 
     async def _run(self, conn: Connection, stream: Stream, state: _CallState, request: Any,
                    deadline: float | None) -> None:
+        self.in_flight += 1  # here, not when the task is made: a task cancelled before it starts runs nothing
         try:
             response = await state.method.call(request, deadline)
             payload: bytes = response.SerializeToString()

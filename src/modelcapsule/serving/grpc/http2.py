@@ -14,7 +14,9 @@ What a peer owes us, checked (each a connection error, answered with GOAWAY and 
 the preface; frame sizes (``FRAME_SIZE_ERROR``); header blocks in one piece, CONTINUATION-only until
 ``END_HEADERS`` and at most :attr:`Limits.max_header_block` compressed bytes (``ENHANCE_YOUR_CALM``,
 so a CONTINUATION flood is cut off rather than buffered); HPACK that decodes (``COMPRESSION_ERROR``);
-odd, increasing stream ids; flow control both ways; SETTINGS values; no PUSH_PROMISE. Stream errors
+odd, increasing stream ids; flow control both ways; SETTINGS values; no PUSH_PROMISE; no resetting most
+streams before their answer once past a tolerance (the "rapid reset" flood). A client that stops
+reading is not read either, so acknowledgements cannot pile up in memory. Stream errors
 (RST_STREAM) leave the connection up: too many open streams (``REFUSED_STREAM``), DATA on a closed
 stream (``STREAM_CLOSED``), a malformed request (``PROTOCOL_ERROR``). Every header block is decoded,
 even for a stream being refused, so the HPACK table stays in step with the client's.
@@ -50,6 +52,7 @@ DEFAULT_WINDOW = 65_535
 MAX_WINDOW = 2**31 - 1
 _HARD_HEADER_LIST = 256 << 10  # decoded bytes past which a header block is an attack, not a request
 _RESET_MEMORY = 64  # streams we reset whose late frames are ignored rather than answered
+_RESETS_TOLERATED = 128  # then a client resetting most of its streams before their answer is cut off
 _CONNECTION_HEADERS = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"})
 _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":path", b":authority"})
 
@@ -200,6 +203,9 @@ class Connection(asyncio.Protocol):
         self.peer_max_frame = 16_384
         self.recv_window = limits.connection_window
         self.recv_credit = 0
+        self.credit_due: set[Stream] = set()  # streams that have used half their receive window
+        self.opened = 0  # streams the client opened, and how many of them it reset before their answer
+        self.client_resets = 0
         self.out: list[bytes] = []
         self.flush_scheduled = False
         self.blocked: dict[int, Stream] = {}  # streams with answer DATA waiting for window
@@ -239,10 +245,13 @@ class Connection(asyncio.Protocol):
             self.on_close(self)
 
     def pause_writing(self) -> None:
+        """The client is not reading: stop reading its frames too (each may ask for an answer)."""
         self.writing_paused = True
+        self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        self.transport.resume_reading()
         self._send_blocked()
         self._flush()
 
@@ -325,6 +334,10 @@ class Connection(asyncio.Protocol):
             stream = self.streams.pop(stream_id, None)
             if stream is not None:
                 self.blocked.pop(stream_id, None)
+                if not stream.answered:
+                    self.client_resets += 1
+                    if self.client_resets > _RESETS_TOLERATED and 2 * self.client_resets > self.opened:
+                        raise ConnectionError_(ENHANCE_YOUR_CALM, "most streams are reset before their answer")
                 self._closed_early(stream)
         elif kind == GOAWAY:
             if stream_id:
@@ -349,15 +362,20 @@ class Connection(asyncio.Protocol):
             raise ConnectionError_(FLOW_CONTROL_ERROR, "DATA beyond the connection's flow-control window")
         self.recv_credit += size
         stream = self.streams.get(stream_id)
-        if stream is None or stream.request_ended:
+        if stream is None:
             if stream_id > self.last_stream:
                 raise ConnectionError_(PROTOCOL_ERROR, "DATA on an idle stream")
-            if stream is not None or stream_id not in self.reset_recently:
+            if stream_id not in self.reset_recently:
                 self._reset(stream_id, STREAM_CLOSED)
+            return
+        if stream.request_ended:
+            self._reset_stream(stream, STREAM_CLOSED)
             return
         stream.recv_credit += size
         if stream.recv_credit > self.limits.initial_window:
             raise ConnectionError_(FLOW_CONTROL_ERROR, "DATA beyond the stream's flow-control window")
+        if stream.recv_credit >= self.limits.initial_window // 2 and not flags & END_STREAM:
+            self.credit_due.add(stream)
         body = _unpad(flags, payload)
         if not stream.oversized and not stream.answered:
             stream.body_size += len(body)
@@ -408,6 +426,7 @@ class Connection(asyncio.Protocol):
                 return
             raise ConnectionError_(PROTOCOL_ERROR, f"stream {stream_id} was already used")
         self.last_stream = stream_id
+        self.opened += 1
         if self.going_away or len(self.streams) >= self.limits.max_concurrent_streams:
             self._reset(stream_id, REFUSED_STREAM)
             return
@@ -583,11 +602,11 @@ class Connection(asyncio.Protocol):
             self.out.append(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self.recv_credit)))
             self.recv_window += self.recv_credit
             self.recv_credit = 0
-        half = self.limits.initial_window // 2
-        for stream in self.streams.values():
-            if stream.recv_credit >= half and not stream.request_ended:
+        for stream in self.credit_due:
+            if not stream.request_ended and self.streams.get(stream.id) is stream:
                 self.out.append(frame(WINDOW_UPDATE, 0, stream.id, struct.pack(">I", stream.recv_credit)))
                 stream.recv_credit = 0
+        self.credit_due.clear()
 
     # -- ends -------------------------------------------------------------------------------------------
 
