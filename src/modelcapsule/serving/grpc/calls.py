@@ -55,12 +55,14 @@ _MAX_MESSAGE_TEXT = 2048  # grpc-message bytes kept, so the trailers fit any cli
 
 
 class RpcError(Exception):
-    """A call's failure as a gRPC status name (a key of :data:`STATUS_CODES`) and a message for the client."""
+    """A call's failure as a gRPC status name (a key of :data:`STATUS_CODES`) and a message for the client;
+    ``fields``: more header fields for the answer (HPACK-encoded)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, fields: bytes = b"") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.fields = fields
 
     @classmethod
     def of(cls, exc: ServingError) -> RpcError:
@@ -93,11 +95,9 @@ def percent_encode(text: str) -> bytes:
     return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in raw)
 
 
-def status_block(code: str, message: str = "", *, headers: bool = True) -> bytes:
-    """A header block carrying ``grpc-status`` (and ``grpc-message``): trailers, or (``headers``) a whole
-    trailers-only answer."""
-    block = (_STATUS_200 + _CONTENT_TYPE if headers else b"") + literal_field(
-        b"grpc-status", str(STATUS_CODES[code]).encode())
+def status_block(code: str, message: str = "", fields: bytes = b"") -> bytes:
+    """A trailers-only answer: one header block with ``:status 200``, ``grpc-status`` (and ``grpc-message``)."""
+    block = _STATUS_200 + _CONTENT_TYPE + fields + literal_field(b"grpc-status", str(STATUS_CODES[code]).encode())
     if message:
         block += literal_field(b"grpc-message", percent_encode(message))
     return block
@@ -185,7 +185,8 @@ class GrpcCalls:
         encoding = headers.get(b"grpc-encoding", b"identity")
         if encoding != b"identity" and encoding not in _INFLATE:
             raise RpcError("UNIMPLEMENTED", f"grpc-encoding {encoding.decode('latin-1')!r} is not supported; "
-                                            "use identity, deflate or gzip")
+                                            "use identity, deflate or gzip",
+                           literal_field(b"grpc-accept-encoding", _ACCEPT_ENCODING))
         timeout = None
         raw_timeout = headers.get(b"grpc-timeout")
         if raw_timeout is not None:
@@ -256,4 +257,4 @@ class GrpcCalls:
 
     @staticmethod
     def _fail(conn: Connection, stream: Stream, exc: RpcError) -> None:
-        conn.answer(stream, status_block(exc.code, exc.message))
+        conn.answer(stream, status_block(exc.code, exc.message, exc.fields))

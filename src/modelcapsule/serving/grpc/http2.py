@@ -201,6 +201,8 @@ class Connection(asyncio.Protocol):
         self.send_window = DEFAULT_WINDOW
         self.peer_initial_window = DEFAULT_WINDOW
         self.peer_max_frame = 16_384
+        self.peer_table_size = 4_096  # the client's HPACK table size, which our (unused) encoder table keeps under
+        self.table_size_update = b""  # owed at the start of the next header block sent
         self.recv_window = limits.connection_window
         self.recv_credit = 0
         self.credit_due: set[Stream] = set()  # streams that have used half their receive window
@@ -494,7 +496,12 @@ class Connection(asyncio.Protocol):
                 if not 16_384 <= value <= 16_777_215:
                     raise ConnectionError_(PROTOCOL_ERROR, f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
                 self.peer_max_frame = value
-            # HEADER_TABLE_SIZE: answers never use the dynamic table; the others only bound what we send
+            elif key == HEADER_TABLE_SIZE and value < self.peer_table_size:
+                # answers never use the dynamic table, but a smaller maximum must still be acknowledged by a
+                # dynamic table size update at the start of the next header block sent (RFC 7541 §4.2)
+                self.peer_table_size = value
+                self.table_size_update = encode_int(value, 5, 0x20)
+            # the others only bound what we send
         self.out.append(frame(SETTINGS, ACK, 0))
         self._send_blocked()
 
@@ -535,7 +542,7 @@ class Connection(asyncio.Protocol):
             return
         stream.answered = True
         ends = body is None and trailers is None
-        self.out.append(frame(HEADERS, END_HEADERS | (END_STREAM if ends else 0), stream.id, headers))
+        self._header_frame(stream.id, END_STREAM if ends else 0, headers)
         if ends:
             self._answer_sent(stream)
         else:
@@ -565,10 +572,15 @@ class Connection(asyncio.Protocol):
         self.blocked.pop(stream.id, None)
         stream.pending = None
         if stream.trailers:
-            out.append(frame(HEADERS, END_HEADERS | END_STREAM, stream.id, stream.trailers))
+            self._header_frame(stream.id, END_STREAM, stream.trailers)
         else:
             out.append(frame(DATA, END_STREAM, stream.id))
         self._answer_sent(stream)
+
+    def _header_frame(self, stream_id: int, flags: int, block: bytes) -> None:
+        if self.table_size_update:
+            block, self.table_size_update = self.table_size_update + block, b""
+        self.out.append(frame(HEADERS, END_HEADERS | flags, stream_id, block))
 
     def _send_blocked(self) -> None:
         for stream in list(self.blocked.values()):
