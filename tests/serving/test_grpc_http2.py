@@ -99,7 +99,7 @@ def test_server_settings_come_first_and_widen_the_connection_window(server: Serv
         deadline = time.monotonic() + 5
         while not (client.settings_acked and any(f.kind == w.WINDOW_UPDATE and f.stream == 0 for f in client.log)):
             client.recv(max(0.0, deadline - time.monotonic()))
-        raise_window = [f for f in client.log if f.kind == w.WINDOW_UPDATE and f.stream == 0][0]
+        raise_window = next(f for f in client.log if f.kind == w.WINDOW_UPDATE and f.stream == 0)
         assert struct.unpack(">I", raise_window.payload)[0] > 0
         assert client.settings_acked == 1, "the client's SETTINGS are acknowledged once"
 

@@ -86,9 +86,8 @@ def test_an_unknown_method_is_unimplemented(server: Server, models: Models) -> N
 
 def test_a_request_over_the_body_limit_is_resource_exhausted(server: Server, models: Models) -> None:
     rows = np.tile(models.X, (300, 1))[:40_000]  # 1.28 MB; the server takes 1,000,000 bytes
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        with pytest.raises(grpc.RpcError) as err:
-            pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(iris_request(rows), timeout=30)
+    with grpc.insecure_channel(server.grpc_address) as channel, pytest.raises(grpc.RpcError) as err:
+        pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(iris_request(rows), timeout=30)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     still_serving(server, models)
 
@@ -210,9 +209,8 @@ def test_a_passed_grpc_timeout_is_deadline_exceeded(h2: w.H2Client, models: Mode
 
 
 def test_grpcio_deadlines_are_deadline_exceeded(server: Server, models: Models) -> None:
-    with grpc.insecure_channel(server.grpc_address) as channel:
-        with pytest.raises(grpc.RpcError) as err:
-            pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(iris_request(models.X[:1]), timeout=0.0001)
+    with grpc.insecure_channel(server.grpc_address) as channel, pytest.raises(grpc.RpcError) as err:
+        pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(iris_request(models.X[:1]), timeout=0.0001)
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     still_serving(server, models)
 
@@ -338,9 +336,9 @@ def test_tls_negotiates_h2_by_alpn(models: Models, certs: Certificates, capsule_
     try:
         context = ssl.create_default_context(cafile=str(certs.ca))
         context.set_alpn_protocols(["h2"])
-        with socket.create_connection(("127.0.0.1", srv.grpc_port), timeout=10) as raw:
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                assert tls.selected_alpn_protocol() == "h2"
-                assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        with socket.create_connection(("127.0.0.1", srv.grpc_port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            assert tls.selected_alpn_protocol() == "h2"
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
     finally:
         assert srv.stop() == 0
