@@ -9,11 +9,13 @@ answer a normal grpcio ``ModelInfer``: a broken connection never breaks the serv
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 from collections.abc import Iterator
 
 import grpc
+import hpack
 import numpy as np
 import pytest
 
@@ -201,17 +203,69 @@ def test_a_stream_id_lower_than_the_last_opened_is_protocol_error(h2: w.H2Client
     still_serving(server, models)
 
 
-def test_data_beyond_the_advertised_window_is_flow_control_error(roomy: Server, models: Models) -> None:
-    with w.H2Client(roomy.grpc_address) as client:
-        client.handshake()
-        connection = w.DEFAULT_WINDOW + sum(
-            struct.unpack(">I", f.payload)[0] for f in client.opening if f.kind == w.WINDOW_UPDATE and f.stream == 0)
-        window = min(connection, client.server_settings[w.INITIAL_WINDOW_SIZE])
-        client.send_headers(1, w.grpc_headers())
-        body = w.grpc_message(b"\0" * (window + 65_536))[: window + 32_768]
-        frames = b"".join(w.frame(w.DATA, 0, 1, body[at : at + 16_384]) for at in range(0, len(body), 16_384))
-        assert connection_error(client, frames) == w.FLOW_CONTROL_ERROR
-    still_serving(roomy, models)
+class _Wire:
+    """The transport side of an in-process connection: what the server wrote, and whether it closed."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+class _Handler:
+    def headers_received(self, conn: object, stream: object) -> None: ...
+    def request_received(self, conn: object, stream: object) -> None: ...
+    def stream_closed(self, conn: object, stream: object) -> None: ...
+
+
+@pytest.mark.parametrize("over", ["nothing", "stream", "connection"])
+def test_data_beyond_the_advertised_window_is_flow_control_error(over: str) -> None:
+    """A client that sends more DATA than the window the server advertised, all arriving in one read.
+
+    In-process, on the transport's own connection class: over a socket the server reads at most a few
+    hundred KiB at a time and hands window back as it goes, so no client can get ahead of a window that
+    large from outside; fed as one read, the overrun is seen."""
+    from modelcapsule.serving.grpc import http2
+
+    async def feed() -> _Wire:
+        limits = http2.Limits()
+        conn = http2.Connection(_Handler(), limits)
+        wire = _Wire()
+        conn.connection_made(wire)
+        fill = limits.initial_window // 16_384  # frames that fill one stream's window
+        if over == "nothing":  # a stream's whole window, exactly: no error
+            plan = [(1, fill)]
+        elif over == "stream":  # one stream, 16 KiB past its window
+            plan = [(1, fill + 1)]
+        else:  # streams each within their own window, together 16 KiB or more past the connection's
+            count = limits.connection_window // limits.initial_window + 1
+            plan = [(1 + 2 * i, fill) for i in range(count)]
+        encoder = hpack.Encoder()
+        data = bytearray(w.PREFACE + w.settings())
+        chunk = b"\0" * 16_384
+        for stream, frames in plan:  # short of END_STREAM: the requests are never complete
+            data += w.frame(w.HEADERS, w.END_HEADERS, stream, encoder.encode(w.grpc_headers()))
+            data += b"".join(w.frame(w.DATA, 0, stream, chunk) for _ in range(frames))
+        conn.data_received(bytes(data))
+        return wire
+
+    wire = asyncio.run(feed())
+    goaways = [f for f in parse_frames(bytes(wire.written)) if f.kind == w.GOAWAY]
+    if over == "nothing":
+        assert not wire.closed and not goaways
+    else:
+        assert wire.closed and len(goaways) == 1 and goaways[0].error_code == w.FLOW_CONTROL_ERROR
 
 
 def test_a_zero_window_update_on_the_connection_is_protocol_error(h2: w.H2Client, server: Server,
