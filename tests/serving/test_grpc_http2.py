@@ -10,6 +10,7 @@ answer a normal grpcio ``ModelInfer``: a broken connection never breaks the serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 import time
 from collections.abc import Iterator
@@ -321,6 +322,33 @@ def test_a_continuation_flood_is_cut_off_with_enhance_your_calm(h2: w.H2Client, 
     still_serving(server, models)
 
 
+def _headers_on(stream: int) -> bytes:
+    return w.frame(w.HEADERS, w.END_HEADERS, stream, bytes(hpack.Encoder().encode(w.grpc_headers())))
+
+
+OTHER_CONNECTION_ERRORS = {  # beyond the list above, each a MUST of RFC 9113
+    "data-on-an-idle-stream": (w.frame(w.DATA, 0, 9, b"x"), w.PROTOCOL_ERROR),  # §5.1 idle
+    "data-on-stream-0": (w.frame(w.DATA, 0, 0, b"x"), w.PROTOCOL_ERROR),  # §6.1
+    "headers-on-stream-0": (_headers_on(0), w.PROTOCOL_ERROR),  # §6.2
+    "continuation-without-headers": (w.frame(w.CONTINUATION, w.END_HEADERS, 1, b"\x82"), w.PROTOCOL_ERROR),  # §6.10
+    "rst-stream-on-an-idle-stream": (w.rst_stream(9, w.CANCEL), w.PROTOCOL_ERROR),  # §6.4
+    "settings-ack-with-a-payload": (w.frame(w.SETTINGS, w.ACK, 0, b"\0\x03\0\0\0\x10"), w.FRAME_SIZE_ERROR),  # §6.5
+    "settings-on-a-stream": (w.frame(w.SETTINGS, 0, 1), w.PROTOCOL_ERROR),  # §6.5
+    "enable-push-2": (w.settings({w.ENABLE_PUSH: 2}), w.PROTOCOL_ERROR),  # §6.5.2
+    "ping-on-a-stream": (w.frame(w.PING, 0, 1, b"12345678"), w.PROTOCOL_ERROR),  # §6.7
+    "goaway-on-a-stream": (w.frame(w.GOAWAY, 0, 1, b"\0" * 8), w.PROTOCOL_ERROR),  # §6.8
+    "window-update-not-4-bytes": (w.frame(w.WINDOW_UPDATE, 0, 0, b"\0\0\x10"), w.FRAME_SIZE_ERROR),  # §6.9
+}
+
+
+@pytest.mark.parametrize("case", OTHER_CONNECTION_ERRORS)
+def test_other_protocol_violations_are_connection_errors(h2: w.H2Client, server: Server, models: Models,
+                                                         case: str) -> None:
+    data, code = OTHER_CONNECTION_ERRORS[case]
+    assert connection_error(h2, data) == code
+    still_serving(server, models)
+
+
 # -- stream errors: RST_STREAM, the connection goes on --------------------------------------------------
 def test_a_zero_window_update_on_a_stream_resets_only_that_stream(h2: w.H2Client, server: Server,
                                                                   models: Models) -> None:
@@ -347,6 +375,76 @@ def test_streams_past_max_concurrent_streams_are_refused(h2: w.H2Client, server:
     h2.send_data(3, w.grpc_message(raw_infer(models.X[3:4])))  # and an old open stream still completes
     assert h2.response(3).grpc_status == 0
     still_serving(server, models)
+
+
+def test_a_window_update_past_2_31_minus_1_on_a_stream_resets_it(h2: w.H2Client, models: Models) -> None:
+    h2.send_headers(1, w.grpc_headers())
+    h2.send(w.window_update(1, (1 << 31) - 1))  # the stream's send window starts at 65,535
+    assert h2.response(1).reset == w.FLOW_CONTROL_ERROR  # RFC 9113 §6.9.1: a stream error
+    assert h2.call(3, raw_infer(models.X[:1])).grpc_status == 0 and h2.goaway is None
+
+
+MALFORMED = {  # RFC 9113 §8.1.1: a malformed request is a stream error of type PROTOCOL_ERROR
+    "no-path": [h for h in w.grpc_headers() if h[0] != ":path"],
+    "uppercase-name": [*w.grpc_headers(), ("X-Upper", "1")],
+    "connection-header": [*w.grpc_headers(), ("connection", "keep-alive")],
+    "te-not-trailers": [h for h in w.grpc_headers() if h[0] != "te"] + [("te", "gzip")],
+    "pseudo-after-regular": [*w.grpc_headers(), (":method", "POST")],
+    "unknown-pseudo": [*w.grpc_headers()[:2], (":protocol", "grpc"), *w.grpc_headers()[2:]],
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_request_is_reset_with_protocol_error(h2: w.H2Client, server: Server, models: Models,
+                                                          case: str) -> None:
+    h2.send_headers(1, MALFORMED[case], end_stream=True)
+    assert h2.response(1).reset == w.PROTOCOL_ERROR
+    assert h2.call(3, raw_infer(models.X[:1])).grpc_status == 0 and h2.goaway is None
+    still_serving(server, models)
+
+
+def test_request_trailers_are_read(h2: w.H2Client, models: Models) -> None:
+    """A request may end with a trailer block instead of END_STREAM on its last DATA (RFC 9113 §8.1)."""
+    h2.send_headers(1, w.grpc_headers())
+    h2.send_data(1, w.grpc_message(raw_infer(models.X[:2])), end_stream=False)
+    h2.send(w.frame(w.HEADERS, w.END_HEADERS | w.END_STREAM, 1, h2.header_block([("x-checksum", "none")])))
+    answer = h2.response(1)
+    assert answer.grpc_status == 0
+    assert_iris_answer(answer.messages()[0], models, models.X[:2])
+
+
+def test_a_client_without_a_dynamic_table_is_answered(server: Server, models: Models) -> None:
+    """SETTINGS_HEADER_TABLE_SIZE=0: the server's encoder shrinks its table to 0 and says so with a dynamic
+    table size update at the start of its next header block (RFC 7541 §4.2), as strict decoders require."""
+    with w.H2Client(server.grpc_address) as client:
+        client.decoder.max_allowed_table_size = 0
+        client.handshake({w.HEADER_TABLE_SIZE: 0})
+        for stream in (1, 3):
+            answer = client.call(stream, raw_infer(models.X[:1]))
+            assert answer.grpc_status == 0
+
+
+def test_rapid_resets_leave_the_server_serving(h2: w.H2Client, server: Server, models: Models) -> None:
+    """Thousands of calls opened and at once reset (CVE-2023-44487): the server may end the connection
+    (GOAWAY ENHANCE_YOUR_CALM) or go on with it, but other clients are served all along."""
+    body = w.grpc_message(raw_infer(models.X[:1]))
+    burst = bytearray()
+    for stream in range(1, 2 * 5000, 2):
+        burst += w.frame(w.HEADERS, w.END_HEADERS, stream, h2.header_block(w.grpc_headers()))
+        burst += w.frame(w.DATA, w.END_STREAM, stream, body) + w.rst_stream(stream, w.CANCEL)
+    started = time.monotonic()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        h2.send(bytes(burst))
+    still_serving(server, models)
+    assert time.monotonic() - started < 10
+    try:
+        h2.send(w.frame(w.PING, 0, 0, b"still up"))
+        while not (h2.goaway or any(f.kind == w.PING and f.has(w.ACK) and f.payload == b"still up" for f in h2.log)):
+            h2.recv()
+    except (w.Closed, BrokenPipeError, ConnectionResetError):
+        assert h2.goaway is not None, "the connection closed without a GOAWAY"
+    if h2.goaway is not None:
+        assert h2.goaway.error_code in (w.ENHANCE_YOUR_CALM, w.NO_ERROR)
 
 
 @pytest.mark.parametrize("which", ["finished", "skipped"])

@@ -289,7 +289,11 @@ def test_sigterm_finishes_the_call_in_flight_says_goaway_and_exits_0(patient: Se
         client.handshake()
         started = time.monotonic()
         client.request(1, raw_infer(models.X[:4]))
-        time.sleep(0.3)
+        waiting = time.monotonic() + 0.3
+        while time.monotonic() < waiting:
+            if client.readable(0.05):
+                client.recv()
+        assert 1 not in client.responses, "the call is still waiting for its batch"
         patient.process.send_signal(signal.SIGTERM)
         answer = client.response(1)
         assert time.monotonic() - started < 15
