@@ -17,19 +17,22 @@ import subprocess
 import time
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 import requests
+from sklearn.neighbors import KNeighborsRegressor
 
+import modelcapsule as mc
 from modelcapsule.serving.grpc import grpc_service_pb2_grpc as pb_grpc
 
 from . import h2wire as w
 from .certs import Certificates, make_certificates
 from .conftest import START_TIMEOUT, Models, Server, free_port, start_server
-from .test_grpc_http2 import assert_iris_answer, iris_request, raw_infer, still_serving
+from .test_grpc_http2 import assert_iris_answer, iris_request, outputs_of, raw_infer, still_serving
 
 CODE = {code.name: code.value[0] for code in grpc.StatusCode}
 
@@ -274,34 +277,52 @@ def test_after_a_client_goaway_in_flight_calls_are_answered_then_closed(h2: w.H2
     h2.expect_closed(5)
 
 
+@dataclass(frozen=True)
+class SlowModel:
+    """A brute-force KNN: a call of 2,000 rows takes about a second, long enough to stop the server during it."""
+
+    model: KNeighborsRegressor
+    path: Path
+    rows: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def slow(tmp_path_factory: pytest.TempPathFactory) -> SlowModel:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300_000, 16))
+    model = KNeighborsRegressor(algorithm="brute").fit(X, rng.normal(size=len(X)))
+    path = tmp_path_factory.mktemp("slow") / "slow.capsule"
+    mc.save(model, path, sample=X[:3], name="slow")
+    return SlowModel(model, path, X[:2000])
+
+
 @pytest.fixture
-def patient(models: Models, capsule_cmd: list[str], subprocess_env: dict[str, str],
-            tmp_path: Path) -> Iterator[Server]:
-    """A server whose calls each wait 1.5 s for a batch to fill: a call is in flight long enough to stop it."""
-    srv = start_server(capsule_cmd, subprocess_env, tmp_path / "patient", str(models.iris_path),
-                       "--batch-size", "32", "--batch-wait-ms", "1500", "--no-access-log")
+def slow_server(slow: SlowModel, capsule_cmd: list[str], subprocess_env: dict[str, str],
+                tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(capsule_cmd, subprocess_env, tmp_path / "slow", str(slow.path), "--no-access-log")
     yield srv
     srv.stop()
 
 
-def test_sigterm_finishes_the_call_in_flight_says_goaway_and_exits_0(patient: Server, models: Models) -> None:
-    with w.H2Client(patient.grpc_address, timeout=20) as client:
+def test_sigterm_finishes_the_call_in_flight_says_goaway_and_exits_0(slow_server: Server, slow: SlowModel) -> None:
+    request = iris_request(slow.rows, model="slow").SerializeToString()
+    with w.H2Client(slow_server.grpc_address, timeout=30) as client:
         client.handshake()
-        started = time.monotonic()
-        client.request(1, raw_infer(models.X[:4]))
+        client.request(1, request)
         waiting = time.monotonic() + 0.3
         while time.monotonic() < waiting:
             if client.readable(0.05):
                 client.recv()
-        assert 1 not in client.responses, "the call is still waiting for its batch"
-        patient.process.send_signal(signal.SIGTERM)
+        assert 1 not in client.responses, "the call is still being computed"
+        slow_server.process.send_signal(signal.SIGTERM)
         answer = client.response(1)
-        assert time.monotonic() - started < 15
         assert answer.grpc_status == 0
-        assert_iris_answer(answer.messages()[0], models, models.X[:4])
-        farewell = client.expect_goaway(15)
+        [predict] = outputs_of(answer.messages()[0]).values()
+        assert predict.shape == (2000,)
+        np.testing.assert_allclose(predict[:50], slow.model.predict(slow.rows[:50]))
+        farewell = client.expect_goaway(30)
     assert farewell.error_code == w.NO_ERROR
-    assert patient.process.wait(30) == 0
+    assert slow_server.process.wait(30) == 0
 
 
 # -- TLS --------------------------------------------------------------------------------------------------
