@@ -563,7 +563,11 @@ def test_an_answer_larger_than_the_clients_window_arrives_whole(server: Server, 
     assert_iris_answer(answer, models, rows)
 
 
-def test_no_data_is_sent_into_a_zero_window(server: Server, models: Models) -> None:
+@pytest.mark.parametrize("opened_by", ["window-update", "settings"])
+def test_no_data_is_sent_into_a_zero_window(server: Server, models: Models, opened_by: str) -> None:
+    """With SETTINGS_INITIAL_WINDOW_SIZE=0 the answer's headers come, its DATA only once the client opens the
+    stream's window: by WINDOW_UPDATE, or by raising SETTINGS_INITIAL_WINDOW_SIZE, which changes the window
+    of every open stream (RFC 9113 §6.9.2)."""
     rows = models.X[np.arange(3000) % len(models.X)]  # 72 KB of probabilities
     with w.H2Client(server.grpc_address, auto_window=False) as client:
         client.handshake({w.INITIAL_WINDOW_SIZE: 0})
@@ -574,7 +578,10 @@ def test_no_data_is_sent_into_a_zero_window(server: Server, models: Models) -> N
         quiet_until = time.monotonic() + 0.5
         while client.readable(max(0.0, quiet_until - time.monotonic())) and time.monotonic() < quiet_until:
             assert client.recv().kind != w.DATA, "DATA sent into a window of 0"
-        client.send(w.window_update(1, 1 << 24))
+        if opened_by == "window-update":
+            client.send(w.window_update(1, 1 << 24))
+        else:
+            client.send(w.settings({w.INITIAL_WINDOW_SIZE: 1 << 24}))
         answer = client.response(1)
     assert answer.grpc_status == 0
     assert_iris_answer(answer.messages()[0], models, rows)

@@ -13,6 +13,7 @@ import gzip
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import time
 import zlib
@@ -322,6 +323,7 @@ def test_sigterm_finishes_the_call_in_flight_says_goaway_and_exits_0(slow_server
         np.testing.assert_allclose(predict[:50], slow.model.predict(slow.rows[:50]))
         farewell = client.expect_goaway(30)
     assert farewell.error_code == w.NO_ERROR
+    assert struct.unpack(">I", farewell.payload[:4])[0] >= 1, "the GOAWAY counts the call it finished as processed"
     assert slow_server.process.wait(30) == 0
 
 
