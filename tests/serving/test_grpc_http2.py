@@ -599,6 +599,53 @@ def test_no_data_is_sent_into_a_zero_window(server: Server, models: Models, open
     assert_iris_answer(answer.messages()[0], models, rows)
 
 
+def test_one_window_is_shared_by_every_stream_of_the_connection(server: Server, models: Models) -> None:
+    """Streams with wide windows on a connection whose window stays at 65,535: the answers together stop at
+    65,535 bytes of DATA until the client widens the connection's window."""
+    rows = models.X[np.arange(3000) % len(models.X)]  # 72 KB of probabilities per answer
+    with w.H2Client(server.grpc_address, auto_window=False) as client:
+        client.handshake({w.INITIAL_WINDOW_SIZE: 1 << 24}, connection_window=0)
+        for stream in (1, 3, 5):
+            client.request(stream, raw_infer(rows, "predict_proba"))
+        quiet_until = time.monotonic() + 1.0
+        while client.readable(max(0.0, quiet_until - time.monotonic())) and time.monotonic() < quiet_until:
+            client.recv()
+        sent = sum(sum(r.data_frames) for r in client.responses.values())
+        assert 0 < sent <= w.DEFAULT_WINDOW
+        client.send(w.window_update(0, 1 << 24))
+        for stream in (1, 3, 5):
+            answer = client.response(stream)
+            assert answer.grpc_status == 0
+            assert_iris_answer(answer.messages()[0], models, rows)
+
+
+def test_the_connection_window_comes_back_after_every_call(server: Server, models: Models) -> None:
+    """32 MB of requests, twice the window the server advertises for the connection, over one connection."""
+    rows = models.X[np.arange(20_000) % len(models.X)]  # 640 KB per request
+    message = raw_infer(rows, "predict")
+    with w.H2Client(server.grpc_address) as client:
+        client.handshake()
+        for stream in range(1, 101, 2):
+            answer = client.call(stream, message)
+            assert answer.grpc_status == 0
+        assert_iris_answer(answer.messages()[0], models, rows)
+
+
+def test_stream_slots_are_freed_when_calls_end(server: Server, models: Models) -> None:
+    """More calls than MAX_CONCURRENT_STREAMS, 100 at a time, over one connection: none is refused."""
+    message = w.grpc_message(raw_infer(models.X[:1]))
+    with w.H2Client(server.grpc_address) as client:
+        client.handshake()
+        streams = list(range(1, 2 * 1300, 2))
+        for at in range(0, len(streams), 100):
+            wave = streams[at : at + 100]
+            client.send(b"".join(w.frame(w.HEADERS, w.END_HEADERS, s, client.header_block(w.grpc_headers()))
+                                 + w.frame(w.DATA, w.END_STREAM, s, message) for s in wave))
+            for s in wave:
+                answer = client.response(s)
+                assert answer.reset is None and answer.grpc_status == 0, (s, answer.reset)
+
+
 @pytest.mark.parametrize("max_frame", [None, 32_768])
 def test_data_frames_never_exceed_the_clients_max_frame_size(server: Server, models: Models,
                                                              max_frame: int | None) -> None:

@@ -327,6 +327,31 @@ def test_sigterm_finishes_the_call_in_flight_says_goaway_and_exits_0(slow_server
     assert slow_server.process.wait(30) == 0
 
 
+def test_a_deadline_that_passes_during_the_call_is_deadline_exceeded(slow_server: Server, slow: SlowModel) -> None:
+    """The call takes about a second; its 300 ms deadline is answered when it passes, not when the model ends."""
+    request = iris_request(slow.rows, model="slow").SerializeToString()
+    with w.H2Client(slow_server.grpc_address, timeout=30) as client:
+        client.handshake()
+        started = time.monotonic()
+        answer = client.call(1, request, w.grpc_headers(extra=[("grpc-timeout", "300m")]))
+        took = time.monotonic() - started
+    assert answer.grpc_status == CODE["DEADLINE_EXCEEDED"]
+    assert took < 0.9, f"answered after {took:.2f} s"
+
+
+def test_large_answers_to_concurrent_calls_arrive_whole(server: Server, models: Models) -> None:
+    async def main() -> None:
+        async with grpc.aio.insecure_channel(server.grpc_address) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            picks = [models.X[(np.arange(12_000) + i) % len(models.X)] for i in range(8)]  # 288 KB answers
+            answers = await asyncio.gather(*(stub.ModelInfer(iris_request(rows, "predict_proba"), timeout=60)
+                                             for rows in picks))
+            for rows, answer in zip(picks, answers, strict=True):
+                assert_iris_answer(answer, models, rows)
+
+    asyncio.run(main())
+
+
 # -- TLS --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
