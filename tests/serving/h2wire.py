@@ -353,6 +353,18 @@ class H2Client:
         return self.response(stream)
 
 
+def parse_frames(data: bytes) -> list[Frame]:
+    """The frames in ``data``, which must be whole HTTP/2 frames and nothing else."""
+    frames, at = [], 0
+    while at + 9 <= len(data):
+        length = int.from_bytes(data[at : at + 3], "big")
+        kind, flags, stream = struct.unpack_from(">BBI", data, at + 3)
+        frames.append(Frame(kind, flags, stream, data[at + 9 : at + 9 + length]))
+        at += 9 + length
+    assert at == len(data), f"the server sent something that is not HTTP/2 frames: {data[:80]!r}"
+    return frames
+
+
 def strip_padding(f: Frame) -> bytes:
     if not f.has(PADDED):
         return f.payload

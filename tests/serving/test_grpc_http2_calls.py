@@ -33,7 +33,7 @@ from modelcapsule.serving.grpc import grpc_service_pb2_grpc as pb_grpc
 from . import h2wire as w
 from .certs import Certificates, make_certificates
 from .conftest import START_TIMEOUT, Models, Server, free_port, start_server
-from .test_grpc_http2 import assert_iris_answer, iris_request, outputs_of, raw_infer, still_serving
+from .v2grpc import assert_iris_answer, iris_request, outputs_of, raw_infer, still_serving
 
 CODE = {code.name: code.value[0] for code in grpc.StatusCode}
 
