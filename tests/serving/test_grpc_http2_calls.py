@@ -96,6 +96,16 @@ def test_a_request_over_the_body_limit_is_resource_exhausted(server: Server, mod
     still_serving(server, models)
 
 
+def test_a_body_over_the_limit_is_refused_before_it_ends(h2: w.H2Client, server: Server, models: Models) -> None:
+    """The refusal comes as soon as the body passes the limit: the server does not wait for (and keep) the rest."""
+    h2.send_headers(1, w.grpc_headers())
+    h2.send_data(1, w.grpc_message(b"\0" * 1_200_000)[:1_040_000], end_stream=False)  # within the window, never ended
+    answer = h2.response(1)
+    assert answer.grpc_status == CODE["RESOURCE_EXHAUSTED"]
+    assert h2.call(3, raw_infer(models.X[:1])).grpc_status == 0 and h2.goaway is None
+    still_serving(server, models)
+
+
 def test_the_data_planes_errors_keep_their_code_and_text(server: Server, models: Models) -> None:
     with grpc.insecure_channel(server.grpc_address) as channel:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
