@@ -10,6 +10,7 @@ answer a normal grpcio ``ModelInfer``: a broken connection never breaks the serv
 from __future__ import annotations
 
 import contextlib
+import socket
 import struct
 import time
 from collections.abc import Iterator
@@ -229,6 +230,38 @@ def test_the_goaway_reaches_a_client_still_sending(h2: w.H2Client, server: Serve
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         h2.send(w.window_update(0, 0) + junk)
     assert h2.expect_goaway().error_code == w.PROTOCOL_ERROR
+    still_serving(server, models)
+
+
+def test_a_client_that_never_reads_is_not_read_either(server: Server, models: Models) -> None:
+    """A PING flood from a client that reads nothing back: once the server's answers pile up unsent it stops
+    reading that connection (or ends it), so the client's own sends stall long before 32 MB: a client cannot
+    make the server hold its answers without bound."""
+    with w.H2Client(server.grpc_address) as client:
+        client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.handshake()
+        client.sock.settimeout(2.0)
+        burst = w.frame(w.PING, 0, 0, b"12345678") * 4096  # 68 KB
+        sent = 0
+        with contextlib.suppress(TimeoutError, BrokenPipeError, ConnectionResetError):
+            while sent < 32 << 20:
+                client.sock.sendall(burst)
+                sent += len(burst)
+    assert sent < 32 << 20, "the server kept reading a client that never reads its answers"
+    still_serving(server, models)
+
+
+@pytest.mark.slow
+def test_a_partial_preface_is_closed_after_a_timeout(server: Server, models: Models) -> None:
+    """A connection that never finishes its preface is not held open for ever (the server's bound: 10 s)."""
+    with w.H2Client(server.grpc_address, timeout=20) as client:
+        client.send(w.PREFACE[:10])
+        started = time.monotonic()
+        client.sock.settimeout(20)
+        with contextlib.suppress(ConnectionResetError):
+            while client.sock.recv(65_536):
+                pass
+        assert time.monotonic() - started < 15
     still_serving(server, models)
 
 
