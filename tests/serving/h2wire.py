@@ -11,6 +11,7 @@ connection, as HTTP/2 requires.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -178,6 +179,12 @@ class H2Client:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def _reply(self, data: bytes) -> None:
+        """A frame the client owes (ACK, WINDOW_UPDATE): if the server has closed by now, the read side says
+        so; the reply is not worth an error of its own."""
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.sock.sendall(data)
+
     def close(self) -> None:
         self.sock.close()
 
@@ -251,11 +258,11 @@ class H2Client:
                     for s in self.stream_send_windows:
                         self.stream_send_windows[s] += delta
                 self.server_settings[key] = value
-            self.send(frame(SETTINGS, ACK, 0))
+            self._reply(frame(SETTINGS, ACK, 0))
         elif f.kind == SETTINGS:
             self.settings_acked += 1
         elif f.kind == PING and not f.has(ACK):
-            self.send(frame(PING, ACK, 0, f.payload))
+            self._reply(frame(PING, ACK, 0, f.payload))
         elif f.kind == WINDOW_UPDATE:
             increment = struct.unpack(">I", f.payload)[0] & 0x7FFF_FFFF
             if f.stream == 0:
@@ -273,7 +280,7 @@ class H2Client:
                 answer.body += strip_padding(f)
                 answer.data_frames.append(len(f.payload))
                 if self.auto_window and f.payload:
-                    self.send(window_update(0, len(f.payload)) + (b"" if f.has(END_STREAM) else
+                    self._reply(window_update(0, len(f.payload)) + (b"" if f.has(END_STREAM) else
                                                                    window_update(f.stream, len(f.payload))))
             else:
                 answer.reset = f.error_code
