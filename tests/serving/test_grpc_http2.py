@@ -408,6 +408,21 @@ def test_priority_frames_and_unknown_frame_types_are_ignored(h2: w.H2Client, mod
     assert_iris_answer(answer.messages()[0], models, models.X[:1])
 
 
+def test_frames_split_at_every_byte_are_read(server: Server, models: Models) -> None:
+    """The preface, SETTINGS and a whole call arriving one byte per TCP segment: frames are reassembled
+    whatever the reads cut them into."""
+    with w.H2Client(server.grpc_address) as client:
+        block = client.header_block(w.grpc_headers())
+        data = (w.PREFACE + w.settings() + w.frame(w.HEADERS, w.END_HEADERS, 1, block)
+                + w.frame(w.DATA, w.END_STREAM, 1, w.grpc_message(raw_infer(models.X[:2]))))
+        for at in range(len(data)):
+            client.send(data[at : at + 1])
+            time.sleep(0.0005)
+        answer = client.response(1)
+    assert answer.grpc_status == 0
+    assert_iris_answer(answer.messages()[0], models, models.X[:2])
+
+
 # -- HPACK ------------------------------------------------------------------------------------------------
 def test_a_refused_header_list_still_updates_the_dynamic_table(h2: w.H2Client, server: Server,
                                                                models: Models) -> None:
@@ -430,3 +445,16 @@ def test_a_refused_header_list_still_updates_the_dynamic_table(h2: w.H2Client, s
     assert answer.grpc_status == 0 and h2.goaway is None
     assert_iris_answer(answer.messages()[0], models, models.X[:2])
     still_serving(server, models)
+
+
+@pytest.mark.parametrize(("size", "refused"), [(16_384, False), (16_385, True)])
+def test_max_header_list_size_is_counted_as_rfc_7541_says(h2: w.H2Client, models: Models, size: int,
+                                                            refused: bool) -> None:
+    """A header list of exactly SETTINGS_MAX_HEADER_LIST_SIZE (name + value + 32 per field) is served; one
+    byte more is RESOURCE_EXHAUSTED."""
+    base = [*w.grpc_headers(), ("x-pad", "")]
+    short = size - sum(len(k) + len(v) + 32 for k, v in base)
+    headers = [*w.grpc_headers(), ("x-pad", "a" * short)]
+    assert sum(len(k) + len(v) + 32 for k, v in headers) == size
+    answer = h2.call(1, raw_infer(models.X[:1]), headers)
+    assert answer.grpc_status == (grpc.StatusCode.RESOURCE_EXHAUSTED.value[0] if refused else 0)
