@@ -1,17 +1,24 @@
 """Test certificates made with ``cryptography``: a CA, a server certificate for 127.0.0.1 and localhost,
-and a client certificate, all signed by the CA, written as PEM files."""
+and a client certificate, all signed by the CA, written as PEM files; and ``capsule serve`` started with
+them (no V2 client imported here: tritonclient's generated messages and ours cannot share a process)."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from .conftest import START_TIMEOUT, Server, free_port
 
 
 @dataclass(frozen=True)
@@ -88,3 +95,30 @@ def make_certificates(root: Path) -> Certificates:
     _write_key(server_key, files.server_key)
     _write_key(client_key, files.client_key)
     return files
+
+
+def start_tls_server(capsule_cmd: list[str], env: dict[str, str], log_dir: Path, certs: Certificates,
+                     *args: str, client_cert: tuple[str, str] | None = None) -> Server:
+    """``capsule serve ARGS`` over TLS with ``certs``, once its HTTPS health answers (with ``client_cert``
+    when the server requires one)."""
+    http_port, grpc_port = free_port(), free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "stdout.txt", "wb") as out, open(log_dir / "stderr.txt", "wb") as err:
+        process = subprocess.Popen(
+            [*capsule_cmd, "serve", *args, "--port", str(http_port), "--grpc-port", str(grpc_port),
+             "--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key), "--no-access-log"],
+            env=env, stdout=out, stderr=err,
+        )
+    server = Server(f"https://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port,
+                    log_dir)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"capsule serve exited:\n{server.stderr()}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(server.url + "/v2/health/live", verify=str(certs.ca), cert=client_cert,
+                            timeout=5).status_code == 200:
+                return server
+        time.sleep(0.2)
+    server.stop()
+    raise RuntimeError("the TLS server did not answer in time")

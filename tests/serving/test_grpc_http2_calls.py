@@ -8,13 +8,11 @@ answer where grpcio would hide it or refuse to send the request at all.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import signal
 import socket
 import ssl
 import struct
-import subprocess
 import time
 import zlib
 from collections.abc import Iterator
@@ -24,15 +22,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-import requests
 from sklearn.neighbors import KNeighborsRegressor
+from tritonclient.grpc import service_pb2_grpc as pb_grpc  # see v2grpc: tritonclient's messages in tests
 
 import modelcapsule as mc
-from modelcapsule.serving.grpc import grpc_service_pb2_grpc as pb_grpc
 
 from . import h2wire as w
-from .certs import Certificates, make_certificates
-from .conftest import START_TIMEOUT, Models, Server, free_port, start_server
+from .certs import Certificates, make_certificates, start_tls_server
+from .conftest import Models, Server, start_server
 from .v2grpc import assert_iris_answer, iris_request, outputs_of, raw_infer, still_serving
 
 CODE = {code.name: code.value[0] for code in grpc.StatusCode}
@@ -370,30 +367,6 @@ def test_large_answers_to_concurrent_calls_arrive_whole(server: Server, models: 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return make_certificates(tmp_path_factory.mktemp("certs"))
-
-
-def start_tls_server(capsule_cmd: list[str], env: dict[str, str], log_dir: Path, certs: Certificates,
-                     *args: str) -> Server:
-    """``capsule serve ARGS`` over TLS (test_tls's servers; that module imports tritonclient, whose generated
-    protobuf classes cannot live in one process with ours)."""
-    http_port, grpc_port = free_port(), free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / "stdout.txt", "wb") as out, open(log_dir / "stderr.txt", "wb") as err:
-        process = subprocess.Popen(
-            [*capsule_cmd, "serve", *args, "--port", str(http_port), "--grpc-port", str(grpc_port),
-             "--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key), "--no-access-log"],
-            env=env, stdout=out, stderr=err,
-        )
-    server = Server(f"https://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port,
-                    log_dir)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline and process.poll() is None:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(server.url + "/v2/health/live", verify=str(certs.ca), timeout=5).status_code == 200:
-                return server
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"the TLS server did not answer in time:\n{server.stderr()}")
 
 
 def test_tls_negotiates_h2_by_alpn(models: Models, certs: Certificates, capsule_cmd: list[str],

@@ -14,8 +14,7 @@ import grpc
 import hpack
 import numpy as np
 import pytest
-
-from modelcapsule.serving.grpc import grpc_service_pb2_grpc as pb_grpc
+from tritonclient.grpc import service_pb2_grpc as pb_grpc  # see v2grpc: tritonclient's messages in tests
 
 from . import h2wire as w
 from .conftest import Models, Server, start_server

@@ -4,9 +4,7 @@ secure gRPC channel) against certificates the tests make."""
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +15,8 @@ import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from tritonclient.utils import InferenceServerException
 
-from .certs import Certificates, make_certificates
-from .conftest import START_TIMEOUT, Models, Server, free_port
+from .certs import Certificates, make_certificates, start_tls_server
+from .conftest import Models, Server
 
 ROW = [[5.1, 3.5, 1.4, 0.2]]
 
@@ -26,31 +24,6 @@ ROW = [[5.1, 3.5, 1.4, 0.2]]
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return make_certificates(tmp_path_factory.mktemp("certs"))
-
-
-def start_tls_server(capsule_cmd: list[str], env: dict[str, str], log_dir: Path, certs: Certificates,
-                     *args: str, client_cert: tuple[str, str] | None = None) -> Server:
-    http_port, grpc_port = free_port(), free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / "stdout.txt", "wb") as out, open(log_dir / "stderr.txt", "wb") as err:
-        process = subprocess.Popen(
-            [*capsule_cmd, "serve", *args, "--port", str(http_port), "--grpc-port", str(grpc_port),
-             "--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key), "--no-access-log"],
-            env=env, stdout=out, stderr=err,
-        )
-    server = Server(f"https://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", process, http_port, grpc_port,
-                    log_dir)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"capsule serve exited:\n{server.stderr()}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(server.url + "/v2/health/live", verify=str(certs.ca), cert=client_cert,
-                            timeout=5).status_code == 200:
-                return server
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError("the TLS server did not answer in time")
 
 
 @pytest.fixture(scope="module")
