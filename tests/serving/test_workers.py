@@ -11,7 +11,9 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import requests
+import tritonclient.grpc as triton
 
 from .conftest import Models, Server, start_server
 
@@ -42,6 +44,22 @@ def predict_ok(server: Server, models: Models, times: int) -> None:
         assert r.json() == {"prediction": models.iris.predict(models.X[:2]).tolist()}
 
 
+def grpc_listeners(port: int) -> int:
+    """Listening TCP sockets on ``port`` (IPv4, from /proc/net/tcp): one per worker with SO_REUSEPORT."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
+
+
+def grpc_predict_ok(server: Server, models: Models, times: int) -> None:
+    for _ in range(times):  # a new connection each time: the kernel spreads them over the workers
+        client = triton.InferenceServerClient(server.grpc_address)
+        tensor = triton.InferInput("input", [2, 4], "FP64")
+        tensor.set_data_from_numpy(models.X[:2])
+        answer = client.infer("iris", [tensor], outputs=[triton.InferRequestedOutput("predict")])
+        np.testing.assert_array_equal(answer.as_numpy("predict"), models.iris.predict(models.X[:2]))
+        client.close()
+
+
 def test_a_killed_worker_is_logged_and_replaced(
     models: Models, tmp_path: Path, capsule_cmd: list[str], subprocess_env: dict[str, str]
 ) -> None:
@@ -53,6 +71,11 @@ def test_a_killed_worker_is_logged_and_replaced(
         now = wait_for_workers(server, 2, other_than={victim})
         assert first - {victim} <= now, "the surviving worker keeps running"
         predict_ok(server, models, 20)  # capacity is back: both workers answer
+        deadline = time.monotonic() + REPLACED_WITHIN  # the replacement listens for gRPC next to the survivor
+        while grpc_listeners(server.grpc_port) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert grpc_listeners(server.grpc_port) == 2
+        grpc_predict_ok(server, models, 10)
         assert f"worker {victim} died (killed by signal 9 (SIGKILL)); starting a replacement" in server.stderr()
     finally:
         assert server.stop() == 0
