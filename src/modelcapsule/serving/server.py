@@ -29,6 +29,7 @@ from .dataplane import DataPlane
 from .metrics import ServingMetrics
 from .registry_models import RegistryModels
 from .repository import Repository
+from .sockets import bind_socket
 from .workers import CrashLoopError, RestartPolicy, Supervisor
 
 __all__ = ["ServeSettings", "bind_socket", "http_server", "limit_numeric_threads", "serve"]
@@ -63,26 +64,6 @@ class ServeSettings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     """PEM CA bundle: clients must present a certificate it signed (mutual TLS)."""
-
-
-def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket, bound before workers fork so that they all accept on it.
-
-    ``reuse_port`` lets other processes of the same user bind the same port too (``SO_REUSEPORT``): the
-    kernel then spreads new connections across every socket bound there (Ray replicas on one node)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-        sock.set_inheritable(True)
-    except BaseException:
-        sock.close()  # a port in use must not leave an open socket behind for the caller to leak
-        raise
-    return sock
 
 
 def configure_logging(access_log: bool) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..dataplane import DataPlane
+from ..sockets import bind_socket
 from .calls import GrpcCalls
 from .http2 import Connection, Limits
 from .service import InferenceServicer, methods
@@ -75,16 +76,9 @@ def tls_context(tls: TlsFiles) -> ssl.SSLContext:
 
 
 def _listening_socket(host: str, port: int, shared: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if shared:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(1024)
+        sock = bind_socket(host, port, reuse_port=shared, backlog=1024)
     except OSError as exc:
-        sock.close()
         raise OSError(f"cannot listen for gRPC on {host}:{port} ({exc.strerror}); choose another --grpc-port or "
                       "--no-grpc") from None
     sock.setblocking(False)
