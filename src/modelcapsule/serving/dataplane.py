@@ -114,6 +114,8 @@ class DataPlane:
             limit = entry.config.max_queue if entry is not None else 0
             if limit:
                 outputs = _asked(await self._run_queued(entry, limit, loaded, inputs, names, call), names)  # type: ignore[arg-type]
+            elif loaded.batcher is not None:  # what _run does, awaited here directly: one coroutine less
+                outputs = _asked(await loaded.batcher.submit(inputs, names, call.deadline), names)
             else:
                 outputs = _asked(await self._run(loaded, inputs, names, call.deadline), names)
             status = 200
