@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .executor import ModelExecutor
+from .executor import ModelExecutor, running_loop
 from .requests import Inputs, Table, rows_of
 
 __all__ = ["Batcher", "ModelCall", "merge_inputs", "split_outputs"]
@@ -121,7 +121,7 @@ class Batcher:
     async def submit(self, inputs: Inputs, outputs: tuple[str, ...], deadline: float | None = None) -> Outputs:
         """Run the model on one request's inputs, merged with whatever else is queued; a request whose
         ``deadline`` (``time.monotonic()``) passes while it is queued is dropped, never computed."""
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         future: asyncio.Future[Outputs] = loop.create_future()
         self._queue.append(
             _Item(inputs, outputs, rows_of(inputs), _key(inputs, outputs), time.monotonic(), future, deadline)
@@ -140,12 +140,12 @@ class Batcher:
             wait_until = self._should_wait()
             if wait_until is not None:
                 if self._timer is None:
-                    self._timer = asyncio.get_running_loop().call_at(_loop_time(wait_until), self._on_timer)
+                    self._timer = running_loop().call_at(_loop_time(wait_until), self._on_timer)
                 return
             batch = self._take()
             if batch:
                 self._busy += 1
-                task = asyncio.get_running_loop().create_task(self._run(batch))
+                task = running_loop().create_task(self._run(batch))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
@@ -243,5 +243,5 @@ def _gone(item: _Item, now: float) -> bool:
 
 def _loop_time(monotonic_deadline: float) -> float:
     """Convert a ``time.monotonic`` deadline to the running loop's clock."""
-    loop = asyncio.get_running_loop()
+    loop = running_loop()
     return loop.time() + max(0.0, monotonic_deadline - time.monotonic())
