@@ -50,7 +50,8 @@ INLINE_SECONDS = 0.00025
 
 Outputs = dict[str, np.ndarray[Any, Any]]
 ModelCall = Callable[[Inputs, tuple[str, ...]], Outputs]
-"""Runs the model on checked inputs for the named outputs (called on an executor thread)."""
+"""Runs the model on checked inputs for the named outputs (on an executor thread, or on the loop for a
+short call)."""
 
 
 def _key(inputs: Inputs, outputs: tuple[str, ...]) -> Hashable:
@@ -262,7 +263,7 @@ class Batcher:
             self._kick()
 
     def _compute(self, batch: list[_Item]) -> list[Outputs | Exception]:
-        """Runs on an executor thread: one merged call, or one call per request if the merged one fails."""
+        """One merged call, or one call per request if the merged one fails (on the executor or the loop)."""
         outputs = batch[0].outputs
         try:
             merged = self._call(merge_inputs([item.inputs for item in batch]), outputs)

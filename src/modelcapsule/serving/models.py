@@ -60,7 +60,8 @@ class LoadedVersion:
         return None if self.signature is None else self.signature.classes
 
     def predict(self, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
-        """Run the predictor (on an executor thread) and check it answered one row per input row."""
+        """Run the predictor (on an executor thread, or on the loop for a short batched call) and check it
+        answered one row per input row."""
         self.calls += 1
         try:
             return self._call(inputs, outputs)
