@@ -21,12 +21,10 @@ Where a call runs: on the executor's thread, except a call the model's recent ca
 a call to a thread and its answer back costs both threads a wake-up and the GIL changing hands twice,
 measured at 10-17 µs of server CPU per request on a 100-tree forest answering in tens of microseconds
 (and 3-27% more requests per second); a call that short holds the loop no longer than the hand-off
-would. The estimate is the model's time per row over recent calls (CPU time on the executor's thread,
-which a wait for the GIL does not inflate; elapsed time on the loop) times the batch's rows; only
-batches within ``max_batch_size`` qualify, and only while the elapsed time per row on the executor
-(GIL waits included) stays within twenty times the budget, so a model that sleeps or waits on its own
-threads is not judged by its CPU time alone. A call on the loop that takes over four times the budget
-sends every later call back to the executor.
+would. The estimate is the model's CPU time per row over recent calls (a wait for the GIL does not
+inflate it) times the batch's rows; only batches within ``max_batch_size`` qualify, and only while the
+elapsed time per row, averaged the same way, keeps the call within four times the budget, so that a
+model that sleeps or waits on its own threads is not judged by its CPU time alone.
 """
 
 from __future__ import annotations
@@ -214,34 +212,31 @@ class Batcher:
         if per_row is None or budget <= 0:
             return False
         rows = sum(item.rows for item in batch)
-        return rows <= self.max_batch_size and per_row * rows <= budget and self._row_wall * rows <= 20 * budget
+        return rows <= self.max_batch_size and per_row * rows <= budget and self._row_wall * rows <= 4 * budget
 
-    def _timed(self, batch: list[_Item], on_loop: bool) -> list[Outputs | Exception]:
-        """:meth:`_compute`, its time per row folded into the estimates: CPU time on the executor's thread
-        (elapsed time there includes waiting for the GIL), elapsed time on the loop; the elapsed time per
-        row is kept too, so that a model that waits (sleeps, or has other threads work) is never judged
-        by its CPU time alone."""
-        start, cpu = time.perf_counter(), 0.0 if on_loop else time.thread_time()
+    def _timed(self, batch: list[_Item]) -> list[Outputs | Exception]:
+        """:meth:`_compute`, its CPU time (on the calling thread) and elapsed time per row folded into the
+        estimates: on the executor's thread the elapsed time includes waits for the GIL, so the CPU time
+        is the estimate, and the elapsed time only keeps a model that sleeps or waits on its own
+        threads off the loop; averaged, so that one preempted call moves neither much."""
+        start, cpu = time.perf_counter(), time.thread_time()
         try:
             return self._compute(batch)
         finally:
-            wall = time.perf_counter() - start
-            spent = wall if on_loop else time.thread_time() - cpu
+            spent, wall = time.thread_time() - cpu, time.perf_counter() - start
             rows = max(1, sum(item.rows for item in batch))
             if self._row_seconds is None:
                 self._row_seconds, self._row_wall = spent / rows, wall / rows
             else:
                 self._row_seconds = 0.7 * self._row_seconds + 0.3 * spent / rows
                 self._row_wall = 0.7 * self._row_wall + 0.3 * wall / rows
-            if on_loop and wall > 4 * self._inline_seconds:
-                self._inline_seconds = 0.0  # misjudged: its calls stay on the executor from now on
 
     async def _run(self, batch: list[_Item]) -> None:
         try:
             if self._inline(batch):
-                results = self._timed(batch, True)
+                results = self._timed(batch)
             else:
-                results = await self._executor.run(self._timed, batch, False)
+                results = await self._executor.run(self._timed, batch)
             for item, result in zip(batch, results, strict=True):
                 if item.future.done():
                     continue
