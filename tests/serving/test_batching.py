@@ -120,3 +120,25 @@ def test_merge_and_split_tables_and_arrays() -> None:
 def test_invalid_settings_are_refused(pool: ModelExecutor) -> None:
     with pytest.raises(ValueError, match="max_batch_size"):
         Batcher(Recorder(), pool, max_batch_size=0, max_wait=0.0)
+
+
+def test_a_fast_model_is_called_on_the_loop_and_a_slow_or_waiting_one_on_the_executor(pool: ModelExecutor) -> None:
+    """A call the model's recent calls say takes under the inline budget runs on the event loop (no hand-off
+    to a thread); one that sleeps costs no CPU but is judged by its elapsed time too, and stays on the
+    executor, as does every call when the budget is 0."""
+
+    async def calls(call: Recorder, inline_seconds: float | None = None) -> None:
+        kw = {} if inline_seconds is None else {"inline_seconds": inline_seconds}
+        batcher = Batcher(call, pool, max_batch_size=32, max_wait=0.0, **kw)  # type: ignore[arg-type]
+        for i in range(30):  # the first calls, on the executor, time the model
+            result = await batcher.submit({"input": X[i : i + 1]}, ("predict",))
+            np.testing.assert_array_equal(result["predict"], MODEL.predict(X[i : i + 1]))
+
+    fast, sleeping, never = Recorder(), Recorder(delay=0.01), Recorder()
+    asyncio.run(calls(fast))
+    asyncio.run(calls(sleeping))
+    asyncio.run(calls(never, inline_seconds=0.0))
+    loop_thread = threading.current_thread().name  # asyncio.run's loop runs on this thread
+    assert loop_thread in fast.threads and any(t.startswith("capsule-predict") for t in fast.threads)
+    assert loop_thread not in sleeping.threads
+    assert loop_thread not in never.threads

@@ -8,7 +8,8 @@ their wire format to and from that call and map its typed errors to their protoc
 
 It owns the registry of loaded versions (kept in step with the repository by :meth:`DataPlane.reconcile`,
 run at start and on every poll), the executor that runs model calls off the event loop (a small fixed
-number of threads, so requests never thrash a large pool), and per version the adaptive batcher.
+number of threads, so requests never thrash a large pool; the batcher keeps calls shorter than the
+hand-off on the loop, see :mod:`.batching`), and per version the adaptive batcher.
 
 Swapping is done on the event loop: a new version is loaded and verified on a thread, and only then
 published; a request holds the :class:`LoadedVersion` it resolved, so in-flight requests finish on the
@@ -114,6 +115,8 @@ class DataPlane:
             limit = entry.config.max_queue if entry is not None else 0
             if limit:
                 outputs = _asked(await self._run_queued(entry, limit, loaded, inputs, names, call), names)  # type: ignore[arg-type]
+            elif loaded.batcher is not None:  # what _run does, awaited here directly: one coroutine less
+                outputs = _asked(await loaded.batcher.submit(inputs, names, call.deadline), names)
             else:
                 outputs = _asked(await self._run(loaded, inputs, names, call.deadline), names)
             status = 200

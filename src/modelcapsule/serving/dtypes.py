@@ -59,6 +59,10 @@ def v2_to_numpy(datatype: str, field: str = "datatype") -> np.dtype[Any]:
 
 def numpy_to_v2(dtype: np.dtype[Any] | str) -> str:
     """The V2 datatype name of a numpy dtype: strings and objects are ``BYTES``."""
+    if isinstance(dtype, np.dtype):  # every answer's outputs: one dict lookup for the usual dtypes
+        name = _NUMPY_TO_V2.get(dtype)
+        if name is not None and dtype.kind not in "OUS":
+            return name
     dt = np.dtype(dtype)
     if dt.kind in "OUS":
         return "BYTES"

@@ -60,7 +60,8 @@ class LoadedVersion:
         return None if self.signature is None else self.signature.classes
 
     def predict(self, inputs: Inputs, outputs: tuple[str, ...]) -> Outputs:
-        """Run the predictor (on an executor thread) and check it answered one row per input row."""
+        """Run the predictor (on an executor thread, or on the loop for a short batched call) and check it
+        answered one row per input row."""
         self.calls += 1
         try:
             return self._call(inputs, outputs)
@@ -127,6 +128,16 @@ class ModelEntry:
             if s.state is State.AVAILABLE and s.loaded is not None
         ]
 
+    def newest(self) -> LoadedVersion | None:
+        """The newest loaded version (``available()[0]``, found without sorting: every request without a
+        version asks for it)."""
+        best: LoadedVersion | None = None
+        number = 0
+        for version, status in self.versions.items():
+            if status.state is State.AVAILABLE and status.loaded is not None and (best is None or version > number):
+                best, number = status.loaded, version
+        return best
+
     def get(self, version: int | None = None, label: str | None = None) -> LoadedVersion | None:
         if label is not None:
             if label not in self.config.labels:
@@ -139,8 +150,7 @@ class ModelEntry:
             if version is None:
                 return None  # the followed alias has no available target: never serve another version instead
         if version is None:
-            available = self.available()
-            return available[0] if available else None
+            return self.newest()
         status = self.versions.get(version)
         if status is None or status.state is not State.AVAILABLE:
             return None

@@ -258,6 +258,7 @@ class RequestValidator:
         self.signature = signature
         self.inputs = {} if signature is None else {s.name: InputCheck.compile(s) for s in signature.inputs}
         self.input_names = tuple(self.inputs)
+        self._single = self.input_names[0] if len(self.input_names) == 1 else None
         self.output_names = () if signature is None else signature.output_names
         self._outputs = frozenset(self.output_names)
 
@@ -269,6 +270,9 @@ class RequestValidator:
         """Check every named input; unknown or missing names are named in the error."""
         if not self.inputs:  # a capsule without a signature: pass arrays through unchecked
             return {name: np.asarray(v) for name, v in raw.items()}
+        if len(raw) == 1 and self._single is not None and self._single in raw:  # the usual case, checked alone
+            name = self._single
+            return {name: self.inputs[name].check(raw[name], f"{where} {name!r}")}
         unknown = [n for n in raw if n not in self.inputs]
         if unknown:
             raise InvalidRequestError(f"unknown {where} name(s) {unknown}; this model takes {list(self.input_names)}.")

@@ -135,13 +135,14 @@ def http_server(dataplane: DataPlane, settings: ServeSettings) -> uvicorn.Server
     import uvicorn
 
     from .http_limits import guarded_protocol
+    from .http_writes import CoalescingHttpTools
 
     config = uvicorn.Config(
         create_app(dataplane),
         lifespan="on",
         access_log=False,
         log_level="warning",
-        http=guarded_protocol(settings.read_timeout) if settings.read_timeout > 0 else "httptools",
+        http=guarded_protocol(settings.read_timeout) if settings.read_timeout > 0 else CoalescingHttpTools,
         timeout_graceful_shutdown=int(GRACE_SECONDS),
         timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
         limit_concurrency=settings.max_connections,

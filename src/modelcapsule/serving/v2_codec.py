@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..types import TensorSpec
-from .dtypes import numpy_to_v2, v2_to_numpy
+from .dtypes import V2_TO_NUMPY, numpy_to_v2, v2_to_numpy
 from .errors import InvalidRequestError
 from .models import LoadedVersion
 from .requests import exact_cast, shape_text
@@ -43,11 +43,13 @@ _LEN = struct.Struct("<I")
 
 def v2_shape(value: Any, field: str) -> tuple[int, ...]:
     """A V2 ``shape``: a list of non-negative integers."""
-    if not isinstance(value, list | tuple) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
-    ):
-        raise InvalidRequestError(f"{field} must be a list of non-negative integers, not {value!r}.")
-    return tuple(value)
+    if isinstance(value, list | tuple):
+        for d in value:  # a loop, not all(generator): this runs for every tensor of every request
+            if not isinstance(d, int) or isinstance(d, bool) or d < 0:
+                break
+        else:
+            return tuple(value)
+    raise InvalidRequestError(f"{field} must be a list of non-negative integers, not {value!r}.")
 
 
 def _check_count(count: int, shape: tuple[int, ...], field: str) -> None:
@@ -59,7 +61,10 @@ def _check_count(count: int, shape: tuple[int, ...], field: str) -> None:
 
 def decode_data(data: Any, datatype: str, shape: tuple[int, ...], field: str) -> np.ndarray[Any, Any]:
     """A JSON ``data`` field (flat or nested) as an array of ``shape``."""
-    dtype = v2_to_numpy(datatype, f"{field} datatype")
+    try:
+        dtype = V2_TO_NUMPY[datatype]
+    except (KeyError, TypeError):
+        dtype = v2_to_numpy(datatype, f"{field} datatype")  # raises, naming the field
     if not isinstance(data, list):
         data = [data]
     try:
@@ -69,11 +74,14 @@ def decode_data(data: Any, datatype: str, shape: tuple[int, ...], field: str) ->
             arr = np.asarray(data)
             if arr.dtype.kind not in "biuf":
                 raise InvalidRequestError(f"{field} data holds non-numeric values; datatype {datatype} needs numbers.")
-            arr = exact_cast(arr, dtype, field, data)
+            if arr.dtype != dtype:
+                arr = exact_cast(arr, dtype, field, data)
     except InvalidRequestError:
         raise
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidRequestError(f"{field} data is not a rectangular array of {datatype} values ({exc}).") from None
+    if arr.shape == shape:  # nested data in the tensor's own shape: nothing to count or reshape
+        return arr
     _check_count(arr.size, shape, field)
     return arr.reshape(shape)
 

@@ -9,6 +9,7 @@ tensor that follows it, and output parameters ``binary_data`` (or the request pa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,13 @@ from ..v2_codec import (
     server_metadata,
     v2_shape,
 )
-from .common import Call, RestProtocol, endpoint, json_response, parse_json, read_body
+from .common import Call, RestProtocol, endpoint, header, json_response, parse_json, read_body
 
 __all__ = ["PROTOCOLS", "decode_inputs", "encode_outputs", "routes"]
 
 HEADER_LENGTH = "inference-header-content-length"
+_HEADER_LENGTH = HEADER_LENGTH.encode()
+_NO_BYTES = memoryview(b"")
 _TAG = "V2"
 ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
 _TENSOR_META = {
@@ -71,12 +74,11 @@ def decode_inputs(doc: dict[str, Any], binary: memoryview) -> tuple[dict[str, np
     raw: dict[str, np.ndarray[Any, Any]] = {}
     offset = 0
     for i, tensor in enumerate(inputs):
-        field = f"inputs[{i}]"
         if not isinstance(tensor, dict):
-            raise InvalidRequestError(f"{field} must be an object {{name, shape, datatype, data}}.")
+            raise InvalidRequestError(f"inputs[{i}] must be an object {{name, shape, datatype, data}}.")
         name = tensor.get("name")
         if not isinstance(name, str):
-            raise InvalidRequestError(f"{field}.name must be a string.")
+            raise InvalidRequestError(f"inputs[{i}].name must be a string.")
         field = f"input {name!r}"
         if name in raw:
             raise InvalidRequestError(f"{field} is given twice.")
@@ -169,20 +171,23 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
 
     async def infer(request: Request, call: Call) -> Response:
         doc: dict[str, Any] = {}
+        asked: Sequence[dict[str, Any]] = ()
         binary_default = False
 
         async def decode(loaded: LoadedVersion) -> Decoded:
-            nonlocal doc, binary_default
+            nonlocal doc, asked, binary_default
             doc, raw = await _read_request(request, limit)
             params = doc.get("parameters") or {}
             if not isinstance(params, dict):
                 raise InvalidRequestError("'parameters' must be an object.")
             binary_default = bool(params.get("binary_data_output", False))
-            return Decoded(raw, [o["name"] for o in requested(doc.get("outputs"))])
+            asked = requested(doc.get("outputs"))
+            return Decoded(raw, [o["name"] for o in asked])
 
-        done = await dataplane.infer(call, decode, request.path_params["model"], request.path_params.get("version"))
-        wanted = {name: binary_default for name in done.names}
-        for o in requested(doc.get("outputs")):
+        path_params = request.path_params
+        done = await dataplane.infer(call, decode, path_params["model"], path_params.get("version"))
+        wanted = dict.fromkeys(done.outputs, binary_default)
+        for o in asked:
             p = o.get("parameters") or {}
             wanted[o["name"]] = bool(p.get("binary_data", binary_default)) if isinstance(p, dict) else binary_default
         tensors, chunks = encode_outputs(done.outputs, wanted)
@@ -225,22 +230,23 @@ def routes(dataplane: DataPlane) -> list[ApiRoute]:
 async def _read_request(request: Request, limit: int) -> tuple[dict[str, Any], dict[str, np.ndarray[Any, Any]]]:
     """The inference request's JSON part and its input tensors (JSON ``data`` or binary, after the JSON)."""
     body = await read_body(request, limit)
-    header = request.headers.get(HEADER_LENGTH)
-    if header is not None:
-        if not header.isdigit() or int(header) > len(body):
+    length = header(request, _HEADER_LENGTH)
+    if length is not None:
+        if not length.isdigit() or int(length) > len(body):
             raise InvalidRequestError(
-                f"{HEADER_LENGTH} {header!r} must be the byte length of the JSON part (body is {len(body)} bytes)."
+                f"{HEADER_LENGTH} {length!r} must be the byte length of the JSON part (body is {len(body)} bytes)."
             )
-        split = int(header)
-    else:
+        split = int(length)
+        view = memoryview(body)
+        doc, binary = parse_json(view[:split]), view[split:]
+    else:  # all JSON: parsed as it came, no views
         split = len(body)
-    view = memoryview(body)
-    doc = parse_json(view[:split])
+        doc, binary = parse_json(body), _NO_BYTES
     if not isinstance(doc, dict):
         raise InvalidRequestError("the inference request must be a JSON object with 'inputs'.")
     if not isinstance(doc.get("id", ""), str):
         raise InvalidRequestError(f"'id' must be a string, not {doc['id']!r}.")
-    raw, used = decode_inputs(doc, view[split:])
+    raw, used = decode_inputs(doc, binary)
     if used != len(body) - split:
         raise InvalidRequestError(
             f"the body has {len(body) - split} binary bytes but the inputs' binary_data_size add up to {used}."
