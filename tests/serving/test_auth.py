@@ -71,6 +71,14 @@ def test_admin_routes_need_a_token_and_health_routes_do_not(guarded: Server) -> 
         assert requests.get(guarded.url + path, timeout=10).status_code == 200, path
 
 
+def test_the_try_it_form_needs_a_token_too(guarded: Server) -> None:
+    url = f"{guarded.url}/models/iris/versions/1/predict"
+    form = {"input": "5.1, 3.5, 1.4, 0.2"}
+    assert requests.post(url, data=form, timeout=10).status_code == 401
+    assert requests.post(url, data=form, headers=WRONG, timeout=10).status_code == 403
+    assert requests.post(url, data=form, headers=GOOD, timeout=10).status_code != 401
+
+
 def test_the_openapi_document_declares_the_bearer_scheme(guarded: Server) -> None:
     doc = requests.get(f"{guarded.url}/openapi.json", headers=GOOD, timeout=10).json()
     assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}

@@ -87,16 +87,23 @@ def create_app(dataplane: DataPlane, *, poll: bool = True) -> ASGIApp:
         ApiRoute("/openapi.json", admin(docs), methods=["GET"], summary="This OpenAPI description", tag=_TAG,
                  answer={"type": "object"}, statuses=()),
     ]
+    inference: list[BaseRoute] = []
     for protocol in all_protocols():
-        routes.extend(protocol.routes(dataplane))
+        inference.extend(protocol.routes(dataplane))
+    routes.extend(inference)
     app = Starlette(routes=routes, lifespan=lifespan)
     posts = [r for r in routes if isinstance(r, Route) and "POST" in (r.methods or ())]
-    return InferenceFastLane(app, posts)
+    return InferenceFastLane(app, posts, fast={id(r) for r in inference})
 
 
 class InferenceFastLane:
     """Sends POST requests for the inference routes straight to their endpoints; everything else (and
     any POST under a ``root_path``) goes through the Starlette app.
+
+    ``posts`` are every POST route in the app's order, so that a path is matched as the app's router
+    would; only those in ``fast`` (the protocols' routes, whose endpoints check the bearer tokens
+    themselves) are called directly: a request matching any other POST route (a page's form, guarded
+    by its route's ASGI app) goes through the app.
 
     Why: each inference endpoint already turns every exception into its protocol's error answer, so
     Starlette's error and exception middleware, its router (a regular expression per route, tried in
@@ -105,9 +112,9 @@ class InferenceFastLane:
     parameters and their answers are the same objects either way.
     """
 
-    def __init__(self, app: Starlette, posts: list[Route]) -> None:
+    def __init__(self, app: Starlette, posts: list[Route], fast: set[int]) -> None:
         self.app = app
-        self._posts = [(r.path_regex, r.param_convertors, r.endpoint) for r in posts]
+        self._posts = [(r.path_regex, r.param_convertors, r.endpoint if id(r) in fast else None) for r in posts]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
@@ -115,6 +122,8 @@ class InferenceFastLane:
             for regex, convertors, endpoint in self._posts:
                 match = regex.match(path)
                 if match is not None:
+                    if endpoint is None:
+                        break
                     scope["path_params"] = {k: convertors[k].convert(v) for k, v in match.groupdict().items()}
                     scope["app"] = self.app
                     response = await endpoint(Request(scope, receive, send))
