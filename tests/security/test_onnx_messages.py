@@ -23,7 +23,7 @@ from test_onnx_external_data import HOSTILE, constant_node, model, weights  # no
 
 from modelcapsule.errors import CapsuleFormatError  # noqa: E402
 from modelcapsule.formats.onnx import _walk, check_graph  # noqa: E402
-from modelcapsule.formats.onnx_messages import EXTERNAL, SCHEMA, model_class  # noqa: E402
+from modelcapsule.formats.onnx_messages import EXTERNAL, PACKAGE, SCHEMA, file_descriptor, model_class  # noqa: E402
 
 
 def ours(name: str) -> Any:
@@ -45,6 +45,32 @@ def test_each_declared_field_is_the_upstream_field(message: str) -> None:
             assert field.enum_type.is_closed and theirs.enum_type.is_closed
             assert {v.name: v.number for v in field.enum_type.values} == \
                 {v.name: v.number for v in theirs.enum_type.values}
+
+
+def test_the_schema_bytes_are_what_descriptor_pb2_writes() -> None:
+    # the file descriptor is written by hand; protobuf's own descriptor messages, built from SCHEMA,
+    # serialize to the same bytes
+    from google.protobuf import descriptor_pb2
+
+    types = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="modelcapsule/onnx_check.proto", package=PACKAGE, syntax="proto2")
+    for message_name, fields in SCHEMA.items():
+        message = file.message_type.add(name=message_name)
+        if message_name == "TensorProto":
+            enum = message.enum_type.add(name="DataLocation")
+            enum.value.add(name="DEFAULT", number=0)
+            enum.value.add(name="EXTERNAL", number=EXTERNAL)
+        for field_name, number, how, kind in fields:
+            field = message.field.add(name=field_name, number=number,
+                                      label=types.LABEL_REPEATED if how == "repeated" else types.LABEL_OPTIONAL)
+            if kind in ("string", "int64"):
+                field.type = types.TYPE_STRING if kind == "string" else types.TYPE_INT64
+            else:
+                field.type = types.TYPE_ENUM if kind == "TensorProto.DataLocation" else types.TYPE_MESSAGE
+                field.type_name = f".{PACKAGE}.{kind}"
+    assert file_descriptor() == file.SerializeToString()
+    parsed = descriptor_pb2.FileDescriptorProto.FromString(file_descriptor())
+    assert [m.name for m in parsed.message_type] == list(SCHEMA)
 
 
 def test_external_is_the_upstream_value() -> None:

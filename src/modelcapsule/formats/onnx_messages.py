@@ -19,7 +19,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-__all__ = ["EXTERNAL", "SCHEMA", "model_class"]
+__all__ = ["EXTERNAL", "SCHEMA", "file_descriptor", "model_class"]
 
 EXTERNAL = 1
 """``TensorProto.DataLocation.EXTERNAL``: the tensor's bytes live in a file named by ``external_data``."""
@@ -53,29 +53,57 @@ SCHEMA: dict[str, list[tuple[str, int, str, str]]] = {
 DATA_LOCATION = {"DEFAULT": 0, "EXTERNAL": EXTERNAL}
 
 
+# descriptor.proto's numbers (FileDescriptorProto and the messages it holds): the file's schema is
+# written as protobuf bytes here, because building it with ``descriptor_pb2`` imports that module
+# (~30 ms and ~0.6 MiB at every ONNX server's start) only to serialize a dozen small messages
+_TYPE = {"int64": 3, "string": 9, "message": 11, "enum": 14}  # FieldDescriptorProto.Type
+_LABEL = {"optional": 1, "repeated": 3}  # FieldDescriptorProto.Label
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _int(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
+def _text(number: int, value: str | bytes) -> bytes:
+    data = value.encode() if isinstance(value, str) else value
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def file_descriptor() -> bytes:
+    """:data:`SCHEMA` as a serialized ``FileDescriptorProto`` (proto2), fields in number order as protobuf
+    writes them: the very bytes ``descriptor_pb2`` would produce (a test compares the two)."""
+    messages = b""
+    for message_name, fields in SCHEMA.items():
+        body = _text(1, message_name)  # DescriptorProto.name
+        for field_name, number, how, kind in fields:
+            field = _text(1, field_name) + _int(3, number) + _int(4, _LABEL[how])  # name, number, label
+            if kind in _TYPE:
+                field += _int(5, _TYPE[kind])  # type
+            else:
+                field += _int(5, _TYPE["enum" if kind == "TensorProto.DataLocation" else "message"])
+                field += _text(6, f".{PACKAGE}.{kind}")  # type_name
+            body += _text(2, field)  # DescriptorProto.field
+        if message_name == "TensorProto":  # DescriptorProto.enum_type: DataLocation's values
+            values = b"".join(_text(2, _text(1, name) + _int(2, number)) for name, number in DATA_LOCATION.items())
+            body += _text(4, _text(1, "DataLocation") + values)
+        messages += _text(4, body)  # FileDescriptorProto.message_type
+    return _text(1, "modelcapsule/onnx_check.proto") + _text(2, PACKAGE) + messages + _text(12, "proto2")
+
+
 @cache
 def model_class() -> Any:
     """The ``ModelProto`` message class of :data:`SCHEMA`, built once in a private descriptor pool."""
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import descriptor_pool, message_factory
 
-    types = descriptor_pb2.FieldDescriptorProto
-    scalar = {"string": types.TYPE_STRING, "int64": types.TYPE_INT64}
-    label = {"optional": types.LABEL_OPTIONAL, "repeated": types.LABEL_REPEATED}
-    file = descriptor_pb2.FileDescriptorProto(name="modelcapsule/onnx_check.proto", package=PACKAGE, syntax="proto2")
-    for message_name, fields in SCHEMA.items():
-        message = file.message_type.add(name=message_name)
-        if message_name == "TensorProto":
-            enum = message.enum_type.add(name="DataLocation")
-            for value_name, number in DATA_LOCATION.items():
-                enum.value.add(name=value_name, number=number)
-        for field_name, number, how, kind in fields:
-            field = message.field.add(name=field_name, number=number, label=label[how])
-            if kind in scalar:
-                field.type = scalar[kind]
-            elif kind == "TensorProto.DataLocation":
-                field.type, field.type_name = types.TYPE_ENUM, f".{PACKAGE}.{kind}"
-            else:
-                field.type, field.type_name = types.TYPE_MESSAGE, f".{PACKAGE}.{kind}"
     pool = descriptor_pool.DescriptorPool()
-    pool.AddSerializedFile(file.SerializeToString())
+    pool.AddSerializedFile(file_descriptor())
     return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.ModelProto"))
