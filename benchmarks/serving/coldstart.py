@@ -2,7 +2,7 @@
 
 Each server is started fresh as users run it, gRPC on (the ONNX capsule also with ``--no-grpc``); the
 OS page cache is warm (the model file and the packages were read before, as on any machine that
-restarts a service), and a 1-row prediction request is sent every 20 ms from the moment the process
+restarts a service), and a 1-row prediction request is sent every 5 ms from the moment the process
 is spawned; the time of the first correct answer is the cold start.
 Then, still before any load: the resident memory of the server's main process (``VmRSS``), the total
 PSS of its process tree, and whether scikit-learn and SciPy are in the process (their extension

@@ -188,6 +188,11 @@ def stop_all() -> None:
         _stop(process)
 
 
+READY_POLL = 0.005
+"""Seconds between readiness checks: start-up times are read to within this (a 20 ms poll added up to
+20 ms, ~10 on average, to a cold start measured against 0.4 s)."""
+
+
 @contextlib.contextmanager
 def running(spec: Spec) -> Iterator[Running]:
     """Start ``spec`` in a new process group, wait until it is ready, stop the whole group afterwards."""
@@ -208,7 +213,7 @@ def running(spec: Spec) -> Iterator[Running]:
                 raise RuntimeError(f"{spec.label} refused its model; log:\n{_tail(log)}")
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"{spec.label} not ready after {READY_TIMEOUT:.0f} s; log:\n{_tail(log)}")
-            time.sleep(0.02)
+            time.sleep(READY_POLL)
         yield Running(spec, process, time.perf_counter() - start, log)
     finally:
         _stop(process)
