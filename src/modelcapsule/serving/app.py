@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -115,21 +116,37 @@ class InferenceFastLane:
     def __init__(self, app: Starlette, posts: list[Route], fast: set[int]) -> None:
         self.app = app
         self._posts = [(r.path_regex, r.param_convertors, r.endpoint if id(r) in fast else None) for r in posts]
+        self._paths: dict[str, tuple[Any, dict[str, Any]]] = {}
+        """Each path seen (up to :data:`_PATHS_KEPT`): its endpoint (None: the app's) and path parameters.
+        Clients repeat the same few paths, and matching one walks a regular expression per route."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            path = scope["path"]
+    def _route(self, path: str) -> tuple[Any, dict[str, Any]]:
+        found = self._paths.get(path)
+        if found is None:
+            found = None, {}
             for regex, convertors, endpoint in self._posts:
                 match = regex.match(path)
                 if match is not None:
-                    if endpoint is None:
-                        break
-                    scope["path_params"] = {k: convertors[k].convert(v) for k, v in match.groupdict().items()}
-                    scope["app"] = self.app
-                    response = await endpoint(Request(scope, receive, send))
-                    await response(scope, receive, send)
-                    return
+                    found = endpoint, {k: convertors[k].convert(v) for k, v in match.groupdict().items()}
+                    break
+            if len(self._paths) >= _PATHS_KEPT:
+                self._paths.clear()
+            self._paths[path] = found
+        return found
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            endpoint, params = self._route(scope["path"])
+            if endpoint is not None:
+                scope["path_params"] = dict(params)
+                scope["app"] = self.app
+                response = await endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+_PATHS_KEPT = 1024
 
 
 async def _poll(dataplane: DataPlane) -> None:
