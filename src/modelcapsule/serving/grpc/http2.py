@@ -71,7 +71,7 @@ class Limits:
     preface_timeout: float = 10.0  # seconds for a new connection to send the client preface
 
 
-class ConnectionError_(Exception):
+class PeerError(Exception):
     """A connection error (RFC 9113 §5.4.1): the connection ends with GOAWAY carrying ``code``."""
 
     def __init__(self, code: int, reason: str) -> None:
@@ -266,10 +266,10 @@ class Connection(asyncio.Protocol):
             if not self.preface_seen:
                 if len(buffer) < len(PREFACE):
                     if not PREFACE.startswith(bytes(buffer)):
-                        raise ConnectionError_(PROTOCOL_ERROR, "this port speaks HTTP/2 (gRPC) only")
+                        raise PeerError(PROTOCOL_ERROR, "this port speaks HTTP/2 (gRPC) only")
                     return
                 if buffer[: len(PREFACE)] != PREFACE:
-                    raise ConnectionError_(PROTOCOL_ERROR, "this port speaks HTTP/2 (gRPC) only")
+                    raise PeerError(PROTOCOL_ERROR, "this port speaks HTTP/2 (gRPC) only")
                 del buffer[: len(PREFACE)]
                 self.preface_seen = True
                 if self.preface_timer is not None:
@@ -280,7 +280,7 @@ class Connection(asyncio.Protocol):
                 while end - pos >= 9:
                     length = int.from_bytes(buffer[pos : pos + 3], "big")
                     if length > max_frame:
-                        raise ConnectionError_(FRAME_SIZE_ERROR, f"a frame of {length} bytes (at most {max_frame})")
+                        raise PeerError(FRAME_SIZE_ERROR, f"a frame of {length} bytes (at most {max_frame})")
                     if end - pos < 9 + length:
                         break
                     kind, flags = buffer[pos + 3], buffer[pos + 4]
@@ -293,7 +293,7 @@ class Connection(asyncio.Protocol):
             finally:
                 del buffer[:pos]
             self._give_credit()
-        except ConnectionError_ as exc:
+        except PeerError as exc:
             self.abort(exc.code, str(exc))
             return
         self._flush()
@@ -302,14 +302,14 @@ class Connection(asyncio.Protocol):
 
     def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
         if self.open_block is not None and (kind != CONTINUATION or stream_id != self.open_block[0]):
-            raise ConnectionError_(PROTOCOL_ERROR, "a header block was interrupted by another frame")
+            raise PeerError(PROTOCOL_ERROR, "a header block was interrupted by another frame")
         if kind == DATA:
             self._data(flags, stream_id, payload)
         elif kind == HEADERS:
             self._headers(flags, stream_id, payload)
         elif kind == CONTINUATION:
             if self.open_block is None:
-                raise ConnectionError_(PROTOCOL_ERROR, "CONTINUATION without an open header block")
+                raise PeerError(PROTOCOL_ERROR, "CONTINUATION without an open header block")
             self._extend_block(payload)
             if flags & END_HEADERS:
                 sid, first_flags, block = self.open_block
@@ -319,54 +319,54 @@ class Connection(asyncio.Protocol):
             self._settings(flags, stream_id, payload)
         elif kind == PING:
             if stream_id:
-                raise ConnectionError_(PROTOCOL_ERROR, "PING on a stream")
+                raise PeerError(PROTOCOL_ERROR, "PING on a stream")
             if len(payload) != 8:
-                raise ConnectionError_(FRAME_SIZE_ERROR, "PING payload is not 8 bytes")
+                raise PeerError(FRAME_SIZE_ERROR, "PING payload is not 8 bytes")
             if not flags & ACK:
                 self.out.append(frame(PING, ACK, 0, payload))
         elif kind == WINDOW_UPDATE:
             self._window_update(stream_id, payload)
         elif kind == RST_STREAM:
             if not stream_id:
-                raise ConnectionError_(PROTOCOL_ERROR, "RST_STREAM on stream 0")
+                raise PeerError(PROTOCOL_ERROR, "RST_STREAM on stream 0")
             if len(payload) != 4:
-                raise ConnectionError_(FRAME_SIZE_ERROR, "RST_STREAM payload is not 4 bytes")
+                raise PeerError(FRAME_SIZE_ERROR, "RST_STREAM payload is not 4 bytes")
             if stream_id > self.last_stream:
-                raise ConnectionError_(PROTOCOL_ERROR, "RST_STREAM on an idle stream")
+                raise PeerError(PROTOCOL_ERROR, "RST_STREAM on an idle stream")
             stream = self.streams.pop(stream_id, None)
             if stream is not None:
                 self.blocked.pop(stream_id, None)
                 if not stream.answered:
                     self.client_resets += 1
                     if self.client_resets > _RESETS_TOLERATED and 2 * self.client_resets > self.opened:
-                        raise ConnectionError_(ENHANCE_YOUR_CALM, "most streams are reset before their answer")
+                        raise PeerError(ENHANCE_YOUR_CALM, "most streams are reset before their answer")
                 self._closed_early(stream)
         elif kind == GOAWAY:
             if stream_id:
-                raise ConnectionError_(PROTOCOL_ERROR, "GOAWAY on a stream")
+                raise PeerError(PROTOCOL_ERROR, "GOAWAY on a stream")
             self.going_away = True
             self._close_if_idle()
         elif kind == PRIORITY:
             if not stream_id:
-                raise ConnectionError_(PROTOCOL_ERROR, "PRIORITY on stream 0")
+                raise PeerError(PROTOCOL_ERROR, "PRIORITY on stream 0")
             if len(payload) != 5:
                 self._reset(stream_id, FRAME_SIZE_ERROR)
         elif kind == PUSH_PROMISE:
-            raise ConnectionError_(PROTOCOL_ERROR, "clients cannot push")
+            raise PeerError(PROTOCOL_ERROR, "clients cannot push")
         # other frame types are extensions: ignored (RFC 9113 §5.5)
 
     def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
         if not stream_id:
-            raise ConnectionError_(PROTOCOL_ERROR, "DATA on stream 0")
+            raise PeerError(PROTOCOL_ERROR, "DATA on stream 0")
         size = len(payload)
         self.recv_window -= size
         if self.recv_window < 0:
-            raise ConnectionError_(FLOW_CONTROL_ERROR, "DATA beyond the connection's flow-control window")
+            raise PeerError(FLOW_CONTROL_ERROR, "DATA beyond the connection's flow-control window")
         self.recv_credit += size
         stream = self.streams.get(stream_id)
         if stream is None:
             if stream_id > self.last_stream:
-                raise ConnectionError_(PROTOCOL_ERROR, "DATA on an idle stream")
+                raise PeerError(PROTOCOL_ERROR, "DATA on an idle stream")
             if stream_id not in self.reset_recently:
                 self._reset(stream_id, STREAM_CLOSED)
             return
@@ -375,7 +375,7 @@ class Connection(asyncio.Protocol):
             return
         stream.recv_credit += size
         if stream.recv_credit > self.limits.initial_window:
-            raise ConnectionError_(FLOW_CONTROL_ERROR, "DATA beyond the stream's flow-control window")
+            raise PeerError(FLOW_CONTROL_ERROR, "DATA beyond the stream's flow-control window")
         if stream.recv_credit >= self.limits.initial_window // 2 and not flags & END_STREAM:
             self.credit_due.add(stream)
         body = _unpad(flags, payload)
@@ -393,11 +393,11 @@ class Connection(asyncio.Protocol):
 
     def _headers(self, flags: int, stream_id: int, payload: bytes) -> None:
         if not stream_id:
-            raise ConnectionError_(PROTOCOL_ERROR, "HEADERS on stream 0")
+            raise PeerError(PROTOCOL_ERROR, "HEADERS on stream 0")
         block = _unpad(flags, payload)
         if flags & PRIORITY_FLAG:
             if len(block) < 5:
-                raise ConnectionError_(FRAME_SIZE_ERROR, "HEADERS too short for its priority fields")
+                raise PeerError(FRAME_SIZE_ERROR, "HEADERS too short for its priority fields")
             block = block[5:]
         if flags & END_HEADERS:
             self._header_block(flags, stream_id, block)
@@ -410,7 +410,7 @@ class Connection(asyncio.Protocol):
         block = self.open_block[2]
         block += payload
         if len(block) > self.limits.max_header_block:
-            raise ConnectionError_(ENHANCE_YOUR_CALM, f"a header block over {self.limits.max_header_block} bytes")
+            raise PeerError(ENHANCE_YOUR_CALM, f"a header block over {self.limits.max_header_block} bytes")
 
     def _header_block(self, flags: int, stream_id: int, block: bytes) -> None:
         headers, size = self._decode(block)
@@ -422,11 +422,11 @@ class Connection(asyncio.Protocol):
                 self._request_ended(stream)
             return
         if stream_id % 2 == 0:
-            raise ConnectionError_(PROTOCOL_ERROR, f"client stream {stream_id} has an even id")
+            raise PeerError(PROTOCOL_ERROR, f"client stream {stream_id} has an even id")
         if stream_id <= self.last_stream:
             if stream_id in self.reset_recently:
                 return
-            raise ConnectionError_(PROTOCOL_ERROR, f"stream {stream_id} was already used")
+            raise PeerError(PROTOCOL_ERROR, f"stream {stream_id} was already used")
         self.last_stream = stream_id
         self.opened += 1
         if self.going_away or len(self.streams) >= self.limits.max_concurrent_streams:
@@ -452,9 +452,9 @@ class Connection(asyncio.Protocol):
         try:
             fields = [(bytes(n), bytes(v)) for n, v in self.decoder.decode(block, raw=True)]
         except hpack.OversizedHeaderListError:
-            raise ConnectionError_(ENHANCE_YOUR_CALM, "a header list too large to decode") from None
+            raise PeerError(ENHANCE_YOUR_CALM, "a header list too large to decode") from None
         except hpack.HPACKError as exc:
-            raise ConnectionError_(COMPRESSION_ERROR, f"undecodable header block: {exc}") from None
+            raise PeerError(COMPRESSION_ERROR, f"undecodable header block: {exc}") from None
         decoded = _request_headers(fields), sum(len(n) + len(v) + 32 for n, v in fields)
         if _leaves_table(block):
             if len(self.decoded) >= 64:
@@ -473,28 +473,28 @@ class Connection(asyncio.Protocol):
 
     def _settings(self, flags: int, stream_id: int, payload: bytes) -> None:
         if stream_id:
-            raise ConnectionError_(PROTOCOL_ERROR, "SETTINGS on a stream")
+            raise PeerError(PROTOCOL_ERROR, "SETTINGS on a stream")
         if flags & ACK:
             if payload:
-                raise ConnectionError_(FRAME_SIZE_ERROR, "SETTINGS acknowledgement with a payload")
+                raise PeerError(FRAME_SIZE_ERROR, "SETTINGS acknowledgement with a payload")
             return
         if len(payload) % 6:
-            raise ConnectionError_(FRAME_SIZE_ERROR, "SETTINGS payload is not a multiple of 6 bytes")
+            raise PeerError(FRAME_SIZE_ERROR, "SETTINGS payload is not a multiple of 6 bytes")
         for i in range(0, len(payload), 6):
             key, value = struct.unpack_from(">HI", payload, i)
             if key == ENABLE_PUSH and value > 1:
-                raise ConnectionError_(PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH is neither 0 nor 1")
+                raise PeerError(PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH is neither 0 nor 1")
             if key == INITIAL_WINDOW_SIZE:
                 if value > MAX_WINDOW:
-                    raise ConnectionError_(FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1")
+                    raise PeerError(FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1")
                 delta, self.peer_initial_window = value - self.peer_initial_window, value
                 for stream in self.streams.values():
                     stream.send_window += delta
                     if stream.send_window > MAX_WINDOW:
-                        raise ConnectionError_(FLOW_CONTROL_ERROR, "a stream's send window over 2^31-1")
+                        raise PeerError(FLOW_CONTROL_ERROR, "a stream's send window over 2^31-1")
             elif key == MAX_FRAME_SIZE:
                 if not 16_384 <= value <= 16_777_215:
-                    raise ConnectionError_(PROTOCOL_ERROR, f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
+                    raise PeerError(PROTOCOL_ERROR, f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
                 self.peer_max_frame = value
             elif key == HEADER_TABLE_SIZE and value < self.peer_table_size:
                 # answers never use the dynamic table, but a smaller maximum must still be acknowledged by a
@@ -507,20 +507,20 @@ class Connection(asyncio.Protocol):
 
     def _window_update(self, stream_id: int, payload: bytes) -> None:
         if len(payload) != 4:
-            raise ConnectionError_(FRAME_SIZE_ERROR, "WINDOW_UPDATE payload is not 4 bytes")
+            raise PeerError(FRAME_SIZE_ERROR, "WINDOW_UPDATE payload is not 4 bytes")
         increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
         if not stream_id:
             if not increment:
-                raise ConnectionError_(PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection")
+                raise PeerError(PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection")
             self.send_window += increment
             if self.send_window > MAX_WINDOW:
-                raise ConnectionError_(FLOW_CONTROL_ERROR, "the connection's send window over 2^31-1")
+                raise PeerError(FLOW_CONTROL_ERROR, "the connection's send window over 2^31-1")
             self._send_blocked()
             return
         stream = self.streams.get(stream_id)
         if stream is None:
             if stream_id > self.last_stream:
-                raise ConnectionError_(PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream")
+                raise PeerError(PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream")
             return  # a closed stream: the update may have crossed our END_STREAM
         if not increment:
             self._reset_stream(stream, PROTOCOL_ERROR)
@@ -673,7 +673,7 @@ def _unpad(flags: int, payload: bytes) -> bytes:
     if not flags & PADDED:
         return payload
     if not payload or payload[0] >= len(payload):
-        raise ConnectionError_(PROTOCOL_ERROR, "padding longer than the frame")
+        raise PeerError(PROTOCOL_ERROR, "padding longer than the frame")
     return payload[1 : len(payload) - payload[0]]
 
 
