@@ -149,7 +149,7 @@ class GrpcCalls:
         try:
             if stream.oversized:
                 raise RpcError("RESOURCE_EXHAUSTED", f"the request is over the server's limit of {self.max_message} "
-                                                     "bytes; send less per call or raise --max-body-mb")
+                                                     "bytes; send less per call or raise --max-body-bytes")
             request = state.method.parse(self._message(b"".join(stream.body), state))
         except RpcError as exc:
             self._fail(conn, stream, exc)
@@ -225,7 +225,7 @@ class GrpcCalls:
             raise RpcError("INTERNAL", f"the compressed message does not inflate: {exc}") from None
         if len(plain) > self.max_message or inflater.unconsumed_tail:
             raise RpcError("RESOURCE_EXHAUSTED", f"the request inflates past the server's limit of {self.max_message} "
-                                                 "bytes; send less per call or raise --max-body-mb")
+                                                 "bytes; send less per call or raise --max-body-bytes")
         if not inflater.eof:
             raise RpcError("INTERNAL", "the compressed message is truncated")
         return plain
