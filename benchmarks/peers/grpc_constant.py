@@ -22,6 +22,20 @@ import struct
 import sys
 from typing import Any
 
+from modelcapsule.serving.grpc.http2 import (
+    ACK,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    HEADERS,
+    PING,
+    PREFACE,
+    SETTINGS,
+    WINDOW_UPDATE,
+    frame,
+    literal_field,
+)
+
 ANSWER_ROWS = 1
 
 
@@ -65,43 +79,26 @@ async def serve_aio(port: int) -> None:
     await server.wait_for_termination()
 
 
-# HTTP/2 (RFC 9113): frame types and flags used below
-DATA, HEADERS, SETTINGS, PING, WINDOW_UPDATE = 0x0, 0x1, 0x4, 0x6, 0x8
-END_STREAM, ACK, END_HEADERS = 0x1, 0x1, 0x4
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-
-def frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload))[1:] + bytes((kind, flags)) + struct.pack(">I", stream) + payload
-
-
-def literal(name: bytes, value: bytes) -> bytes:
-    """An HPACK literal header field without indexing, new name, no Huffman coding (RFC 7541 §6.2.2)."""
-    return b"\x00" + bytes((len(name),)) + name + bytes((len(value),)) + value
-
-
 _STATUS_200 = b"\x88"  # HPACK static table entry 8: ":status: 200"
-_RESPONSE_HEADERS = _STATUS_200 + literal(b"content-type", b"application/grpc")
-_TRAILERS = literal(b"grpc-status", b"0")
+_RESPONSE_HEADERS = _STATUS_200 + literal_field(b"content-type", b"application/grpc")
+_TRAILERS = literal_field(b"grpc-status", b"0")
 
 
-class FrameReader(asyncio.Protocol):
-    """The client preface, then whole HTTP/2 frames: each SETTINGS and PING is acknowledged here, every
-    other frame goes to :meth:`frame_received`; what both add to ``out`` is written in one call.
+class FramesProtocol(asyncio.Protocol):
+    """Answers every request stream that ends with DATA by the same three frames (see the module docstring):
+    after the client preface, whole frames; SETTINGS and PING acknowledged, everything a read asks for
+    written in one call."""
 
-    The frame loop of both benchmark endpoints that read HTTP/2 themselves (this module's constant and
-    :mod:`benchmarks.peers.grpc_loop_prototype`)."""
-
-    def __init__(self) -> None:
+    def __init__(self, message: bytes) -> None:
+        self.message = b"\0" + struct.pack(">I", len(message)) + message
         self.buffer = bytearray()
         self.preface_seen = False
         self.transport: Any = None
+        self.unacknowledged = 0
 
-    def frame_received(self, kind: int, flags: int, stream: int, payload: bytes, out: list[bytes]) -> None:
-        """One frame other than SETTINGS or PING."""
-
-    def frames_done(self, out: list[bytes]) -> None:
-        """After the frames one read brought (e.g. to give flow-control window back)."""
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write(frame(SETTINGS, 0, 0))
 
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
@@ -121,48 +118,21 @@ class FrameReader(asyncio.Protocol):
             stream = int.from_bytes(buffer[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
             payload = bytes(buffer[pos + 9 : pos + 9 + length])
             pos += 9 + length
-            if kind == SETTINGS:
+            if kind in (SETTINGS, PING):
                 if not flags & ACK:
-                    out.append(frame(SETTINGS, ACK, 0, b""))
-            elif kind == PING:
-                if not flags & ACK:
-                    out.append(frame(PING, ACK, 0, payload))
-            else:
-                self.frame_received(kind, flags, stream, payload, out)
+                    out.append(frame(kind, ACK, 0, payload if kind == PING else b""))
+            elif kind == DATA:
+                self.unacknowledged += len(payload)
+                if flags & END_STREAM:
+                    out += (frame(HEADERS, END_HEADERS, stream, _RESPONSE_HEADERS),
+                            frame(DATA, 0, stream, self.message),
+                            frame(HEADERS, END_HEADERS | END_STREAM, stream, _TRAILERS))  # fmt: skip
         del buffer[:pos]
-        self.frames_done(out)
-        if out:
-            self.transport.write(b"".join(out))
-
-
-class FramesProtocol(FrameReader):
-    """Answers every request stream that ends with DATA by the same three frames (see the module docstring)."""
-
-    def __init__(self, message: bytes) -> None:
-        super().__init__()
-        self.message = b"\0" + struct.pack(">I", len(message)) + message
-        self.unacknowledged = 0
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        transport.write(frame(SETTINGS, 0, 0, b""))
-
-    def frame_received(self, kind: int, flags: int, stream: int, payload: bytes, out: list[bytes]) -> None:
-        if kind != DATA:
-            return
-        self.unacknowledged += len(payload)
-        if flags & END_STREAM:
-            sid = struct.pack(">I", stream)
-            out += (struct.pack(">I", len(_RESPONSE_HEADERS))[1:] + bytes((HEADERS, END_HEADERS)) + sid
-                    + _RESPONSE_HEADERS,
-                    struct.pack(">I", len(self.message))[1:] + bytes((DATA, 0)) + sid + self.message,
-                    struct.pack(">I", len(_TRAILERS))[1:] + bytes((HEADERS, END_HEADERS | END_STREAM)) + sid
-                    + _TRAILERS)  # fmt: skip
-
-    def frames_done(self, out: list[bytes]) -> None:
         if self.unacknowledged > 16384:  # give the client's connection window back
             out.append(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", self.unacknowledged)))
             self.unacknowledged = 0
+        if out:
+            self.transport.write(b"".join(out))
 
 
 async def serve_frames(port: int) -> None:
