@@ -120,7 +120,9 @@ class InferenceFastLane:
         """Each path seen (up to :data:`_PATHS_KEPT`): its endpoint (None: the app's) and path parameters.
         Clients repeat the same few paths, and matching one walks a regular expression per route."""
 
-    def _route(self, path: str) -> tuple[Any, dict[str, Any]]:
+    def route(self, path: str) -> tuple[Any, dict[str, Any]]:
+        """The endpoint called directly for a POST to ``path`` (None: the app answers it) and its path
+        parameters, matched as the app's router matches them."""
         found = self._paths.get(path)
         if found is None:
             found = None, {}
@@ -136,7 +138,7 @@ class InferenceFastLane:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
-            endpoint, params = self._route(scope["path"])
+            endpoint, params = self.route(scope["path"])
             if endpoint is not None:
                 scope["path_params"] = dict(params)
                 scope["app"] = self.app

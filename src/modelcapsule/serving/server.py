@@ -134,15 +134,15 @@ def http_server(dataplane: DataPlane, settings: ServeSettings) -> uvicorn.Server
     stop it gracefully. Signal handlers are installed only when it runs in the main thread."""
     import uvicorn
 
+    from .http_direct import DirectHttpTools
     from .http_limits import guarded_protocol
-    from .http_writes import CoalescingHttpTools
 
     config = uvicorn.Config(
         create_app(dataplane),
         lifespan="on",
         access_log=False,
         log_level="warning",
-        http=guarded_protocol(settings.read_timeout) if settings.read_timeout > 0 else CoalescingHttpTools,
+        http=guarded_protocol(settings.read_timeout) if settings.read_timeout > 0 else DirectHttpTools,
         timeout_graceful_shutdown=int(GRACE_SECONDS),
         timeout_keep_alive=int(max(1, settings.keep_alive_seconds)),
         limit_concurrency=settings.max_connections,
