@@ -205,3 +205,17 @@ def test_graph_with_custom_operators_is_refused(tmp_path: Path) -> None:
     onnx.save_model(model, tmp_path / "custom.onnx")
     with pytest.raises(mc.CapsuleFormatError, match="com.attacker"):
         mc.load(tmp_path / "custom.onnx")
+
+
+@pytest.mark.parametrize("omp, threads", [("1", 1), ("3", 3), (None, 0), ("many", 0)])
+def test_sessions_run_on_the_threads_omp_num_threads_allows(monkeypatch: pytest.MonkeyPatch, pipeline: object,
+                                                           omp: str | None, threads: int) -> None:
+    # capsule serve sets OMP_NUM_THREADS to --threads; unset (or not a count), onnxruntime picks (0)
+    from modelcapsule.frameworks.onnx import make_session
+
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    session = make_session(graph(pipeline).SerializeToString())
+    assert session.get_session_options().intra_op_num_threads == threads
