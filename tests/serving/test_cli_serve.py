@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -12,9 +13,12 @@ import numpy as np
 import orjson
 import pytest
 import requests
+from click.testing import CliRunner
 from sklearn.neighbors import KNeighborsClassifier
 
 import modelcapsule as mc
+from modelcapsule.cli import cli
+from modelcapsule.core.threads import NUMERIC_THREAD_VARIABLES
 
 from .conftest import Models, start_server
 
@@ -148,3 +152,15 @@ def test_shutdown_drains_in_flight_requests(
     split = int(answers[0].headers["Inference-Header-Content-Length"])
     predicted = np.frombuffer(answers[0].content[split:], dtype="<i8")
     np.testing.assert_array_equal(predicted, slow_capsule[1].predict(rows))
+
+
+def test_serve_says_how_many_numeric_threads_before_anything_loads_numpy(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    # the variables are set first thing, so even a command that fails at once has them; the user's own stay
+    for variable in NUMERIC_THREAD_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "4")
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path / "missing.capsule"), "--threads", "2"])
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert (os.environ["OMP_NUM_THREADS"], os.environ["OPENBLAS_NUM_THREADS"], os.environ["MKL_NUM_THREADS"]) == (
+        "2", "2", "4")

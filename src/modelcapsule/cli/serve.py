@@ -263,6 +263,9 @@ def command(
 
     A registry model is served with every version addressable and its aliases as labels; its unversioned
     routes follow ALIAS (else the newest version) and move when the alias moves."""
+    from ..core.threads import default_numeric_threads
+
+    default_numeric_threads(threads)  # before numpy loads: its BLAS then starts no pool (core/threads.py)
     from ..serving import ServerOptions, ServeSettings, serve
     from ..serving.dataplane import DataPlane
     from ..serving.registry_models import is_registry_uri

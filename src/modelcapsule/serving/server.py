@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import logging
-import os
 import signal
 import socket
 import sys
@@ -23,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.threads import default_numeric_threads
 from .app import create_app
 from .config import ServerOptions
 from .dataplane import DataPlane
@@ -77,9 +77,9 @@ def configure_logging(access_log: bool) -> None:
 
 
 def limit_numeric_threads(threads: int) -> None:
-    """Cap BLAS/OpenMP threads in this process (workers × threads should not exceed the cores)."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, str(threads))
+    """Cap BLAS/OpenMP threads in this process (workers × threads should not exceed the cores): the
+    libraries loaded later through their variables, those already loaded through ``threadpoolctl``."""
+    default_numeric_threads(threads)
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
