@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from modelcapsule.core.extensions import Registry
+from modelcapsule.core.extensions import Registry, entry_point_values
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,29 @@ def test_first_finds_a_wanted_built_in_without_the_plugin_scan_and_a_plugin_afte
     assert registry.names() == ["general", "special"]
     for module in ("first_builtin", "first_plugin"):
         sys.modules.pop(module, None)
+
+
+def test_the_entry_point_scan_lists_what_importlib_metadata_lists_for_every_installed_group() -> None:
+    from importlib.metadata import distributions, entry_points
+
+    groups = {ep.group for dist in distributions() for ep in dist.entry_points}
+    assert "console_scripts" in groups  # the environment has entry points to compare
+    for group in sorted(groups | {"modelcapsule.formats", "no.such.group"}):
+        assert entry_point_values(group) == [ep.value for ep in entry_points(group=group)], group
+
+
+def test_the_entry_point_scan_reads_only_its_section_and_the_first_distribution_of_a_name(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, shadowed, legacy = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for folder, info, text in (
+            (first, "my_plugin-2.0.dist-info", "# a comment\n[other]\nx = no\n[mc.tests.scan]\n one = first.mod \n"),
+            (shadowed, "My.Plugin-1.0.dist-info", "[mc.tests.scan]\none = shadowed.mod\n"),
+            (legacy, "old_plugin.egg-info", "[mc.tests.scan]\ntwo = legacy.mod\n")):
+        (folder / info).mkdir(parents=True)
+        (folder / info / "entry_points.txt").write_text(text)
+    for folder in (legacy, shadowed, first):
+        monkeypatch.syspath_prepend(str(folder))
+    assert entry_point_values("mc.tests.scan") == ["first.mod", "legacy.mod"]
+    from importlib.metadata import entry_points
+
+    assert [ep.value for ep in entry_points(group="mc.tests.scan")] == ["first.mod", "legacy.mod"]

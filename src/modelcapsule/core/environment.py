@@ -13,7 +13,6 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,8 @@ ALWAYS_RECORDED = ("numpy", "scipy", "joblib")
 
 @cache
 def _module_to_dists() -> Mapping[str, list[str]]:
+    from importlib import metadata
+
     return metadata.packages_distributions()
 
 
@@ -64,6 +65,8 @@ def installed_version(dist: str) -> str | None:
     found = _dist_infos().get(_canonical(dist))
     if found is not None:
         return found[0]
+    from importlib import metadata  # ~10 ms of imports, which loading a capsule mostly does without
+
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -85,6 +88,8 @@ def distributions_for_modules(modules: Iterable[str]) -> list[str]:
 
 def _requirement_closure(roots: Iterable[str]) -> dict[str, str]:
     """Installed versions of ``roots`` and everything they require (extras and markers evaluated)."""
+    from importlib import metadata
+
     from packaging.requirements import InvalidRequirement, Requirement
 
     seen: dict[str, str] = {}
