@@ -1,14 +1,15 @@
-"""Server CPU per request of ``capsule serve``'s V2 REST route: the figure to trust on a shared, noisy machine.
+"""Server CPU per request of ``capsule serve``'s inference routes: the figure to trust on a shared, noisy machine.
 
     python -m benchmarks.serving.cpu_per_request                      # flat and onnx, 3 rounds of 5 s
     python -m benchmarks.serving.cpu_per_request --runtimes onnx --rounds 5
+    python -m benchmarks.serving.cpu_per_request --route plain        # POST /predict instead of V2 REST
     python -m benchmarks.serving.cpu_per_request --src before=/tmp/old/src --src after=src   # A/B two trees
 
 On demand only (not part of ``python -m benchmarks.serving``). Requests per second move with whatever else
 runs on the machine; the CPU the server spends per request much less so. For each source tree (``--src``,
 default this checkout's ``src``) and each runtime (``flat``, the default stored flat trees, and ``onnx``)
 it starts ``capsule serve`` on the serving benchmark's 100-tree forest (``benchmarks.serving.core``: the
-same capsules, the same 1-row V2 body, the same ``--batch-size 32 --batch-wait-ms 2 --no-access-log
+same capsules, the same 1-row V2 body (or the plain recipe's with ``--route plain``), the same ``--batch-size 32 --batch-wait-ms 2 --no-access-log
 --no-grpc --workers 1``), and the HTTP floor (Starlette answering a constant on uvicorn + httptools +
 uvloop) unless ``--no-floor``. All servers run at once and every round measures each one in turn, so the
 machine's load weighs on all of them alike and two source trees are compared in the same minutes.
@@ -42,8 +43,10 @@ from benchmarks.serving.core import (
     WORK,
     Endpoint,
     Spec,
+    body_plain,
     body_v2,
     check_answer,
+    first_plain,
     first_v2,
     floor_spec,
     free_port,
@@ -57,6 +60,8 @@ __all__ = ["Point", "main"]
 
 MODEL = "forest"
 PATH = f"/v2/models/{MODEL}/infer"
+ROUTES = {"v2": (PATH, body_v2, first_v2), "plain": ("/predict", body_plain, first_plain)}
+"""``--route``: the inference route measured, its request body and how its answer is read."""
 
 
 @dataclass(frozen=True)
@@ -139,23 +144,24 @@ def render(results: dict[str, list[Point]], args: argparse.Namespace, load: tupl
 def run(args: argparse.Namespace) -> str:
     load_before = os.getloadavg()[0]
     paths, row, expected = capsules(args.rebuild)
-    body = WORK / "bodies" / "cpu-per-request-v2-1.json"
+    route, encode, first = ROUTES[args.route]
+    body = WORK / "bodies" / f"cpu-per-request-{args.route}-1.json"
     body.parent.mkdir(parents=True, exist_ok=True)
-    body.write_bytes(body_v2([row]))
+    body.write_bytes(encode([row]))
     sources = dict(args.src) if args.src else {"this checkout": ROOT / "src"}
     specs: list[tuple[Spec, str]] = []
     for src_label, src in sources.items():
         for runtime in args.runtimes.split(","):
             label = f"capsule serve --runtime {runtime}" + (f" [{src_label}]" if len(sources) > 1 else "")
-            specs.append((capsule_spec(label, Path(src), paths[runtime], runtime), PATH))
+            specs.append((capsule_spec(label, Path(src), paths[runtime], runtime), route))
     if args.floor:
         specs.append((floor_spec(FLOOR), "/predict"))
     results: dict[str, list[Point]] = {}
     with contextlib.ExitStack() as stack:
         servers = [(stack.enter_context(running(spec)), path) for spec, path in specs]
         for server, path in servers:
-            if path == PATH:  # a wrong server is not measured
-                check_answer(Endpoint(server.spec.label, server.spec.port, path, body_v2, first_v2), [row], expected)
+            if path == route:  # a wrong server is not measured
+                check_answer(Endpoint(server.spec.label, server.spec.port, path, encode, first), [row], expected)
         for round_ in range(args.rounds):
             for server, path in servers:
                 point = measure(server.spec.port, server.process.pid, path, body, args.concurrency, args.seconds)
@@ -179,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--route", choices=sorted(ROUTES), default="v2",
+                        help="the V2 REST route (default) or the plain /predict recipe")
     parser.add_argument("--no-floor", dest="floor", action="store_false", help="do not measure the HTTP floor")
     parser.add_argument("--rebuild", action="store_true", help="train and save the capsules again")
     args = parser.parse_args(argv)

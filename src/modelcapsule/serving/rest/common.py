@@ -212,6 +212,8 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
 def model_param(request: Request) -> str | None:
     """The model a route without one in its path is asked for: ``?model=NAME`` (given once, not empty),
     or None for the only served model."""
+    if not request.scope["query_string"]:  # the usual case: no query, and no query mapping to build
+        return None
     values = request.query_params.getlist("model")
     if not values:
         return None
