@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client as http_client
 import json
 import os
 import shutil
@@ -238,7 +239,7 @@ def ready_get(path: str) -> Callable[[int], bool]:
     def ready(port: int) -> bool:
         try:
             return http(port, path, timeout=2)[0] == 200
-        except OSError:
+        except (OSError, http_client.HTTPException):  # not listening yet, or something else answers there
             return False
 
     return ready
@@ -248,7 +249,7 @@ def ready_post(path: str, body: bytes) -> Callable[[int], bool]:
     def ready(port: int) -> bool:
         try:
             return http(port, path, body, timeout=10)[0] == 200
-        except OSError:
+        except (OSError, http_client.HTTPException):  # not listening yet, or something else answers there
             return False
 
     return ready

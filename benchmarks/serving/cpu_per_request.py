@@ -9,10 +9,11 @@ On demand only (not part of ``python -m benchmarks.serving``). Requests per seco
 runs on the machine; the CPU the server spends per request much less so. For each source tree (``--src``,
 default this checkout's ``src``) and each runtime (``flat``, the default stored flat trees, and ``onnx``)
 it starts ``capsule serve`` on the serving benchmark's 100-tree forest (``benchmarks.serving.core``: the
-same capsules, the same 1-row V2 body (or the plain recipe's with ``--route plain``), the same ``--batch-size 32 --batch-wait-ms 2 --no-access-log
---no-grpc --workers 1``), and the HTTP floor (Starlette answering a constant on uvicorn + httptools +
-uvloop) unless ``--no-floor``. All servers run at once and every round measures each one in turn, so the
-machine's load weighs on all of them alike and two source trees are compared in the same minutes.
+same capsules, the same 1-row V2 body (or the plain recipe's with ``--route plain``), the same
+``--batch-size 32 --batch-wait-ms 2 --no-access-log --no-grpc --workers 1``), and the HTTP floor
+(Starlette answering a constant on uvicorn + httptools + uvloop) unless ``--no-floor``. All servers run
+at once and every round measures each one in turn, so the machine's load weighs on all of them alike
+and two source trees are compared in the same minutes.
 
 One point: ``wrk -t1 -c16`` for 1 s of warm-up, then ``--seconds`` measured; the server process's
 utime + stime (all its threads, ``/proc/PID/stat``) before and after, divided by the requests wrk

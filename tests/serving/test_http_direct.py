@@ -123,3 +123,11 @@ def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout(se
         began = time.monotonic()
         assert sock.recv(65536) == b""
         assert KEEP_ALIVE * 0.8 <= time.monotonic() - began <= KEEP_ALIVE + 5
+
+
+def test_a_request_id_that_could_not_be_echoed_is_refused_before_any_endpoint_runs(server: Server) -> None:
+    # control characters never reach the answer's headers: the parser answers 400, on either path
+    for extra in ("X-Nothing: 1", "X-Forwarded-For: 10.0.0.1"):
+        [answer], sock = exchange(server, post("/predict", BODY, extra).replace(b"fixed-id", b"fixed\x01id"))
+        sock.close()
+        assert answer.startswith(b"HTTP/1.1 400 ") and b"x-request-id" not in answer

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from uvicorn.config import Config
 from uvicorn.protocols.http import httptools_impl
-from uvicorn.protocols.http.httptools_impl import HEADER_VALUE_RE, STATUS_LINE, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE, STATUS_LINE, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from .app import InferenceFastLane
@@ -47,6 +47,11 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 _CYCLE_ARGUMENTS = ("scope", "transport", "flow", "logger", "access_logger", "access_log", "default_headers",
                     "message_event", "expect_100_continue", "keep_alive", "on_response")
+
+
+_LEFT_TO_SEND = (b"connection", b"transfer-encoding")
+"""Answer headers that change how uvicorn frames the answer or the connection: such answers go through
+its ``send``."""
 
 
 def supported() -> bool:
@@ -95,8 +100,8 @@ class DirectCycle(RequestResponseCycle):
             name = raw_name.lower()
             if name == b"content-length":
                 length = value
-            elif name in (b"connection", b"transfer-encoding") or HEADER_VALUE_RE.search(value):
-                return False
+            elif name in _LEFT_TO_SEND or HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
+                return False  # uvicorn's send handles these (and refuses a header it would not write)
             parts += (name, b": ", value, b"\r\n")
         if length is None or length != b"%d" % len(body):
             return False
