@@ -7,8 +7,8 @@ enough of them fill every slot. This protocol (uvicorn's httptools protocol with
 inference POSTs itself, :mod:`.http_direct`, and writing each answer with one send, :mod:`.http_writes`)
 starts a timer when a connection opens and when a request's first byte arrives, stops it when the
 request is complete, and when it fires answers ``408 Request Timeout`` (if no answer has started) and
-closes the connection. The handler waiting for that body sees
-the client go away and is never given a model call.
+closes the connection. The handler waiting for that body sees the client go away and is never given a
+model call.
 """
 
 from __future__ import annotations
