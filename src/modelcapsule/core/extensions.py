@@ -26,7 +26,7 @@ T = TypeVar("T")
 def entry_point_values(group: str) -> list[str]:
     """The values of entry-point group ``group``, as ``importlib.metadata.entry_points(group=...)`` lists them.
 
-    The installed distributions' ``*.dist-info`` (then ``*.egg-info``) folders are read from each
+    The installed distributions' ``*.dist-info`` and ``*.egg-info`` folders are read from each
     ``sys.path`` directory in listing order, the first distribution of a name wins, and each one's
     ``entry_points.txt`` is read only when it mentions the group: what ``importlib.metadata`` does for
     distributions installed as folders, without its imports (csv, email, zipfile: ~11 ms) or its parsing
@@ -42,8 +42,9 @@ def entry_point_values(group: str) -> list[str]:
             names = os.listdir(entry or ".")
         except OSError:
             continue
-        infos = [n for n in names if n.endswith(".dist-info")] + [n for n in names if n.endswith(".egg-info")]
-        for name in infos:
+        for name in names:
+            if not name.lower().endswith((".dist-info", ".egg-info")):
+                continue
             dist = _normalized(name.rsplit(".", 1)[0].partition("-")[0])
             if dist in seen:
                 continue
