@@ -11,15 +11,15 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..errors import PackageDrift
 
-__all__ = ["capture_environment", "compare_environment", "distributions_for_modules", "installed_distribution",
-           "installed_version"]
+__all__ = ["capture_environment", "compare_environment", "distribution_folders", "distributions_for_modules",
+           "installed_distribution", "installed_version"]
 
 ALWAYS_RECORDED = ("numpy", "scipy", "joblib")
 
@@ -41,17 +41,27 @@ def _dist_infos() -> dict[str, tuple[str, str]]:
     ``sys.path``, first one wins (as for imports). Reading folder names takes a millisecond where
     ``importlib.metadata`` takes ten per package, and load calls this for every package the manifest lists."""
     found: dict[str, tuple[str, str]] = {}
+    for folder, name in distribution_folders():
+        if name.endswith(".dist-info"):
+            dist, _, version = name.removesuffix(".dist-info").partition("-")
+            if version:
+                found.setdefault(_canonical(dist), (version, os.path.join(folder, name)))
+    return found
+
+
+def distribution_folders() -> Iterator[tuple[str, str]]:
+    """``(directory, folder name)`` of every ``*.dist-info`` and ``*.egg-info`` folder on ``sys.path``, in
+    path order and each directory's listing order: the order ``importlib.metadata`` finds installed
+    distributions in (those inside zip files aside)."""
     for entry in sys.path:
+        directory = entry or "."
         try:
-            names = os.listdir(entry or ".")
+            names = os.listdir(directory)
         except OSError:
             continue
         for name in names:
-            if name.endswith(".dist-info"):
-                dist, _, version = name.removesuffix(".dist-info").partition("-")
-                if version:
-                    found.setdefault(_canonical(dist), (version, os.path.join(entry or ".", name)))
-    return found
+            if name.lower().endswith((".dist-info", ".egg-info")):
+                yield directory, name
 
 
 def installed_distribution(dist: str) -> tuple[str, Path] | None:
