@@ -108,8 +108,8 @@ def cold_start(make: Callable[[], tuple[Spec, Endpoint]], rows: list[list[float]
                 label = spec.label
                 try:
                     with running(spec) as server:
-                        seconds.append(server.startup_s)
                         check_answer(endpoint, rows, expected)
+                        seconds.append(server.startup_s)  # counted once the answer is right
                         pid = server.process.pid
                         rss = rss_bytes(pid) / MIB
                         pss = sum(pss_bytes(p) for p in process_tree(pid)) / MIB
