@@ -127,18 +127,23 @@ def test_a_fast_model_is_called_on_the_loop_and_a_slow_or_waiting_one_on_the_exe
     to a thread); one that sleeps costs no CPU but is judged by its elapsed time too, and stays on the
     executor, as does every call when the budget is 0."""
 
-    async def calls(call: Recorder, inline_seconds: float | None = None) -> None:
+    loop_thread = threading.current_thread().name  # asyncio.run's loop runs on this thread
+
+    async def calls(call: Recorder, inline_seconds: float | None = None, most: int = 30) -> None:
         kw = {} if inline_seconds is None else {"inline_seconds": inline_seconds}
         batcher = Batcher(call, pool, max_batch_size=32, max_wait=0.0, **kw)  # type: ignore[arg-type]
-        for i in range(30):  # the first calls, on the executor, time the model
-            result = await batcher.submit({"input": X[i : i + 1]}, ("predict",))
-            np.testing.assert_array_equal(result["predict"], MODEL.predict(X[i : i + 1]))
+        for i in range(most):  # the first calls, on the executor, time the model
+            result = await batcher.submit({"input": X[i % len(X) : i % len(X) + 1]}, ("predict",))
+            np.testing.assert_array_equal(result["predict"], MODEL.predict(X[i % len(X) : i % len(X) + 1]))
+            if i >= 30 and loop_thread in call.threads:
+                return
 
     fast, sleeping, never = Recorder(), Recorder(delay=0.01), Recorder()
-    asyncio.run(calls(fast))
+    # a busy machine (other processes on the cores) slows some timed calls: the estimate, an average,
+    # comes down within a few more calls
+    asyncio.run(calls(fast, most=300))
     asyncio.run(calls(sleeping))
     asyncio.run(calls(never, inline_seconds=0.0))
-    loop_thread = threading.current_thread().name  # asyncio.run's loop runs on this thread
     assert loop_thread in fast.threads and any(t.startswith("capsule-predict") for t in fast.threads)
     assert loop_thread not in sleeping.threads
     assert loop_thread not in never.threads
