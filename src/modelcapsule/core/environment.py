@@ -41,18 +41,18 @@ def _dist_infos() -> dict[str, tuple[str, str]]:
     ``sys.path``, first one wins (as for imports). Reading folder names takes a millisecond where
     ``importlib.metadata`` takes ten per package, and load calls this for every package the manifest lists."""
     found: dict[str, tuple[str, str]] = {}
-    for folder, name in distribution_folders():
+    for folder, name, dist in distribution_folders():
         if name.endswith(".dist-info"):
-            dist, _, version = name.removesuffix(".dist-info").partition("-")
+            version = name.removesuffix(".dist-info").partition("-")[2]
             if version:
-                found.setdefault(_canonical(dist), (version, os.path.join(folder, name)))
+                found.setdefault(dist, (version, os.path.join(folder, name)))
     return found
 
 
-def distribution_folders() -> Iterator[tuple[str, str]]:
-    """``(directory, folder name)`` of every ``*.dist-info`` and ``*.egg-info`` folder on ``sys.path``, in
-    path order and each directory's listing order: the order ``importlib.metadata`` finds installed
-    distributions in (those inside zip files aside)."""
+def distribution_folders() -> Iterator[tuple[str, str, str]]:
+    """``(directory, folder name, canonical distribution name)`` of every ``*.dist-info`` and
+    ``*.egg-info`` folder on ``sys.path``, in path order and each directory's listing order: the order
+    ``importlib.metadata`` finds installed distributions in (those inside zip files aside)."""
     for entry in sys.path:
         directory = entry or "."
         try:
@@ -61,7 +61,7 @@ def distribution_folders() -> Iterator[tuple[str, str]]:
             continue
         for name in names:
             if name.lower().endswith((".dist-info", ".egg-info")):
-                yield directory, name
+                yield directory, name, _canonical(name.rsplit(".", 1)[0].partition("-")[0])
 
 
 def installed_distribution(dist: str) -> tuple[str, Path] | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, TypeVar
 
@@ -38,8 +37,7 @@ def entry_point_values(group: str) -> list[str]:
     values: list[str] = []
     seen: set[str] = set()
     header = f"[{group}]"
-    for directory, name in distribution_folders():
-        dist = _normalized(name.rsplit(".", 1)[0].partition("-")[0])
+    for directory, name, dist in distribution_folders():
         if dist in seen:
             continue
         seen.add(dist)
@@ -51,10 +49,6 @@ def entry_point_values(group: str) -> list[str]:
         if header in text:
             values.extend(_section_values(text, group))
     return values
-
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
 
 
 def _section_values(text: str, group: str) -> list[str]:
