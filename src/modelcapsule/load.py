@@ -15,7 +15,7 @@ import struct
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -191,32 +191,26 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
 
         check_signature(reader, public_key)
     if without_model:
-        if not checks.hashes_on_record():
-            reader.check_hashes()
-            checks.record("hashes")
         python = lambda: load_capsule(reader.path, trusted=options.policy, on_mismatch=on_mismatch,  # noqa: E731
                                       verify=verify, public_key=public_key, device=options.device,
                                       limits=options.limits).predictor  # only for outputs the runtime lacks
         predictor: Predictor
-        if runtime == "onnx":
-            from .onnx.runtime import onnx_only_predictor
+        with _Hashing(reader, checks, public_key) as hashing:
+            try:
+                if runtime == "onnx":
+                    from .onnx.runtime import onnx_only_predictor
 
-            predictor = onnx_only_predictor(reader, manifest, options, verify=verify, python=python)
-        else:
-            from .frameworks.tree_capsule import stored_tree_predictor
+                    predictor = onnx_only_predictor(reader, manifest, options, verify=verify, python=python)
+                else:
+                    from .frameworks.tree_capsule import stored_tree_predictor
 
-            predictor = stored_tree_predictor(reader, manifest, options.limits, verify=verify, python=python)
+                    predictor = stored_tree_predictor(reader, manifest, options.limits, verify=verify, python=python)
+            except CapsuleError as exc:
+                hashing.raise_if_altered(exc)
+                raise
+            hashing.verdict()
         return LoadedCapsule(None, manifest, predictor, reader.path)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capsule-hash")
-    try:
-        if checks.hashes_on_record():
-            hashed = None
-        elif public_key is not None:
-            reader.check_hashes()
-            checks.record("hashes")
-            hashed = None
-        else:
-            hashed = reader.check_hashes_async(pool)
+    with _Hashing(reader, checks, public_key) as hashing:
         drifts = environment.compare_environment(manifest.environment)
         if on_mismatch == "error":
             _apply_drift_policy(drifts, on_mismatch)
@@ -224,16 +218,10 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
         try:
             model, folded = construct(fmt, reader, dict(manifest.format), options, what)
         except CapsuleError as exc:
-            if hashed is not None:  # a payload that was altered is reported as such, whatever broke first
-                hashed_error = hashed.exception()
-                if hashed_error is not None:
-                    raise hashed_error from exc
+            hashing.raise_if_altered(exc)
             raise
         framework = framework_of(model, manifest)
-        # The golden sample runs while the hash thread may still be hashing: the model was built under every
-        # check whatever its bytes say (a crafted capsule carries matching hashes anyway), its inputs are held
-        # to the signature, and nothing leaves this function before the hashes' verdict, which is raised
-        # first. Overlapping the two took ~40 ms off a 300-tree forest's first load.
+        # The golden sample runs while the hash thread may still be hashing (see _Hashing).
         run_sample = bool(verify and manifest.sample and not checks.passed("sample"))
         sample_error: CapsuleError | None = None
         if run_sample:
@@ -241,11 +229,7 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
                 _check_sample(reader, manifest, framework, model)
             except CapsuleError as exc:
                 sample_error = exc
-        if hashed is not None:
-            hashed.result()
-            checks.record("hashes")
-    finally:
-        pool.shutdown(wait=True)
+        hashing.verdict()
     drifts += [d for d in folded if d.name not in {x.name for x in drifts}]
     _apply_drift_policy(drifts, on_mismatch)
     if sample_error is not None:
@@ -258,6 +242,51 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
     if runtime != "python":
         predictor = _runtime_predictor(reader, manifest, predictor, runtime, options)
     return LoadedCapsule(model, manifest, predictor, reader.path, list(drifts))
+
+
+class _Hashing:
+    """Every member's hash checked on a second thread while the payload is parsed and run.
+
+    The model is built under every check whatever its bytes say (a crafted capsule carries matching
+    hashes anyway), the golden sample's inputs are held to the signature, and nothing leaves the load
+    before :meth:`verdict`, which raises first. Overlapping the two took ~40 ms off a 300-tree forest's
+    first load, and the hashing of the members an ONNX or stored-tree load does not read (the Python
+    payload, ~8 MiB of a 100-tree forest's capsule) off its start. A signed capsule's members are hashed
+    before anything is parsed, and a hash check on record (the opt-in mapped path) is not repeated."""
+
+    def __init__(self, reader: CapsuleReader, checks: _PassedChecks, public_key: Any) -> None:
+        self._checks = checks
+        self._pool: ThreadPoolExecutor | None = None
+        self._hashed: Future[None] | None = None
+        if checks.hashes_on_record():
+            return
+        if public_key is not None:
+            reader.check_hashes()
+            checks.record("hashes")
+            return
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="capsule-hash")
+        self._hashed = reader.check_hashes_async(self._pool)
+
+    def __enter__(self) -> _Hashing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def raise_if_altered(self, exc: CapsuleError) -> None:
+        """A payload that was altered is reported as such, whatever broke first."""
+        if self._hashed is not None:
+            altered = self._hashed.exception()
+            if altered is not None:
+                raise altered from exc
+
+    def verdict(self) -> None:
+        """Wait for the hashes; raise :class:`~modelcapsule.errors.IntegrityError` for an altered member."""
+        if self._hashed is not None:
+            self._hashed.result()
+            self._checks.record("hashes")
+            self._hashed = None
 
 
 class _PassedChecks:
