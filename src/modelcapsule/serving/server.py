@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.threads import default_numeric_threads
+from ..core.threads import default_numeric_threads, limited_before_load
 from .app import create_app
 from .config import ServerOptions
 from .dataplane import DataPlane
@@ -80,6 +80,8 @@ def limit_numeric_threads(threads: int) -> None:
     """Cap BLAS/OpenMP threads in this process (workers × threads should not exceed the cores): the
     libraries loaded later through their variables, those already loaded through ``threadpoolctl``."""
     default_numeric_threads(threads)
+    if limited_before_load(threads):  # the pools were never larger (core/threads.py)
+        return
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
