@@ -3,7 +3,10 @@
 Each server is started fresh as users run it, gRPC on (the ONNX capsule also with ``--no-grpc``); the
 OS page cache is warm (the model file and the packages were read before, as on any machine that
 restarts a service), and a 1-row prediction request is sent every 5 ms from the moment the process
-is spawned; the time of the first correct answer is the cold start.
+is spawned; the time of the first correct answer is the cold start. Each start waits for an idle
+machine first (:func:`wait_until_idle`): the servers of the load points before it, peers' included,
+can leave processes behind that are still exiting (Ray's daemons, worker pools), and a start measured
+against them measures them.
 Then, still before any load: the resident memory of the server's main process (``VmRSS``), the total
 PSS of its process tree, and whether scikit-learn and SciPy are in the process (their extension
 modules in ``/proc/PID/maps``: deterministic, unlike the times).
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import compileall
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +66,8 @@ class ColdStart:
     sklearn: bool
     scipy: bool
     error: str | None = None
+    busy: float = 0.0
+    """The busiest the machine was (share of all cores) in the second before any of the starts."""
     retried: int = 0
     """Starts that failed (say, their port was taken before they bound it) and were made again."""
 
@@ -88,6 +94,30 @@ def maps_mention(pid: int, needle: str) -> bool:
     return False
 
 
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from ``/proc/stat``."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+IDLE_BUSY = 0.10
+"""A machine at most this busy (share of all cores, over one second) counts as idle for a cold start."""
+
+
+def wait_until_idle(limit_s: float = 30.0) -> float:
+    """Wait until one second passes with the machine at most :data:`IDLE_BUSY` busy (at most ``limit_s``);
+    return the busy share of that last second, which the table reports."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        busy0, total0 = cpu_times()
+        time.sleep(1.0)
+        busy1, total1 = cpu_times()
+        busy = (busy1 - busy0) / max(1, total1 - total0)
+        if busy <= IDLE_BUSY or time.monotonic() > deadline:
+            return busy
+
+
 def compile_bytecode() -> None:
     """Compile ``src/modelcapsule`` to ``__pycache__`` as an installed package has it (see module doc)."""
     compileall.compile_dir(ROOT / "src" / "modelcapsule", quiet=1)
@@ -101,9 +131,11 @@ def cold_start(make: Callable[[], tuple[Spec, Endpoint]], rows: list[list[float]
     rss = pss = 0.0
     sklearn = scipy = False
     retried = 0
+    busy = 0.0
     try:
         for _ in range(repeats):
             for attempt in (1, 2):
+                busy = max(busy, wait_until_idle())
                 spec, endpoint = make()
                 label = spec.label
                 try:
@@ -122,23 +154,23 @@ def cold_start(make: Callable[[], tuple[Spec, Endpoint]], rows: list[list[float]
                         raise
                     retried += 1
     except (RuntimeError, OSError) as exc:
-        return ColdStart(label, seconds, rss, pss, sklearn, scipy, str(exc).splitlines()[0][:200])
-    return ColdStart(label, seconds, rss, pss, sklearn, scipy, retried=retried)
+        return ColdStart(label, seconds, rss, pss, sklearn, scipy, str(exc).splitlines()[0][:200], busy)
+    return ColdStart(label, seconds, rss, pss, sklearn, scipy, busy=busy, retried=retried)
 
 
 def render_cold_starts(results: list[ColdStart]) -> str:
     lines = ["| server | process start → first answered prediction, s (each start) | main process RSS, MiB "
-             "| PSS of all its processes, MiB | scikit-learn / SciPy loaded |",
-             "|---|---|---|---|---|"]
+             "| PSS of all its processes, MiB | scikit-learn / SciPy loaded | machine busy before a start |",
+             "|---|---|---|---|---|---|"]
     for r in results:
         if r.error is not None:
-            lines.append(f"| {r.label} | failed: {r.error} | – | – | – |")
+            lines.append(f"| {r.label} | failed: {r.error} | – | – | – | {r.busy:.0%} |")
             continue
         times = ", ".join(f"{s:.2f}" for s in r.seconds)
         if r.retried:
             times += f"; {r.retried} failed start(s) made again"
         lines.append(f"| {r.label} | **{r.median:.2f}** ({times}) | {r.rss_mib:.0f} | {r.pss_mib:.0f} | "
-                     f"{'yes' if r.sklearn else 'no'} / {'yes' if r.scipy else 'no'} |")
+                     f"{'yes' if r.sklearn else 'no'} / {'yes' if r.scipy else 'no'} | ≤ {r.busy:.0%} |")
     return "\n".join(lines)
 
 
