@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -125,24 +126,29 @@ def _mib(pss: tuple[int, int]) -> str:
     return f"{(server + workers) / 2**20:.0f} MiB ({server / 2**20:.0f} + {workers / 2**20:.0f})"
 
 
+def swap_table(kinds: list[str], quick: bool, port: int, progress: Callable[[str], None] = print) -> str:
+    """The table of :func:`measure` for every kind with 1 and 4 workers (``progress`` gets each row)."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = ["| model | main arrays | workers | PSS serving v1 (server + workers) | after the swap to v2 | growth |",
+            "|---|---|---|---|---|---|"]
+    for kind in kinds:
+        v1, v2, arrays_mib = make_versions(kind, quick)
+        for workers in (1, 4):
+            before, after = measure(kind, workers, v1, v2, port)
+            growth = (sum(after) - sum(before)) / 2**20
+            rows.append(f"| {kind} | {arrays_mib:.1f} MiB | {workers} | {_mib(before)} | {_mib(after)} | "
+                        f"{growth:+.0f} MiB |")
+            progress(rows[-1])
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--port", type=int, default=18090)
     parser.add_argument("--kinds", default="knn,forest", help="comma-separated: knn, forest, forest-deep")
     args = parser.parse_args()
-    WORK.mkdir(parents=True, exist_ok=True)
-    rows = ["| model | main arrays | workers | PSS serving v1 (server + workers) | after the swap to v2 | growth |",
-            "|---|---|---|---|---|---|"]
-    for kind in args.kinds.split(","):
-        v1, v2, arrays_mib = make_versions(kind, args.quick)
-        for workers in (1, 4):
-            before, after = measure(kind, workers, v1, v2, args.port)
-            growth = (sum(after) - sum(before)) / 2**20
-            rows.append(f"| {kind} | {arrays_mib:.0f} MiB | {workers} | {_mib(before)} | {_mib(after)} | "
-                        f"{growth:+.0f} MiB |")
-            print(rows[-1], flush=True)
-    print("\n".join(rows))
+    print(swap_table(args.kinds.split(","), args.quick, args.port, lambda row: print(row, flush=True)))
 
 
 if __name__ == "__main__":

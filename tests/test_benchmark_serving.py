@@ -49,13 +49,22 @@ def test_cold_starts_show_the_median_each_start_memory_and_whether_scikit_learn_
     from benchmarks.serving.coldstart import ColdStart, render_cold_starts
 
     table = render_cold_starts([
-        ColdStart("capsule serve --runtime onnx", [0.41, 0.35, 0.38], 96.4, 80.2, False, False),
-        ColdStart("Ray Serve, defaults", [], 0, 0, False, False, error="not ready after 120 s"),
+        ColdStart("capsule serve --runtime onnx", [0.41, 0.35, 0.38], 96.4, 80.2, False, False, busy=0.04),
+        ColdStart("Ray Serve, defaults", [], 0, 0, False, False, error="not ready after 120 s", busy=0.31),
     ])
     assert table.splitlines()[2:] == [
-        "| capsule serve --runtime onnx | **0.38** (0.41, 0.35, 0.38) | 96 | 80 | no / no |",
-        "| Ray Serve, defaults | failed: not ready after 120 s | – | – | – |",
+        "| capsule serve --runtime onnx | **0.38** (0.41, 0.35, 0.38) | 96 | 80 | no / no | 4% |",
+        "| Ray Serve, defaults | failed: not ready after 120 s | – | – | – | 31% |",
     ]
+
+
+def test_a_cold_start_waits_for_a_second_in_which_the_machine_is_idle() -> None:
+    from benchmarks.serving.coldstart import cpu_times, wait_until_idle
+
+    busy, total = cpu_times()
+    assert 0 <= busy <= total
+    # however busy the machine running the tests is, the wait is bounded and says how busy it was
+    assert 0.0 <= wait_until_idle(limit_s=0.0) <= 1.0
 
 
 def test_round_two_verdicts_compare_with_every_peer_and_need_a_lower_p99() -> None:
@@ -67,9 +76,15 @@ def test_round_two_verdicts_compare_with_every_peer_and_need_a_lower_p99() -> No
         ours,
         Measurement("BentoML 1.4, defaults", "forest", 1, 16, 400.0, 40.0, 90.0),
         Measurement("BentoML 1.4, adaptive batching", "forest", 1, 16, 1800.0, 8.0, 4.0),  # lower p99 than ours
-        Measurement(core.CAPSULE_BATCH + " (V2 gRPC)", "forest", 1, 16, 5500.0, 2.9, 4.0),
+        Measurement(core.CAPSULE_BATCH + " (V2 gRPC)", "forest", 1, 16, 4000.0, 2.9, 4.0),  # a slow minute
         Measurement(core.FLOOR, "forest", 1, 16, 30000.0, 0.5, 1.0),
     ]
+    # the gRPC target is judged on the rounds side by side (medians 5,200 vs 5,500), not the points above
+    rest, grpc = core.CAPSULE_BATCH + " (V2 REST)", core.CAPSULE_BATCH + " (V2 gRPC)"
+    core.SIDE_BY_SIDE[:] = [
+        (Measurement(rest, "forest", 1, 16, r, 3.0, 5.0), Measurement(grpc, "forest", 1, 16, g, 2.9, 4.0))
+        for r, g in ((5200.0, 5500.0), (4000.0, 3900.0), (5300.0, 5600.0))]
+    assert core.render_side_by_side().splitlines()[3] == "| 2 | 4,000 (3.00 / 5.00) | 3,900 (2.90 / 4.00) | 0.97× |"
     core.DEFAULT_PEERS[:] = ["BentoML 1.4, defaults"]
     core.BEST_PEERS[:] = ["BentoML 1.4, adaptive batching"]
     cold = [ColdStart(core.COLD_ONNX, [0.3], 90.0, 70.0, False, False),
@@ -79,7 +94,7 @@ def test_round_two_verdicts_compare_with_every_peer_and_need_a_lower_p99() -> No
         "c=16, 1 row, forest: capsule serve ≥ 10× each peer in its defaults, with lower p99": True,
         "c=16, 1 row, forest: capsule serve ≥ 3× the best peer in its best configuration, with lower p99": False,
         "tree ensemble ≥ 0.5× the httptools HTTP floor, c=16, 1 row, our best one-process configuration": False,
-        "V2 gRPC ≥ V2 REST req/s, c=16, 1 row (h2load vs wrk)": True,
+        "V2 gRPC ≥ V2 REST req/s, c=16, 1 row (h2load vs wrk), median of rounds side by side": True,
         "cold start, ONNX-runtime capsule: ≤ 0.4 s, ≤ 100 MiB RSS, scikit-learn not imported": True,
         "cold start, scikit-learn capsule: ≤ 1.0 s": False,
     }

@@ -160,7 +160,8 @@ def cold_start(make: Callable[[], tuple[Spec, Endpoint]], rows: list[list[float]
 
 def render_cold_starts(results: list[ColdStart]) -> str:
     lines = ["| server | process start → first answered prediction, s (each start) | main process RSS, MiB "
-             "| PSS of all its processes, MiB | scikit-learn / SciPy loaded | machine busy before a start |",
+             "| PSS of all its processes, MiB | scikit-learn / SciPy loaded "
+             "| machine busy before a start (the most of its starts) |",
              "|---|---|---|---|---|---|"]
     for r in results:
         if r.error is not None:
@@ -170,7 +171,7 @@ def render_cold_starts(results: list[ColdStart]) -> str:
         if r.retried:
             times += f"; {r.retried} failed start(s) made again"
         lines.append(f"| {r.label} | **{r.median:.2f}** ({times}) | {r.rss_mib:.0f} | {r.pss_mib:.0f} | "
-                     f"{'yes' if r.sklearn else 'no'} / {'yes' if r.scipy else 'no'} | ≤ {r.busy:.0%} |")
+                     f"{'yes' if r.sklearn else 'no'} / {'yes' if r.scipy else 'no'} | {r.busy:.0%} |")
     return "\n".join(lines)
 
 

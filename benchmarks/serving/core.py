@@ -36,6 +36,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -687,6 +688,40 @@ def measure_endpoints(
             results.append(load_point(endpoint, model.name, rows, c, plan.seconds, plan.warmup))
 
 
+SIDE_BY_SIDE_ROUNDS = 3
+SIDE_BY_SIDE: list[tuple[Measurement, Measurement]] = []
+"""(V2 REST, V2 gRPC) of each round of :func:`side_by_side`."""
+
+
+def side_by_side(rest: Endpoint, grpc: Endpoint, model: Model, plan: Plan, progress: Callable[[str], None]) -> None:
+    """V2 REST and V2 gRPC on one server at c=16, 1 row, in alternating rounds (REST, gRPC, REST, gRPC...),
+    for the gRPC ≥ REST target: the machine's slow stretches (minutes apart on a shared host) fall on
+    both protocols alike, which the main table's points, taken about a minute apart, cannot promise."""
+    one = rows_for(model.x, 1)
+    seconds = max(1.0, plan.seconds / 2)
+    for n in range(SIDE_BY_SIDE_ROUNDS):
+        progress(f"{model.name}: V2 REST and V2 gRPC side by side, round {n + 1} of {SIDE_BY_SIDE_ROUNDS}")
+        pair = tuple(load_point(e, model.name, one, 16, seconds, plan.warmup) for e in (rest, grpc))
+        SIDE_BY_SIDE.append((pair[0], pair[1]))
+
+
+def render_side_by_side() -> str:
+    lines = ["| round | V2 REST req/s (p50 / p99 ms) | V2 gRPC req/s (p50 / p99 ms) | gRPC / REST |",
+             "|---|---|---|---|"]
+    for n, (rest, grpc) in enumerate(SIDE_BY_SIDE, 1):
+        lines.append(f"| {n} | {fmt_rps(rest.rps)} ({fmt_ms(rest.p50_ms)} / {fmt_ms(rest.p99_ms)}) | "
+                     f"{fmt_rps(grpc.rps)} ({fmt_ms(grpc.p50_ms)} / {fmt_ms(grpc.p99_ms)}) | "
+                     f"{grpc.rps / rest.rps:.2f}× |")
+    return "\n".join(lines)
+
+
+def side_by_side_medians() -> tuple[float, float] | None:
+    """Median req/s of the rounds: (V2 REST, V2 gRPC); None when they were not run."""
+    if not SIDE_BY_SIDE:
+        return None
+    return (statistics.median(r.rps for r, _ in SIDE_BY_SIDE), statistics.median(g.rps for _, g in SIDE_BY_SIDE))
+
+
 def batch_counters(port: int | None) -> tuple[float, float] | None:
     """(model calls, rows) so far, from ``modelcapsule_batch_rows`` on a capsule server's /metrics."""
     if port is None:
@@ -780,12 +815,16 @@ def run(args: argparse.Namespace) -> str:
     startup: dict[str, list[float]] = {}
 
     def serve(spec: Spec, endpoints: Callable[[Spec], list[Endpoint]], model: Model,
-              single_only: tuple[int, ...] | None = None) -> None:  # fmt: skip
+              single_only: tuple[int, ...] | None = None, then: Callable[[list[Endpoint]], None] | None = None,
+              ) -> None:  # fmt: skip
         progress(f"starting {spec.label}")
         try:
             with running(spec) as server:
                 startup.setdefault(spec.label, []).append(server.startup_s)
-                measure_endpoints(endpoints(spec), model, plan, results, progress, single_only)
+                measured = endpoints(spec)
+                measure_endpoints(measured, model, plan, results, progress, single_only)
+                if then is not None:
+                    then(measured)
         except (RuntimeError, subprocess.SubprocessError) as exc:  # reported; the other servers still run
             progress(f"{spec.label} failed: {exc}")
             FAILURES.append(f"{spec.label}: {str(exc).splitlines()[0]}")
@@ -793,8 +832,10 @@ def run(args: argparse.Namespace) -> str:
     def plain_endpoint(label: str) -> Callable[[Spec], list[Endpoint]]:
         return lambda spec: [Endpoint(label, spec.port, "/predict", body_plain, first_plain)]
 
+    SIDE_BY_SIDE.clear()
     serve(capsule_spec(CAPSULE_BATCH, forest.capsule, batching=True, grpc=True),
-          lambda s: capsule_endpoints(CAPSULE_BATCH, s, forest, every_protocol=True), forest)
+          lambda s: capsule_endpoints(CAPSULE_BATCH, s, forest, every_protocol=True), forest,
+          then=lambda e: side_by_side(e[0], e[3], forest, plan, progress))
     serve(capsule_spec(CAPSULE_NOBATCH, forest.capsule, batching=False),
           lambda s: capsule_endpoints(CAPSULE_NOBATCH, s, forest, every_protocol=False), forest)
     serve(capsule_spec(CAPSULE_BATCH_2, forest.capsule, batching=True, workers=2),
@@ -865,6 +906,14 @@ def run(args: argparse.Namespace) -> str:
     except RuntimeError as exc:  # the rest of the run stays reported
         progress(f"memory case failed: {exc}")
         memory = {"error": str(exc).splitlines()[0]}
+    from ..swap_memory import swap_table
+
+    try:  # tree ensembles with workers, a version swap included (benchmarks/swap_memory.py)
+        memory["trees"] = swap_table(["forest"] if args.quick else ["forest", "forest-deep"], args.quick,
+                                     free_port(), progress)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        progress(f"tree memory case failed: {exc}")
+        FAILURES.append(f"memory with workers on tree ensembles: {str(exc).splitlines()[0]}")
     load_after = os.getloadavg()
     elapsed = time.perf_counter() - t0
     return report(args, forest, pipeline, plan, results, pipe_results, floor_rates, startup, memory,
@@ -988,11 +1037,14 @@ def round2_checks(results: Sequence[Measurement], cold: Sequence[Any]) -> list[C
                      None if r is None else r >= 0.5,
                      "not measured" if r is None or best is None or floor is None
                      else f"{best.server}: {fmt_rps(best.rps)} vs {fmt_rps(floor.rps)} req/s = {r:.2f}×"))
-    grpc_m = find(results, CAPSULE_BATCH + " (V2 gRPC)", 1, 16)
-    r = ratio(grpc_m, ours)
-    out.append(Check("V2 gRPC ≥ V2 REST req/s, c=16, 1 row (h2load vs wrk)", None if r is None else r >= 1.0,
-                     "not measured" if r is None or grpc_m is None or ours is None
-                     else f"{fmt_rps(grpc_m.rps)} vs {fmt_rps(ours.rps)} req/s = {r:.2f}×"))
+    medians = side_by_side_medians()
+    goal = "V2 gRPC ≥ V2 REST req/s, c=16, 1 row (h2load vs wrk), median of rounds side by side"
+    if medians is None:
+        out.append(Check(goal, None, "not measured"))
+    else:
+        rest_rps, grpc_rps = medians
+        out.append(Check(goal, grpc_rps >= rest_rps, f"{fmt_rps(grpc_rps)} vs {fmt_rps(rest_rps)} req/s = "
+                                                      f"{grpc_rps / rest_rps:.2f}×"))
     by_label = {c.label: c for c in cold if c.error is None}
     onnx_cold = by_label.get(COLD_ONNX)
     out.append(Check("cold start, ONNX-runtime capsule: ≤ 0.4 s, ≤ 100 MiB RSS, scikit-learn not imported",
@@ -1100,6 +1152,20 @@ def report(
                   "others the workers. Requests were sent until every worker had read the array: the last "
                   "column is each worker's resident pages of the capsule file, where the array is mapped "
                   "from (the array itself is the figure to compare with)."]  # fmt: skip
+    if "trees" in memory:
+        lines += ["", "## Memory with workers on tree ensembles, a version swap included", "",
+                  "`capsule serve --workers N` on a repository (`benchmarks/swap_memory.py`): the total PSS of the "
+                  "server's processes serving version 1, then after version 2 (another fit, same size) replaced "
+                  "it in every worker. `forest` is the benchmark's 100-tree forest (depth 10); `forest-deep` "
+                  "the same without a depth limit. Versions loaded at start are loaded once in the parent and "
+                  "shared by the forked workers; a version that arrives later is loaded by each worker.", "",
+                  memory["trees"]]
+    if SIDE_BY_SIDE:
+        lines += ["", "## V2 gRPC and V2 REST side by side", "",
+                  f"`{CAPSULE_BATCH}`, c=16, 1 row, after its points above: {len(SIDE_BY_SIDE)} rounds, each "
+                  f"a V2 REST point then a V2 gRPC point of {max(1.0, plan.seconds / 2):g} s (after "
+                  f"{plan.warmup:g} s of warm-up), so that both protocols meet the same minutes of the machine. "
+                  "The gRPC ≥ REST target compares the medians of the rounds.", "", render_side_by_side()]
     if cold:
         from .coldstart import render_cold_starts
 
