@@ -61,6 +61,22 @@ def test_an_onnx_served_capsule_starts_without_scikit_learn_and_loads_it_only_wh
     assert report["later"] == model.decision_function(rows).tolist()
 
 
+@pytest.mark.parametrize("where", [0.0, 0.5, 0.999])
+def test_an_altered_onnx_export_is_reported_as_altered_whatever_breaks_first(tmp_path: Path, where: float) -> None:
+    # the hashes are checked on a second thread while the graph is checked and run: a flipped byte may
+    # break the parse, onnxruntime, the golden sample or nothing at all, and the verdict is the same
+    model = RandomForestClassifier(5, max_depth=3, random_state=0).fit(X32, Y)
+    mc.save(model, tmp_path / "rf.capsule", sample=X32[:5], onnx=True)
+    with zipfile.ZipFile(tmp_path / "rf.capsule") as src, zipfile.ZipFile(tmp_path / "bad.capsule", "w") as dst:
+        for item in src.infolist():
+            data = bytearray(src.read(item.filename))
+            if item.filename == "onnx/model.onnx":
+                data[int(where * len(data))] ^= 0x5A
+            dst.writestr(item, bytes(data))
+    with pytest.raises(mc.IntegrityError, match="onnx/model.onnx"):
+        mc.load_capsule(tmp_path / "bad.capsule", runtime="onnx", recheck=True)
+
+
 def test_the_onnx_only_load_still_checks_every_members_hash(tmp_path: Path) -> None:
     model = RandomForestClassifier(5, max_depth=3, random_state=0).fit(X32, Y)
     mc.save(model, tmp_path / "rf.capsule", sample=X32[:5], onnx=True)
