@@ -617,7 +617,15 @@ def memory_case(quick: bool, progress: Callable[[str], None]) -> dict[Any, Any]:
         progress(f"capsule serve --workers {workers} on the KNN")
         spec = capsule_spec(f"capsule serve knn workers {workers}", capsule, batching=False, workers=workers)
         with running(spec) as server:
-            pids = process_tree(server.process.pid)  # `python -m modelcapsule serve` is the server itself
+            # `python -m modelcapsule serve` is the server itself; ready means one worker answers, so wait
+            # until all of them are forked (a worker missing from the sum would flatter the figure)
+            pids = process_tree(server.process.pid)
+            deadline = time.monotonic() + 60
+            while workers > 1 and len(pids) < workers + 1:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"--workers {workers}: only {len(pids) - 1} worker(s) after 60 s")
+                time.sleep(0.1)
+                pids = process_tree(server.process.pid)
             workers_pids = pids[1:] if workers > 1 else pids
             # the kernel hands connections to whichever worker accepts first: keep predicting until every
             # worker has read the whole array (its resident pages of the capsule file show it), or give up
@@ -1153,9 +1161,11 @@ def report(
             lines.append(f"| {n} | {', '.join(f'{v / 2**20:.0f}' for v in per.values())} | "
                          f"{memory[n]['total'] / 2**20:.0f} MiB | {touched} |")  # fmt: skip
         lines += ["", "With 4 workers the first figure is the parent (it loads the model, then forks), the "
-                  "others the workers. Requests were sent until every worker had read the array: the last "
-                  "column is each worker's resident pages of the capsule file, where the array is mapped "
-                  "from (the array itself is the figure to compare with)."]  # fmt: skip
+                  "others the workers, counted once all of them are forked. Requests were sent until every "
+                  "worker had read the array, or 40 rounds of 16: the last column is each worker's resident "
+                  "pages of the capsule file, 0 by default, where the parent reads the array into its own "
+                  "memory before it forks and the workers share those pages; with `MODELCAPSULE_MAP_FILES=1` "
+                  "the array is mapped from the file instead and the column shows it."]  # fmt: skip
     if "trees" in memory:
         lines += ["", "## Memory with workers on tree ensembles, a version swap included", "",
                   "`capsule serve --workers N` on a repository (`benchmarks/swap_memory.py`): the total PSS of the "
