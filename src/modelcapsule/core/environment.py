@@ -18,8 +18,8 @@ from typing import Any
 
 from ..errors import PackageDrift
 
-__all__ = ["capture_environment", "compare_environment", "distribution_folders", "distributions_for_modules",
-           "installed_distribution", "installed_version"]
+__all__ = ["canonical_name", "capture_environment", "compare_environment", "distribution_folders",
+           "distributions_for_modules", "installed_distribution", "installed_version"]
 
 ALWAYS_RECORDED = ("numpy", "scipy", "joblib")
 
@@ -31,7 +31,9 @@ def _module_to_dists() -> Mapping[str, list[str]]:
     return metadata.packages_distributions()
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """A distribution name as PEP 503 normalizes it (``Scikit_Learn`` → ``scikit-learn``): the one way
+    every part of the package compares distribution names."""
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -61,18 +63,18 @@ def distribution_folders() -> Iterator[tuple[str, str, str]]:
             continue
         for name in names:
             if name.lower().endswith((".dist-info", ".egg-info")):
-                yield directory, name, _canonical(name.rsplit(".", 1)[0].partition("-")[0])
+                yield directory, name, canonical_name(name.rsplit(".", 1)[0].partition("-")[0])
 
 
 def installed_distribution(dist: str) -> tuple[str, Path] | None:
     """``(version, dist-info folder)`` of distribution ``dist`` as imports would find it, or None."""
-    found = _dist_infos().get(_canonical(dist))
+    found = _dist_infos().get(canonical_name(dist))
     return None if found is None else (found[0], Path(found[1]))
 
 
 def installed_version(dist: str) -> str | None:
     """The installed version of distribution ``dist``, or None."""
-    found = _dist_infos().get(_canonical(dist))
+    found = _dist_infos().get(canonical_name(dist))
     if found is not None:
         return found[0]
     from importlib import metadata  # ~10 ms of imports, which loading a capsule mostly does without
@@ -106,8 +108,8 @@ def _requirement_closure(roots: Iterable[str]) -> dict[str, str]:
     queue = list(roots)
     while queue:
         name = queue.pop()
-        key = _canonical(name)
-        if key in {_canonical(k) for k in seen}:
+        key = canonical_name(name)
+        if key in {canonical_name(k) for k in seen}:
             continue
         try:
             dist = metadata.distribution(name)

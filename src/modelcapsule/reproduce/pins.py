@@ -15,6 +15,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from ..core.environment import canonical_name
 from ..errors import CapsuleFormatError
 
 __all__ = [
@@ -34,9 +35,8 @@ TOOL_PACKAGES = frozenset({"modelcapsule"})
 """Packages installed on their own (the tool that loads the capsule), never from the capsule's pins."""
 
 
-def normalize_name(name: str) -> str:
-    """The PEP 503 normalized form of a distribution name (``Scikit_Learn`` → ``scikit-learn``)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+normalize_name = canonical_name
+"""The PEP 503 normalized form of a distribution name (``Scikit_Learn`` → ``scikit-learn``)."""
 
 
 @dataclass(frozen=True, order=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...core.environment import canonical_name
 from .mlmodel import safe_yaml
 
 __all__ = ["Pins", "read_pins"]
@@ -36,10 +37,6 @@ class Pins:
         return sorted(f"{name}=={version}" for name, version in self.pins.items())
 
 
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _add(pins: Pins, line: str) -> None:
     line = line.split(" #", 1)[0].strip()
     if not line or line.startswith("#") or line.startswith("-r ") or line.startswith("-c "):
@@ -48,7 +45,7 @@ def _add(pins: Pins, line: str) -> None:
     if match is None:
         pins.left_behind.append(line)
         return
-    name = _canonical(match.group(1))
+    name = canonical_name(match.group(1))
     if name in _DROPPED:
         return
     local = match.group(3).split("+", 1)[0]
