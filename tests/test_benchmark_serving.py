@@ -104,3 +104,19 @@ def test_the_grpc_load_body_is_one_length_prefixed_uncompressed_message() -> Non
     from benchmarks.grpc_load import grpc_frame
 
     assert grpc_frame(b"abc") == b"\x00\x00\x00\x00\x03abc"
+
+
+def test_the_call_count_of_a_prediction_counts_each_python_and_c_call_once() -> None:
+    from benchmarks.serving.calls import count_calls
+
+    def once(x: list[int]) -> int:
+        return len(x)
+
+    def twice(x: list[int]) -> int:
+        return len(x) + helper(x)
+
+    def helper(x: list[int]) -> int:
+        return len(x)
+
+    # twice makes one Python call (helper) and one C call (len) more than once
+    assert count_calls(twice, [1]) - count_calls(once, [1]) == 2

@@ -59,13 +59,13 @@ def models() -> dict[str, tuple[Any, np.ndarray[Any, Any]]]:
     }
 
 
-def main() -> None:
+def calls_table() -> str:
+    """The markdown table of calls per candidate and model (see the module doc)."""
     from threadpoolctl import threadpool_limits
 
     from modelcapsule.frameworks.tree_shortcut import tree_shortcut
 
-    print("| model | candidate | calls, 1 row | calls, 8 rows |")
-    print("|---|---|---|---|")
+    rows = ["| model | candidate | calls, 1 row | calls, 8 rows |", "|---|---|---|---|"]
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, (model, x) in models().items():
@@ -79,11 +79,16 @@ def main() -> None:
                 candidates["flat walk"] = flat_methods(model)[1][method]
                 per_tree = forest_shortcut(model)
                 if per_tree is not None:
-                    candidates["per-tree sum"] = per_tree.method(method)  # type: ignore[assignment]
+                    candidates["per-tree sum"] = per_tree.method(method)
             for label, f in candidates.items():
-                print(f"| {name} | {label} | {count_calls(f, x[:1]):,} | {count_calls(f, x[:8]):,} |")
+                rows.append(f"| {name} | {label} | {count_calls(f, x[:1]):,} | {count_calls(f, x[:8]):,} |")
             chosen = shortcut.choice.get(method) if shortcut is not None else None
-            print(f"| {name} | chosen at load (small, large calls) | {chosen} | |")
+            rows.append(f"| {name} | chosen at load (small, large calls) | {chosen} | |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    print(calls_table())
 
 
 if __name__ == "__main__":

@@ -700,6 +700,9 @@ def measure_endpoints(
             results.append(load_point(endpoint, model.name, rows, c, plan.seconds, plan.warmup))
 
 
+CALL_COUNTS: list[str] = []
+"""The table of :func:`benchmarks.serving.calls.calls_table`, when the run counted them (not in ``--quick``)."""
+
 SIDE_BY_SIDE_ROUNDS = 3
 SIDE_BY_SIDE: list[tuple[Measurement, Measurement]] = []
 """(V2 REST, V2 gRPC) of each round of :func:`side_by_side`."""
@@ -926,6 +929,12 @@ def run(args: argparse.Namespace) -> str:
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         progress(f"tree memory case failed: {exc}")
         FAILURES.append(f"memory with workers on tree ensembles: {str(exc).splitlines()[0]}")
+    CALL_COUNTS.clear()
+    if not args.quick:
+        from .calls import calls_table
+
+        progress("counting the function calls of one prediction (benchmarks/serving/calls.py)")
+        CALL_COUNTS.append(calls_table())
     load_after = os.getloadavg()
     elapsed = time.perf_counter() - t0
     return report(args, forest, pipeline, plan, results, pipe_results, floor_rates, startup, memory,
@@ -1185,6 +1194,13 @@ def report(
 
         lines += ["", "## Cold start: process start to the first answered 1-row prediction", "",
                   render_cold_starts(cold)]
+    if CALL_COUNTS:
+        lines += ["", "## Function calls of one prediction", "",
+                  "Calls made by one `predict_proba` of each way to call a tree ensemble (Python and C "
+                  "function calls, counted with `sys.setprofile` after one warm call; `benchmarks/serving/"
+                  "calls.py`): counts, not times, so the same on any machine with the same packages. The "
+                  "last line of each model is the candidate the tree shortcut chose at load (by timing).", "",
+                  CALL_COUNTS[0]]
     if FAILURES:
         lines += ["", "## Not measured in this run", "", *(f"- {f}" for f in FAILURES)]
     lines += ["", "## Acceptance", "", render_checks(checks(results, memory, onnx_note, elapsed, args.quick)
