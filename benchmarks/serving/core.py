@@ -18,9 +18,14 @@ One run on 127.0.0.1, every server started and stopped by the benchmark on a fre
   (gRPC), at concurrency 1, 16 and 64 with 1-row bodies and 16 with 100-row bodies, each point a
   short warm-up then a fixed number of seconds; every answer's first prediction is checked against
   the model before the load starts;
-- start-up: seconds from process start to the first 200 on ``/v2/health/ready`` (capsule, MLServer);
+- V2 gRPC against V2 REST in three alternating rounds on one server (the gRPC ≥ REST target);
+- start-up: seconds from process start to the first 200 on ``/v2/health/ready`` (capsule, MLServer), and
+  cold start to the first answered prediction of ours and every peer (five starts each, each on an idle
+  machine);
 - memory: the PSS of every process of ``capsule serve --workers 1`` and ``--workers 4`` on a brute-force
-  KNN holding a 1M×32 training array, read from ``/proc/<pid>/smaps_rollup``.
+  KNN holding a 1M×32 training array, read from ``/proc/<pid>/smaps_rollup``, and on two forests before
+  and after a version swap (``benchmarks/swap_memory.py``);
+- the function calls of one prediction of each way to call a tree ensemble (``benchmarks/serving/calls.py``).
 
 It prints the tables and the acceptance checks of the serving performance goals (holds / does not
 hold, with the figures) and writes them to ``docs/benchmarks-serving.md``.
