@@ -205,7 +205,7 @@ def _load_from_reader(reader: CapsuleReader, options: LoadOptions, *, on_mismatc
                     from .frameworks.tree_capsule import stored_tree_predictor
 
                     predictor = stored_tree_predictor(reader, manifest, options.limits, verify=verify, python=python)
-            except Exception as exc:  # onnxruntime's own errors too
+            except CapsuleError as exc:
                 hashing.raise_if_altered(exc)
                 raise
             hashing.verdict()
@@ -274,7 +274,7 @@ class _Hashing:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
 
-    def raise_if_altered(self, exc: BaseException) -> None:
+    def raise_if_altered(self, exc: CapsuleError) -> None:
         """A payload that was altered is reported as such, whatever broke first."""
         if self._hashed is not None:
             altered = self._hashed.exception()

@@ -219,3 +219,20 @@ def test_sessions_run_on_the_threads_omp_num_threads_allows(monkeypatch: pytest.
         monkeypatch.setenv("OMP_NUM_THREADS", omp)
     session = make_session(graph(pipeline).SerializeToString())
     assert session.get_session_options().intra_op_num_threads == threads
+
+
+def test_a_graph_onnxruntime_refuses_is_a_format_error_on_every_path_to_a_session() -> None:
+    # the capsule's payload and its ONNX export both become sessions through checked_session
+    from onnx import TensorProto, helper
+
+    from modelcapsule.errors import CapsuleFormatError
+    from modelcapsule.formats.onnx import checked_session
+
+    node = helper.make_node("NoSuchOperator", ["x"], ["y"])
+    proto = helper.make_model(
+        helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])]),
+        opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    for keep_bytes in (True, False):
+        with pytest.raises(CapsuleFormatError, match="onnxruntime refused the graph"):
+            checked_session(proto.SerializeToString(), None, keep_bytes=keep_bytes)

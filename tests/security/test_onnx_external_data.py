@@ -167,7 +167,7 @@ def test_external_data_anywhere_is_refused_before_any_session(build: Callable[[P
     sessions: list[bytes] = []
     import modelcapsule.formats.onnx as onnx_format
 
-    monkeypatch.setattr(onnx_format, "make_session", lambda data, device=None: sessions.append(data))
+    monkeypatch.setattr(onnx_format, "make_session", lambda data, device=None, **_: sessions.append(data))
     with pytest.raises(CapsuleFormatError, match="external file") as info:
         mc.load(path)
     assert SECRET.decode() not in str(info.value)

@@ -19,7 +19,7 @@ from ._members import main_member
 from .base import LoadOptions, MemberSink, MemberSource, SaveResult
 from .onnx_messages import EXTERNAL, model_class
 
-__all__ = ["FORMATS", "ONNXFormat", "check_graph"]
+__all__ = ["FORMATS", "ONNXFormat", "check_graph", "checked_session"]
 
 MEMBER = "model/model.onnx"
 MAX_ITEMS = 10_000_000
@@ -137,22 +137,28 @@ class ONNXFormat:
         return []
 
     def load(self, source: MemberSource, details: dict[str, Any], options: LoadOptions) -> Any:
-        from onnxruntime.capi.onnxruntime_pybind11_state import (
-            Fail,
-            InvalidArgument,
-            InvalidGraph,
-            RuntimeException,
-        )
-        from onnxruntime.capi.onnxruntime_pybind11_state import (
-            NotImplemented as OrtNotImplemented,
-        )
+        return checked_session(source.read(main_member(source, details, MEMBER)), options.device)
 
-        data = source.read(main_member(source, details, MEMBER))
-        check_graph(data)
-        try:
-            return make_session(data, options.device)
-        except (Fail, InvalidArgument, InvalidGraph, OrtNotImplemented, RuntimeException) as exc:
-            raise CapsuleFormatError(f"onnxruntime refused the graph: {exc}") from exc
+
+def checked_session(data: bytes, device: str | None, *, keep_bytes: bool = True) -> Any:
+    """An onnxruntime session for ``data`` once :func:`check_graph` passed it; the one way a capsule's graph
+    (its payload or its ONNX export) becomes a session. What onnxruntime refuses is a
+    :class:`~modelcapsule.errors.CapsuleFormatError`, like any other malformed member."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import (
+        Fail,
+        InvalidArgument,
+        InvalidGraph,
+        RuntimeException,
+    )
+    from onnxruntime.capi.onnxruntime_pybind11_state import (
+        NotImplemented as OrtNotImplemented,
+    )
+
+    check_graph(data)
+    try:
+        return make_session(data, device, keep_bytes=keep_bytes)
+    except (Fail, InvalidArgument, InvalidGraph, OrtNotImplemented, RuntimeException) as exc:
+        raise CapsuleFormatError(f"onnxruntime refused the graph: {exc}") from exc
 
 
 FORMATS = (ONNXFormat(),)

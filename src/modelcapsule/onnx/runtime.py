@@ -28,7 +28,7 @@ from ..core.manifest import Manifest
 from ..core.sample import model_inputs, read_sample
 from ..errors import CapsuleFormatError, UnsupportedModelError
 from ..formats.base import LoadOptions
-from ..frameworks.onnx import feed_for, make_session, onnx_to_numpy
+from ..frameworks.onnx import feed_for, onnx_to_numpy
 from ..frameworks.predictor import LazyPredictor, MethodPredictor
 from ..types import Predictor, Signature
 from .export import ONNX_MEMBER, TOLERANCE
@@ -91,7 +91,7 @@ class OnnxPredictor:
 
 
 def _onnx_predictor(reader: Any, manifest: Manifest, options: LoadOptions, fallback: Predictor) -> OnnxPredictor:
-    from ..formats.onnx import check_graph
+    from ..formats.onnx import checked_session
 
     section = manifest.onnx or {}
     member = str(section.get("member", ONNX_MEMBER))
@@ -104,8 +104,7 @@ def _onnx_predictor(reader: Any, manifest: Manifest, options: LoadOptions, fallb
     if not isinstance(mapping, dict):
         raise CapsuleFormatError("the manifest's onnx section has no output mapping; the capsule is corrupt.")
     data = reader.read(member)
-    check_graph(data)
-    session = make_session(data, options.device, keep_bytes=False)  # served, never saved again from here
+    session = checked_session(data, options.device, keep_bytes=False)  # served, never saved again from here
     signature = manifest.signature or Signature((), ())
     return OnnxPredictor(session, signature, {str(k): str(v) for k, v in mapping.items()}, fallback)
 
